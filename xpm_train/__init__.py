@@ -1,0 +1,55 @@
+"""xpm-train: reproducible, deduplicated and scalable deep-learning experiments
+on top of experimaestro.
+
+The public API is listed in ``__all__``; names are imported on first use so
+that ``import xpm_train`` stays cheap in every task process.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> module that defines it
+_EXPORTS = {
+    # data
+    "ImageArrays": "xpm_train.data.base",
+    "ImageDataset": "xpm_train.data.base",
+    "Digits": "xpm_train.data.digits",
+    # models
+    "Model": "xpm_train.models",
+    "MLP": "xpm_train.models",
+    "CNN": "xpm_train.models",
+    "ResNet": "xpm_train.models",
+    "LoadWeights": "xpm_train.models",
+    # optimisation
+    "SGD": "xpm_train.optim",
+    "Adam": "xpm_train.optim",
+    "AdamW": "xpm_train.optim",
+    "Constant": "xpm_train.optim",
+    "StepDecay": "xpm_train.optim",
+    "Cosine": "xpm_train.optim",
+    # tasks
+    "Learn": "xpm_train.learn",
+    "Evaluate": "xpm_train.evaluate",
+    # analysis
+    "load": "xpm_train.analysis",
+    "results": "xpm_train.analysis",
+    "JobNotFound": "xpm_train.analysis",
+    # launchers
+    "find_launcher": "xpm_train.launchers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xpm_train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

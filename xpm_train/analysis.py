@@ -1,0 +1,249 @@
+"""Finished jobs, read back by ID: :func:`load` one, :func:`results` many.
+
+A job is named by its full ID ``<task>/<hash>``, a unique prefix of its hash
+(optionally ``<task>/<prefix>``), or its folder. Tags come from experimaestro's
+``WorkspaceStateProvider.get_tags_map`` (``load_xp_info`` loses them in 2.7).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
+    from torch import nn
+
+TASK_METRIC_FILES = ("final.json", "results.json")
+
+
+class JobNotFound(LookupError):
+    """No job (or more than one) matches the given ID."""
+
+
+@dataclass
+class JobInfo:
+    """Where a job lives and what it produced (cheap: no config is loaded)."""
+
+    task: str
+    hash: str
+    path: Path
+    state: str
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.hash}"
+
+    @property
+    def name(self) -> str:
+        """Short task name (``learn``, ``evaluate``...) used for file names."""
+        return self.task.rsplit(".", 1)[-1]
+
+    @property
+    def log_paths(self) -> dict[str, Path]:
+        return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
+
+    def metrics(self) -> dict[str, Any]:
+        """The task's summary file (``final.json`` for Learn, ``results.json``
+        for Evaluate), or ``{}`` when it has none yet."""
+        for name in TASK_METRIC_FILES:
+            path = self.path / name
+            if path.exists():
+                return json.loads(path.read_text())
+        return {}
+
+
+def job_state(path: Path, name: str) -> str:
+    """``done``, ``failed``, ``running`` or ``waiting``, from the marker files."""
+    if (path / f"{name}.done").exists():
+        return "done"
+    if (path / f"{name}.failed").exists():
+        return "failed"
+    if (path / f"{name}.pid").exists() or (path / "params.json").exists():
+        return "running" if (path / f"{name}.pid").exists() else "waiting"
+    return "unknown"
+
+
+def check_workspace(workspace: Path | str) -> Path:
+    workspace = Path(workspace)
+    if not (workspace / "jobs").is_dir():
+        raise JobNotFound(
+            f"{workspace} is not an experimaestro workspace (no jobs/ folder): "
+            "pass the folder given to run-experiment --workdir"
+        )
+    return workspace
+
+
+def job_info(path: Path, tags: dict[str, Any] | None = None) -> JobInfo:
+    task, hash_ = path.parent.name, path.name
+    return JobInfo(task=task, hash=hash_, path=path, state=job_state(path, task.rsplit(".", 1)[-1]),
+                   tags=tags or {})
+
+
+def all_jobs(workspace: Path) -> list[Path]:
+    return sorted(p for p in (workspace / "jobs").glob("*/*") if p.is_dir())
+
+
+def resolve(job: str | Path, workspace: Path | str) -> JobInfo:
+    """The job named by a full ID, a unique hash prefix or a folder."""
+    candidate = Path(job)
+    if (candidate / "params.json").exists():
+        return job_info(candidate.resolve(), tags_of(candidate.resolve()))
+    workspace = check_workspace(workspace)
+    text = str(job).strip().rstrip("/")
+    if text.startswith("jobs/"):
+        text = text[len("jobs/"):]
+    task, _, prefix = text.rpartition("/")
+    if not prefix:
+        raise JobNotFound("empty job ID: give <task>/<hash>, a hash prefix or a job folder")
+    matches = [p for p in all_jobs(workspace)
+               if p.name.startswith(prefix) and (not task or p.parent.name == task)]
+    if not matches:
+        raise JobNotFound(
+            f"no job matches '{job}' in {workspace}: list the jobs with "
+            f"`xpm-train results --workdir {workspace}`"
+        )
+    if len(matches) > 1:
+        names = "\n  ".join(f"{p.parent.name}/{p.name[:12]}" for p in matches[:10])
+        raise JobNotFound(
+            f"'{job}' is ambiguous: {len(matches)} jobs match:\n  {names}\n"
+            "Give more characters of the hash (or <task>/<hash>)."
+        )
+    return job_info(matches[0], tags_of(matches[0]))
+
+
+def experiment_tags(workspace: Path, experiment: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{job hash: tags}`` of one experiment (its current run), or of all."""
+    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+
+    experiments = [experiment] if experiment else sorted(
+        p.name for p in (workspace / "experiments").glob("*") if p.is_dir()
+    )
+    provider = WorkspaceStateProvider.get_instance(workspace)
+    tags: dict[str, dict[str, Any]] = {}
+    for name in experiments:
+        tags.update(provider.get_tags_map(name))
+    return tags
+
+
+def tags_of(path: Path) -> dict[str, Any]:
+    workspace = path.parent.parent.parent
+    try:
+        return experiment_tags(workspace).get(path.name, {})
+    except Exception:  # not in a workspace we can read: no tags
+        return {}
+
+
+@dataclass
+class LoadedJob:
+    """A finished job read back: its typed config, metrics and, for a Learn,
+    the trained network."""
+
+    info: JobInfo
+    config: Any
+    """The task as an instance of its typed config (``Learn``, ``Evaluate``...)"""
+
+    metrics: dict[str, Any]
+    """``final.json`` (Learn) or ``results.json`` (Evaluate)"""
+
+    network: "nn.Module | None" = None
+    """The trained network with its best weights (Learn jobs only)"""
+
+    def history(self) -> "pandas.DataFrame":
+        """``metrics.jsonl`` as a DataFrame (one row per logged point)."""
+        import pandas
+
+        from .metrics import read_jsonl
+
+        return pandas.DataFrame(read_jsonl(self.info.path / "metrics.jsonl"))
+
+
+def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
+    """Load a job by ID, hash prefix or folder.
+
+    For a Learn job, ``network`` holds the trained weights (``best.pt``):
+    experimaestro's ``from_task_dir(as_instance=True)`` skips init tasks, so
+    the weights are loaded here explicitly.
+    """
+    from experimaestro import from_task_dir
+
+    info = resolve(job, workspace)
+    config = from_task_dir(info.path, as_instance=True)
+    network = None
+    best = info.path / "checkpoints" / "best.pt"
+    if best.exists() and hasattr(config, "model") and hasattr(config, "data"):
+        from .models import build
+
+        config.model.__dict__["_xpm_train_weights"] = best
+        arrays = config.data.arrays()
+        network = build(config.model, arrays.shape, arrays.num_classes)
+        network.eval()
+    return LoadedJob(info=info, config=config, metrics=info.metrics(), network=network)
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalar metrics flattened to one level (``best.val_accuracy``...)."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parse_where(where: list[str] | tuple[str, ...] | dict[str, Any] | None) -> dict[str, str]:
+    """``["tag=value", ...]`` -> ``{tag: value}`` (values compared as text, so
+    integer tags match: experimaestro's own job filters mismatch them)."""
+    if not where:
+        return {}
+    if isinstance(where, dict):
+        return {k: str(v) for k, v in where.items()}
+    parsed = {}
+    for item in where:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--where expects tag=value, got '{item}'")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def results(workspace: Path | str = "workspace", experiment: str | None = None,
+            where=None) -> "pandas.DataFrame":
+    """One row per job: ``job`` ID, ``task``, ``state``, tags, final metrics.
+
+    ``experiment`` keeps the jobs of that experiment's current run;
+    ``where`` (``{"tag": value}`` or ``["tag=value"]``) keeps matching tags.
+    """
+    import pandas
+
+    workspace = check_workspace(workspace)
+    tags = experiment_tags(workspace, experiment)
+    if experiment and not tags:
+        known = sorted(p.name for p in (workspace / "experiments").glob("*"))
+        raise JobNotFound(f"no experiment '{experiment}' in {workspace} (known: {', '.join(known) or 'none'})")
+    filters = parse_where(where)
+    rows = []
+    for path in all_jobs(workspace):
+        if experiment and path.name not in tags:
+            continue
+        info = job_info(path, tags.get(path.name, {}))
+        if any(str(info.tags.get(k)) != v for k, v in filters.items()):
+            continue
+        row = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state}
+        row.update(info.tags)
+        row.update(flatten(info.metrics()))
+        rows.append(row)
+    return pandas.DataFrame(rows)
+
+
+SUMMARY_COLUMNS = ("confusion_matrix", "per_class_accuracy")
+
+
+def format_table(frame: "pandas.DataFrame") -> str:
+    """A readable text table (long list-valued columns left out)."""
+    columns = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
+    return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}")

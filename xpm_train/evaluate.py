@@ -1,0 +1,109 @@
+"""Evaluate: the metrics of a trained classifier on one split.
+
+Writes ``results.json`` in its job folder: loss, top-1 accuracy, top-5
+accuracy (when there are more than 5 classes), per-class accuracy and the
+confusion matrix (rows: true class, columns: predicted class).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from experimaestro import Constant, Meta, Param, PathGenerator, Task, field
+
+from .checkpoint import atomic_write_bytes
+from .data.base import ImageDataset
+from .models import Model
+
+if TYPE_CHECKING:
+    import torch
+
+    from .pipeline import DeviceData
+
+logger = logging.getLogger("xpm_train.evaluate")
+
+
+def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_classes: int,
+                           batch_size: int = 1024) -> dict[str, Any]:
+    """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of
+    ``net`` on ``data`` (the network is put in eval mode and left so)."""
+    import torch
+
+    net.eval()
+    device = data.images.device
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), device=device)
+    top5_hits = torch.zeros((), dtype=torch.long, device=device)
+    with torch.no_grad():
+        for images, labels in data.batches(batch_size):
+            logits = net(images).float()
+            loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+            predicted = logits.argmax(dim=1)
+            confusion += torch.bincount(
+                labels * num_classes + predicted, minlength=num_classes**2
+            ).view(num_classes, num_classes)
+            if num_classes > 5:
+                top5 = logits.topk(5, dim=1).indices
+                top5_hits += (top5 == labels[:, None]).any(dim=1).sum()
+    confusion = confusion.cpu()
+    n = max(int(confusion.sum()), 1)
+    per_class_total = confusion.sum(dim=1).clamp(min=1)
+    metrics = {
+        "loss": float(loss_sum) / n,
+        "accuracy": float(confusion.diagonal().sum()) / n,
+        "per_class_accuracy": (confusion.diagonal() / per_class_total).tolist(),
+        "confusion_matrix": confusion.tolist(),
+        "samples": n,
+    }
+    if num_classes > 5:
+        metrics["top5_accuracy"] = float(top5_hits) / n
+    return metrics
+
+
+class Evaluate(Task):
+    """Evaluate a trained classifier on a labelled split.
+
+    Submit it with the trained weights as init task:
+    ``Evaluate.C(model=model, data=test).submit(init_tasks=[learn_output])``.
+    """
+
+    model: Param[Model]
+    """The model to evaluate (its weights come from the init task)"""
+
+    data: Param[ImageDataset]
+    """The split to evaluate on"""
+
+    batch_size: Meta[int] = 1024
+    """Evaluation batch size (does not change the results)"""
+
+    device: Meta[str] = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+    results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
+    """Where the metrics are written"""
+
+    version: Constant[str] = "1"
+    """Bumped only to invalidate previous evaluations on purpose"""
+
+    def execute(self):
+        from experimaestro import progress
+
+        from .models import build
+        from .pipeline import DeviceData, pick_device
+
+        device = pick_device(self.device)
+        arrays = self.data.arrays()
+        net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+        progress(0.0, desc="evaluate")
+        metrics = classification_metrics(
+            net, DeviceData(arrays, device), arrays.num_classes, self.batch_size
+        )
+        atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
+        progress(1.0, desc="evaluate")
+        logger.info(
+            "accuracy %.4f, loss %.4f on %d samples", metrics["accuracy"], metrics["loss"],
+            metrics["samples"],
+        )

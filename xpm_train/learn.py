@@ -1,0 +1,310 @@
+"""Learn: train a classifier, resumable from its last checkpoint.
+
+Job folder::
+
+    metrics.jsonl        one JSON object per logged point
+    events.jsonl         start / resume / checkpoint / preempted / end / error
+    checkpoints/last.pt  everything needed to resume (atomic, checksummed)
+    checkpoints/best.pt  weights with the best validation accuracy
+    final.json           final and best metrics, best epoch, wall time, samples/s
+
+Resuming: the sample order of an epoch depends only on ``(seed, epoch)`` and
+the checkpoint holds model, optimizer, RNG states, epoch, batch and step, so a
+run killed and submitted again ends (on CPU) with exactly the weights of an
+uninterrupted run. SIGTERM or SIGUSR1 (Slurm preemption) make Learn save a
+checkpoint after the current step and stop with experimaestro's
+``GracefulTimeout``, so the scheduler runs it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
+
+from . import checkpoint
+from .data.base import ImageDataset
+from .models import LoadWeights, Model
+from .optim import Optimizer, Schedule
+
+logger = logging.getLogger("xpm_train.learn")
+
+
+class Learn(ResumableTask):
+    """Train ``model`` on ``data`` with a held-out validation split."""
+
+    model: Param[Model]
+    """The model to train (may start from trained weights given as init task)"""
+
+    data: Param[ImageDataset]
+    """Training split; ``val_fraction`` of it is held out for validation"""
+
+    optimizer: Param[Optimizer]
+    """Optimizer and its base learning rate"""
+
+    schedule: Param[Optional[Schedule]] = None
+    """Learning-rate schedule (None: constant, no warm-up)"""
+
+    epochs: Param[int] = 10
+    """Number of passes over the training data"""
+
+    batch_size: Param[int] = 64
+    """Training batch size"""
+
+    val_fraction: Param[float] = 0.1
+    """Fraction of ``data`` held out for validation (0: none; best = last)"""
+
+    split_seed: Param[int] = 0
+    """Seed of the train/validation split"""
+
+    grad_clip: Param[float] = 0.0
+    """Clip the gradient norm to this value (0: no clipping)"""
+
+    seed: Param[int] = 0
+    """Seed of the initialisation, the sample order and dropout"""
+
+    device: Meta[str] = "auto"
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+    log_interval: Meta[int] = 50
+    """Log the training loss every this many steps"""
+
+    checkpoint_interval: Meta[int] = 1
+    """Save ``last.pt`` every this many epochs (and always at the end)"""
+
+    checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
+    """Folder of ``last.pt`` and ``best.pt``"""
+
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    """Metrics, one JSON object per line"""
+
+    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    """Events, one JSON object per line"""
+
+    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    """Summary written at the end"""
+
+    version: Constant[str] = "1"
+    """Bumped only to invalidate previous trainings on purpose"""
+
+    def __validate__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Learn.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"Learn.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.grad_clip < 0:
+            raise ValueError(f"Learn.grad_clip must be >= 0, got {self.grad_clip}")
+
+    def task_outputs(self, dep):
+        """The trained model: an init task loading ``checkpoints/best.pt``."""
+        return dep(LoadWeights.C(model=self.model, path=self.checkpoints / "best.pt"))
+
+    def execute(self):
+        import torch
+        from experimaestro import GracefulTimeout, progress
+
+        from .evaluate import classification_metrics
+        from .metrics import MetricsLogger
+        from .models import build
+        from .pipeline import DeviceData, epoch_order, pick_device, split_indices
+
+        device = pick_device(self.device)
+        torch.manual_seed(self.seed)
+
+        # --- Data: decoded once, held on the device
+        arrays = self.data.arrays()
+        train_idx, val_idx = split_indices(len(arrays), self.val_fraction, self.split_seed)
+        train = DeviceData(arrays.subset(train_idx), device)
+        val = DeviceData(arrays.subset(val_idx), device) if len(val_idx) else None
+        steps_per_epoch = math.ceil(len(train) / self.batch_size)
+        total_steps = steps_per_epoch * self.epochs
+
+        # --- Model and optimizer
+        net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+        optimizer = self.optimizer.create(net.parameters())
+        base_lrs = [group["lr"] for group in optimizer.param_groups]
+        schedule = self.schedule
+
+        # --- Resume from the last intact checkpoint, if any
+        log = MetricsLogger(self.metrics_path, self.events_path)
+        last_path = self.checkpoints / "last.pt"
+        state = checkpoint.load_latest(
+            last_path,
+            on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
+        )
+        run = fresh_run_state() if state is None else restore(state, net, optimizer)
+        log.elapsed_offset = run["elapsed"]
+        if state is None:
+            log.event("start", device=str(device), train_samples=len(train),
+                      val_samples=len(val) if val else 0, steps=total_steps)
+        else:
+            log.event("resume", epoch=run["epoch"], batch=run["batch"], step=run["step"])
+            logger.info("Resuming at epoch %d, batch %d (step %d)", run["epoch"], run["batch"], run["step"])
+
+        def save_last():
+            checkpoint.save(last_path, snapshot(net, optimizer, run, log.elapsed()))
+            log.event("checkpoint", epoch=run["epoch"], batch=run["batch"], step=run["step"])
+
+        # --- Training loop
+        stop = PreemptionFlag()
+        try:
+            while run["epoch"] < self.epochs:
+                epoch = run["epoch"]
+                net.train()
+                order = epoch_order(len(train), self.seed, epoch)
+                # Epoch sums stay on the device: no host synchronisation per step
+                loss_sum = torch.tensor(run["sums"]["loss"], device=device)
+                correct = torch.tensor(run["sums"]["correct"], device=device)
+                for images, labels in train.batches(self.batch_size, order, start=run["batch"]):
+                    factor = schedule.factor(run["step"], total_steps, steps_per_epoch) if schedule else 1.0
+                    for group, base_lr in zip(optimizer.param_groups, base_lrs):
+                        group["lr"] = base_lr * factor
+                    logits = net(images)
+                    loss = torch.nn.functional.cross_entropy(logits, labels)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+                    optimizer.step()
+                    run["step"] += 1
+                    run["batch"] += 1
+                    loss_sum += loss.detach() * len(labels)
+                    correct += (logits.argmax(1) == labels).sum()
+                    run["sums"]["samples"] += len(labels)
+                    if run["step"] % self.log_interval == 0:
+                        log.log(epoch=epoch, step=run["step"], split="train_step",
+                                loss=float(loss.detach()), lr=base_lrs[0] * factor)
+                    if stop.requested:
+                        run["sums"].update(loss=float(loss_sum), correct=int(correct))
+                        save_last()
+                        log.event("preempted", signal=stop.signal_name)
+                        log.close()
+                        raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run['step']}")
+
+                # --- End of epoch: metrics, best model, checkpoint
+                sums = {**run["sums"], "loss": float(loss_sum), "correct": int(correct)}
+                run["samples_seen"] += sums["samples"]
+                record = {"loss": sums["loss"] / max(sums["samples"], 1),
+                          "accuracy": sums["correct"] / max(sums["samples"], 1)}
+                log.log(epoch=epoch, step=run["step"], split="train", **record)
+                if val is not None:
+                    metrics = classification_metrics(net, val, arrays.num_classes)
+                    record = {"loss": metrics["loss"], "accuracy": metrics["accuracy"]}
+                    log.log(epoch=epoch, step=run["step"], split="val", **record)
+                run["last"] = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
+                if run["best"] is None or record["accuracy"] > run["best"]["accuracy"]:
+                    run["best"] = {"epoch": epoch, **record}
+                    checkpoint.save(self.checkpoints / "best.pt",
+                                    {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
+                run["epoch"] += 1
+                run["batch"] = 0
+                run["sums"] = {"loss": 0.0, "correct": 0, "samples": 0}
+                if run["epoch"] % self.checkpoint_interval == 0 or run["epoch"] == self.epochs:
+                    save_last()
+                log.sync()
+                progress(run["epoch"] / self.epochs, desc="epochs")
+                logger.info("epoch %d/%d %s", run["epoch"], self.epochs,
+                            " ".join(f"{k}={v:.4f}" for k, v in run["last"].items()))
+        except BaseException as error:
+            if not isinstance(error, GracefulTimeout):
+                log.event("error", error=f"{type(error).__name__}: {error}")
+                log.close()
+            raise
+        finally:
+            stop.restore()
+
+        # --- Summary
+        wall = log.elapsed()
+        final = summary(run, val is not None, wall)
+        checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        log.event("end", wall_time=wall)
+        log.close()
+
+
+def fresh_run_state() -> dict[str, Any]:
+    """The progress counters of a run that has not started."""
+    return {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "samples_seen": 0,
+        "elapsed": 0.0,
+        "sums": {"loss": 0.0, "correct": 0, "samples": 0},
+        "best": None,
+        "last": {},
+    }
+
+
+def snapshot(net, optimizer, run: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """Everything a resumed run needs (weights, optimizer, RNG, counters)."""
+    import torch
+
+    return {
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "run": {**run, "elapsed": elapsed},
+    }
+
+
+def restore(state: dict[str, Any], net, optimizer) -> dict[str, Any]:
+    """Load a :func:`snapshot` into ``net`` and ``optimizer``; returns the counters."""
+    import torch
+
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng_cpu"])
+    if state.get("rng_cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return state["run"]
+
+
+def summary(run: dict[str, Any], has_val: bool, wall: float) -> dict[str, Any]:
+    """Content of ``final.json``."""
+    split = "val" if has_val else "train"
+    best = run["best"] or {}
+    return {
+        "final": run["last"],
+        "best": {f"{split}_{k}": v for k, v in best.items() if k != "epoch"},
+        "best_epoch": best.get("epoch"),
+        "epochs": run["epoch"],
+        "steps": run["step"],
+        "wall_time": wall,
+        "samples_per_s": run["samples_seen"] / wall if wall > 0 else None,
+        "pruned": False,
+    }
+
+
+class PreemptionFlag:
+    """Turns SIGTERM and SIGUSR1 into a flag checked after each step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not in the main thread: no preemption support
+            self._previous = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+        self.time = time.time()
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

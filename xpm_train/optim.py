@@ -1,0 +1,141 @@
+"""Optimizers and learning-rate schedules as typed configs.
+
+A schedule is a pure function of the step (:meth:`Schedule.factor`): Learn sets
+the learning rate of every parameter group to ``lr * factor(step, ...)`` before
+each step, so resuming needs nothing but the step counter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from experimaestro import Config, Param
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Optimizer(Config):
+    """An optimizer (interface: subclasses implement :meth:`create`)."""
+
+    lr: Param[float] = 1e-3
+    """Base learning rate (before the schedule)"""
+
+    weight_decay: Param[float] = 0.0
+    """Weight decay (L2 for SGD and Adam, decoupled for AdamW)"""
+
+    def create(self, parameters) -> "torch.optim.Optimizer":
+        raise NotImplementedError(f"{type(self).__name__} does not implement create()")
+
+    def __validate__(self):
+        if not self.lr > 0:
+            raise ValueError(f"{type(self).__name__}.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum."""
+
+    momentum: Param[float] = 0.9
+    """Momentum factor"""
+
+    nesterov: Param[bool] = False
+    """Use Nesterov momentum"""
+
+    def create(self, parameters):
+        import torch
+
+        return torch.optim.SGD(
+            parameters,
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
+
+
+class Adam(Optimizer):
+    """Adam."""
+
+    beta1: Param[float] = 0.9
+    """Decay of the running average of the gradient"""
+
+    beta2: Param[float] = 0.999
+    """Decay of the running average of the squared gradient"""
+
+    def create(self, parameters):
+        import torch
+
+        return torch.optim.Adam(
+            parameters, lr=self.lr, betas=(self.beta1, self.beta2), weight_decay=self.weight_decay
+        )
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (same parameters as :class:`Adam`)."""
+
+    weight_decay: Param[float] = 1e-2
+    """Decoupled weight decay"""
+
+    def create(self, parameters):
+        import torch
+
+        return torch.optim.AdamW(
+            parameters, lr=self.lr, betas=(self.beta1, self.beta2), weight_decay=self.weight_decay
+        )
+
+
+class Schedule(Config):
+    """A learning-rate schedule: a multiplier of the base rate per step."""
+
+    warmup_epochs: Param[float] = 0.0
+    """Linear warm-up from 0 over this many epochs (may be fractional)"""
+
+    def decay(self, progress: float) -> float:
+        """Multiplier after warm-up, ``progress`` in [0, 1] over the remaining steps."""
+        raise NotImplementedError
+
+    def factor(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
+        """Learning-rate multiplier before optimizer step ``step`` (0-based)."""
+        warmup = int(round(self.warmup_epochs * steps_per_epoch))
+        if step < warmup:
+            return (step + 1) / warmup
+        remaining = max(total_steps - warmup, 1)
+        return self.decay(min((step - warmup) / remaining, 1.0))
+
+    def __validate__(self):
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+
+class Constant(Schedule):
+    """The base learning rate throughout (after the warm-up)."""
+
+    def decay(self, progress):
+        return 1.0
+
+
+class StepDecay(Schedule):
+    """Multiply the rate by ``gamma`` at each of ``milestones`` (fractions of training)."""
+
+    milestones: Param[list[float]] = [0.5, 0.75]
+    """Points of training (fractions in (0, 1)) where the rate drops"""
+
+    gamma: Param[float] = 0.1
+    """Multiplier applied at each milestone"""
+
+    def decay(self, progress):
+        return self.gamma ** sum(progress >= m for m in self.milestones)
+
+
+class Cosine(Schedule):
+    """Cosine decay from the base rate to ``min_factor`` times it."""
+
+    min_factor: Param[float] = 0.0
+    """Final rate as a fraction of the base rate"""
+
+    def decay(self, progress):
+        cos = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_factor + (1 - self.min_factor) * cos

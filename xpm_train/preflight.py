@@ -1,0 +1,99 @@
+"""Run by ``experimaestro run-experiment`` before a plan is imported.
+
+Every ``params.yaml`` of xpm-train says ``pre_experiment: xpm_train.preflight``.
+It works around two behaviours of experimaestro 2.7:
+
+- carbon tracking is on by default, needs the network, and pauses 3 s with a
+  warning when CodeCarbon is missing: it is turned off unless the environment
+  variable ``XPM_TRAIN_CARBON=1`` asks for it;
+- unknown keys of ``params.yaml`` are silently ignored (a typo such as
+  ``epcohs: 3`` trains with the default): they become an error naming the file
+  and the key, and type errors are reported in one short line per key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+import attrs
+
+
+class ParamsError(ValueError):
+    """A ``params.yaml`` that does not fit the plan's configuration class."""
+
+
+def unknown_keys(schema, data: dict, prefix: str = "") -> list[str]:
+    """Messages for the keys of ``data`` that ``schema`` (an attrs class) lacks."""
+    fields = {f.name: f for f in attrs.fields(schema)}
+    messages = []
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            messages.append(f"unknown key '{prefix}{key}'{hint}")
+        elif isinstance(value, dict) and attrs.has(fields[key].type):
+            messages += unknown_keys(fields[key].type, value, f"{prefix}{key}.")
+    return messages
+
+
+def describe_error(error: Exception) -> list[str]:
+    """Short lines (one per key) for a pydantic or attrs validation error."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        lines = []
+        for item in errors():
+            key = ".".join(str(part) for part in item.get("loc", ()))
+            lines.append(f"key '{key}': {item.get('msg')} (got {item.get('input')!r})")
+        return lines
+    return [str(error)]
+
+
+def strict_validate(original):
+    """Wrap experimaestro's ``validate_attrs`` to refuse unknown keys and
+    shorten its messages."""
+
+    def validate(schema, data):
+        source = params_file()
+        if isinstance(data, dict) and attrs.has(schema):
+            problems = unknown_keys(schema, data)
+            if problems:
+                raise ParamsError(
+                    f"{source}: " + "; ".join(problems)
+                    + f".\nFix: correct or remove the key(s); the valid keys are the fields of "
+                    f"{schema.__module__}.{schema.__name__}."
+                )
+        try:
+            return original(schema, data)
+        except Exception as error:
+            lines = describe_error(error)
+            raise ParamsError(
+                f"{source}: " + "; ".join(lines) + "\nFix: change the value(s) in the file "
+                "or on the command line (-c key=value)."
+            ) from None
+
+    validate.__wrapped__ = original
+    return validate
+
+
+def params_file() -> str:
+    """The YAML file given to ``run-experiment`` (for error messages)."""
+    try:
+        import click
+
+        return str(click.get_current_context().params.get("yaml_file", "params.yaml"))
+    except RuntimeError:
+        return "params.yaml"
+
+
+def install() -> None:
+    from experimaestro.experiments import cli
+    from experimaestro.settings import get_settings
+
+    if os.environ.get("XPM_TRAIN_CARBON", "0") != "1":
+        get_settings().carbon.enabled = False
+    if not hasattr(cli.validate_attrs, "__wrapped__"):
+        cli.validate_attrs = strict_validate(cli.validate_attrs)
+
+
+install()
