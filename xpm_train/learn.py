@@ -32,6 +32,7 @@ from . import checkpoint
 from .data.base import ImageDataset
 from .models import LoadWeights, Model
 from .optim import Optimizer, Schedule
+from .hooks import Tracking, Trial
 
 logger = logging.getLogger("xpm_train.learn")
 
@@ -71,6 +72,13 @@ class Learn(ResumableTask):
 
     device: Meta[str] = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+    tracking: Meta[Optional[Tracking]] = None
+    """Where metrics are mirrored besides the job folder (e.g. MLflow)"""
+
+    trial: Meta[Optional[Trial]] = None
+    """The Optuna trial this training answers (set by Tune): the validation
+    accuracy is reported to it every epoch and training stops when pruned"""
 
     log_interval: Meta[int] = 50
     """Log the training loss every this many steps"""
@@ -133,7 +141,8 @@ class Learn(ResumableTask):
         schedule = self.schedule
 
         # --- Resume from the last intact checkpoint, if any
-        log = MetricsLogger(self.metrics_path, self.events_path)
+        sinks = self.tracking.sinks(self) if self.tracking is not None else []
+        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
         last_path = self.checkpoints / "last.pt"
         state = checkpoint.load_latest(
             last_path,
@@ -212,6 +221,10 @@ class Learn(ResumableTask):
                 progress(run["epoch"] / self.epochs, desc="epochs")
                 logger.info("epoch %d/%d %s", run["epoch"], self.epochs,
                             " ".join(f"{k}={v:.4f}" for k, v in run["last"].items()))
+                if self.trial is not None and self.trial.should_prune(epoch, record["accuracy"]):
+                    run["pruned"] = True
+                    log.event("pruned", epoch=epoch)
+                    break
         except BaseException as error:
             if not isinstance(error, GracefulTimeout):
                 log.event("error", error=f"{type(error).__name__}: {error}")
@@ -279,7 +292,7 @@ def summary(run: dict[str, Any], has_val: bool, wall: float) -> dict[str, Any]:
         "steps": run["step"],
         "wall_time": wall,
         "samples_per_s": run["samples_seen"] / wall if wall > 0 else None,
-        "pruned": False,
+        "pruned": run.get("pruned", False),
     }
 
 

@@ -1,0 +1,143 @@
+"""The ``xpm-train`` command line.
+
+Errors the user can fix are printed as one short message (exit code 2 for bad
+arguments, 1 otherwise); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_WORKDIR = "workspace"
+
+
+class Context:
+    debug = False
+
+
+def workdir_option(function):
+    return click.option(
+        "--workdir",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_WORKDIR,
+        show_default=True,
+        help="experimaestro workspace (the --workdir given to run-experiment)",
+    )(function)
+
+
+class FriendlyGroup(click.Group):
+    """Turns the exceptions users can act on into one-line messages."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if Context.debug:
+                raise
+            from .analysis import JobNotFound
+
+            known = (JobNotFound, ValueError, FileNotFoundError, PermissionError, OSError)
+            if isinstance(error, known):
+                message = error.args[0] if isinstance(error, JobNotFound) and error.args else str(error)
+                click.secho(f"Error: {message}", fg="red", err=True)
+                click.echo("(run with --debug for the traceback)", err=True)
+                sys.exit(1)
+            raise
+
+
+@click.group(cls=FriendlyGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks")
+def main(debug: bool):
+    """xpm-train: reproducible, deduplicated deep-learning experiments."""
+    Context.debug = debug
+
+
+@main.command("results")
+@workdir_option
+@click.option("--experiment", "-e", help="Only the jobs of this experiment (its last run)")
+@click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs with this tag value")
+@click.option("--task", "-t", help="Only jobs whose task ID ends with this (e.g. learn, evaluate)")
+@click.option("--sort", "-s", help="Sort by this column (descending)")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def results_command(workdir, experiment, where, task, sort, fmt):
+    """One row per job: ID, task, state, tags, final metrics."""
+    from .analysis import format_table, results
+
+    frame = results(workdir, experiment=experiment, where=list(where))
+    if task and not frame.empty:
+        frame = frame[frame["task"].str.endswith(task)]
+    if sort:
+        if sort not in frame.columns:
+            raise click.BadParameter(
+                f"no column '{sort}'; columns: {', '.join(frame.columns)}", param_hint="--sort"
+            )
+        frame = frame.sort_values(sort, ascending=False)
+    if frame.empty:
+        click.echo("No job matches.", err=True)
+        return
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=2))
+    else:
+        click.echo(format_table(frame))
+
+
+@main.command("show")
+@click.argument("job")
+@workdir_option
+def show_command(job, workdir):
+    """Config, tags, state, metrics, paths and logs of JOB (ID, hash prefix or folder)."""
+    from .analysis import resolve
+
+    info = resolve(job, workdir)
+    params = json.loads((info.path / "params.json").read_text())
+    task_object = next(o for o in params["objects"] if o.get("identifier") == info.hash)
+    click.secho(info.id, bold=True)
+    click.echo(f"state:  {info.state}")
+    click.echo(f"folder: {info.path}")
+    click.echo("tags:   " + (", ".join(f"{k}={v}" for k, v in info.tags.items()) or "(none)"))
+    for kind, path in info.log_paths.items():
+        click.echo(f"std{kind}: {path}{'' if path.exists() else ' (missing)'}")
+    click.echo("config:")
+    click.echo(describe_config(task_object, {o["id"]: o for o in params["objects"]}, indent="  "))
+    metrics = info.metrics()
+    if metrics:
+        from .analysis import flatten
+
+        click.echo("metrics:")
+        for key, value in flatten(metrics).items():
+            click.echo(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+
+
+def describe_config(obj: dict, objects: dict, indent: str) -> str:
+    """The fields of a serialized config, nested configs expanded."""
+    lines = [f"{indent}type: {obj['typename']}"]
+    for key, value in obj.get("fields", {}).items():
+        if isinstance(value, dict) and value.get("type") == "python":
+            lines.append(f"{indent}{key}:")
+            lines.append(describe_config(objects[value["value"]], objects, indent + "  "))
+        elif isinstance(value, dict) and value.get("type") == "path":
+            lines.append(f"{indent}{key}: {value['value']}")
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value)}")
+    return "\n".join(lines)
+
+
+def register_commands() -> None:
+    """Sub-command groups defined in their own modules."""
+    from .cli_launchers import launchers_group
+
+    main.add_command(launchers_group, "launchers")
+
+
+try:
+    register_commands()
+except ImportError as error:  # a partially installed tree: keep the core commands
+    print(f"xpm-train: some commands are unavailable ({error})", file=sys.stderr)  # noqa: T201
