@@ -14,7 +14,15 @@ _EXPORTS = {
     # data
     "ImageArrays": "xpm_train.data.base",
     "ImageDataset": "xpm_train.data.base",
-    "Digits": "xpm_train.data.digits",
+    "Digits": "xpm_train.data",
+    "MNIST": "xpm_train.data",
+    "FashionMNIST": "xpm_train.data",
+    "CIFAR10": "xpm_train.data",
+    "Synthetic": "xpm_train.data",
+    "prepare_digits": "xpm_train.data",
+    "prepare_mnist": "xpm_train.data",
+    "prepare_fashion_mnist": "xpm_train.data",
+    "prepare_cifar10": "xpm_train.data",
     # models
     "Model": "xpm_train.models",
     "MLP": "xpm_train.models",

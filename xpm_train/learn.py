@@ -24,11 +24,12 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from . import checkpoint
+from .checks import NonNegative, Positive, Range
 from .data.base import ImageDataset
 from .models import LoadWeights, Model
 from .optim import Optimizer, Schedule
@@ -49,25 +50,25 @@ class Learn(ResumableTask):
     optimizer: Param[Optimizer]
     """Optimizer and its base learning rate"""
 
-    schedule: Param[Optional[Schedule]] = None
+    schedule: Param[Optional[Schedule]] = field(default=None, ignore_default=True)
     """Learning-rate schedule (None: constant, no warm-up)"""
 
-    epochs: Param[int] = 10
+    epochs: Annotated[Param[int], Positive()] = field(default=10, ignore_default=True)
     """Number of passes over the training data"""
 
-    batch_size: Param[int] = 64
+    batch_size: Annotated[Param[int], Positive()] = field(default=64, ignore_default=True)
     """Training batch size"""
 
-    val_fraction: Param[float] = 0.1
+    val_fraction: Annotated[Param[float], Range(0, 1)] = field(default=0.1, ignore_default=True)
     """Fraction of ``data`` held out for validation (0: none; best = last)"""
 
-    split_seed: Param[int] = 0
+    split_seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the train/validation split"""
 
-    grad_clip: Param[float] = 0.0
+    grad_clip: Annotated[Param[float], NonNegative()] = field(default=0.0, ignore_default=True)
     """Clip the gradient norm to this value (0: no clipping)"""
 
-    seed: Param[int] = 0
+    seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the initialisation, the sample order and dropout"""
 
     device: Meta[str] = "auto"
@@ -100,15 +101,6 @@ class Learn(ResumableTask):
 
     version: Constant[str] = "1"
     """Bumped only to invalidate previous trainings on purpose"""
-
-    def __validate__(self):
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Learn.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"Learn.val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.grad_clip < 0:
-            raise ValueError(f"Learn.grad_clip must be >= 0, got {self.grad_clip}")
 
     def task_outputs(self, dep):
         """The trained model: an init task loading ``checkpoints/best.pt``."""

@@ -12,9 +12,11 @@ model config which checkpoint :func:`build` must load.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from experimaestro import Config, LightweightTask, Meta, Param
+from experimaestro import Config, LightweightTask, Meta, Param, field
+
+from .checks import Positive, Range
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,10 +33,10 @@ class Model(Config):
 class MLP(Model):
     """A multi-layer perceptron on flattened pixels."""
 
-    hidden_dims: Param[list[int]] = [128]
+    hidden_dims: Annotated[Param[list[int]], Positive()] = field(default=[128], ignore_default=True)
     """Width of each hidden layer (empty: a linear classifier)"""
 
-    dropout: Param[float] = 0.0
+    dropout: Annotated[Param[float], Range(0, 1)] = field(default=0.0, ignore_default=True)
     """Dropout probability after each hidden layer"""
 
     def module(self, shape, num_classes):
@@ -55,13 +57,13 @@ class CNN(Model):
     """The experimaestro demo's CNN: ``n_layers`` same-padded convolutions, a
     2x2 max-pool and a linear classifier."""
 
-    n_layers: Param[int] = 2
+    n_layers: Annotated[Param[int], Positive()] = field(default=2, ignore_default=True)
     """Number of convolution layers"""
 
-    hidden_dim: Param[int] = 64
+    hidden_dim: Annotated[Param[int], Positive()] = field(default=64, ignore_default=True)
     """Channels of each convolution layer"""
 
-    kernel_size: Param[int] = 3
+    kernel_size: Annotated[Param[int], Positive()] = field(default=3, ignore_default=True)
     """Kernel size of the convolutions"""
 
     def module(self, shape, num_classes):
@@ -91,7 +93,7 @@ class ResNet(Model):
     """torchvision's ResNet-18/34 adapted to small images (28x28, 32x32): a 3x3
     stem with stride 1 and no max-pool, as is usual for CIFAR."""
 
-    depth: Param[int] = 18
+    depth: Param[int] = field(default=18, ignore_default=True)
     """18 or 34"""
 
     def module(self, shape, num_classes):

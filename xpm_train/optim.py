@@ -8,9 +8,11 @@ each step, so resuming needs nothing but the step counter.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from experimaestro import Config, Param
+from experimaestro import Config, Param, field
+
+from .checks import NonNegative, Positive, Range
 
 if TYPE_CHECKING:
     import torch
@@ -19,29 +21,24 @@ if TYPE_CHECKING:
 class Optimizer(Config):
     """An optimizer (interface: subclasses implement :meth:`create`)."""
 
-    lr: Param[float] = 1e-3
+    lr: Annotated[Param[float], Positive()] = field(default=1e-3, ignore_default=True)
     """Base learning rate (before the schedule)"""
 
-    weight_decay: Param[float] = 0.0
+    weight_decay: Annotated[Param[float], NonNegative()] = field(default=0.0, ignore_default=True)
     """Weight decay (L2 for SGD and Adam, decoupled for AdamW)"""
 
     def create(self, parameters) -> "torch.optim.Optimizer":
         raise NotImplementedError(f"{type(self).__name__} does not implement create()")
 
-    def __validate__(self):
-        if not self.lr > 0:
-            raise ValueError(f"{type(self).__name__}.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum."""
 
-    momentum: Param[float] = 0.9
+    momentum: Annotated[Param[float], Range(0, 1)] = field(default=0.9, ignore_default=True)
     """Momentum factor"""
 
-    nesterov: Param[bool] = False
+    nesterov: Param[bool] = field(default=False, ignore_default=True)
     """Use Nesterov momentum"""
 
     def create(self, parameters):
@@ -59,10 +56,10 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam."""
 
-    beta1: Param[float] = 0.9
+    beta1: Annotated[Param[float], Range(0, 1)] = field(default=0.9, ignore_default=True)
     """Decay of the running average of the gradient"""
 
-    beta2: Param[float] = 0.999
+    beta2: Annotated[Param[float], Range(0, 1)] = field(default=0.999, ignore_default=True)
     """Decay of the running average of the squared gradient"""
 
     def create(self, parameters):
@@ -76,7 +73,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (same parameters as :class:`Adam`)."""
 
-    weight_decay: Param[float] = 1e-2
+    weight_decay: Annotated[Param[float], NonNegative()] = field(default=1e-2, ignore_default=True)
     """Decoupled weight decay"""
 
     def create(self, parameters):
@@ -90,7 +87,7 @@ class AdamW(Adam):
 class Schedule(Config):
     """A learning-rate schedule: a multiplier of the base rate per step."""
 
-    warmup_epochs: Param[float] = 0.0
+    warmup_epochs: Annotated[Param[float], NonNegative()] = field(default=0.0, ignore_default=True)
     """Linear warm-up from 0 over this many epochs (may be fractional)"""
 
     def decay(self, progress: float) -> float:
@@ -105,9 +102,6 @@ class Schedule(Config):
         remaining = max(total_steps - warmup, 1)
         return self.decay(min((step - warmup) / remaining, 1.0))
 
-    def __validate__(self):
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 
 
 class Constant(Schedule):
@@ -120,10 +114,10 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     """Multiply the rate by ``gamma`` at each of ``milestones`` (fractions of training)."""
 
-    milestones: Param[list[float]] = [0.5, 0.75]
+    milestones: Annotated[Param[list[float]], Range(0, 1, low_open=True)] = field(default=[0.5, 0.75], ignore_default=True)
     """Points of training (fractions in (0, 1)) where the rate drops"""
 
-    gamma: Param[float] = 0.1
+    gamma: Annotated[Param[float], Positive()] = field(default=0.1, ignore_default=True)
     """Multiplier applied at each milestone"""
 
     def decay(self, progress):
@@ -133,7 +127,7 @@ class StepDecay(Schedule):
 class Cosine(Schedule):
     """Cosine decay from the base rate to ``min_factor`` times it."""
 
-    min_factor: Param[float] = 0.0
+    min_factor: Annotated[Param[float], Range(0, 1, high_open=False)] = field(default=0.0, ignore_default=True)
     """Final rate as a fraction of the base rate"""
 
     def decay(self, progress):

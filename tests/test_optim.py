@@ -1,0 +1,46 @@
+"""Learning-rate schedules are pure functions of the step; optimizers validate."""
+
+import pytest
+import torch
+
+from xpm_train.optim import SGD, Adam, AdamW, Constant, Cosine, StepDecay
+
+
+def factors(schedule, total=100, per_epoch=10):
+    return [schedule.instance().factor(step, total, per_epoch) for step in range(total)]
+
+
+def test_constant_with_warmup():
+    values = factors(Constant.C(warmup_epochs=1))
+    assert values[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
+    assert set(values[10:]) == {1.0}
+
+
+def test_cosine_goes_from_one_to_min():
+    values = factors(Cosine.C(min_factor=0.1))
+    assert values[0] == pytest.approx(1.0)
+    assert values[-1] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_step_decay_milestones():
+    values = factors(StepDecay.C(milestones=[0.5, 0.75], gamma=0.1))
+    assert values[49] == pytest.approx(1.0)
+    assert values[50] == pytest.approx(0.1)
+    assert values[75] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("config, kind", [(SGD.C(lr=0.1), torch.optim.SGD),
+                                          (Adam.C(lr=0.1), torch.optim.Adam),
+                                          (AdamW.C(lr=0.1), torch.optim.AdamW)])
+def test_optimizers_create(config, kind):
+    optimizer = config.instance().create([torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(optimizer, kind)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("make", [lambda: Adam.C(lr=0.0), lambda: SGD.C(lr=-1.0),
+                                  lambda: AdamW.C(weight_decay=-0.1), lambda: Cosine.C(min_factor=2.0)])
+def test_bad_values_are_refused_when_built(make):
+    with pytest.raises(ValueError, match="must be"):
+        make()

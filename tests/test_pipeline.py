@@ -1,0 +1,47 @@
+"""The device-resident pipeline samples like a shuffled DataLoader."""
+
+import torch
+
+from xpm_train.data.base import ImageArrays
+from xpm_train.pipeline import DeviceData, epoch_order, split_indices
+
+
+def arrays(n=50):
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    return ImageArrays(images=images, labels=torch.arange(n) % 3, num_classes=3, mean=(0.5,), std=(0.25,))
+
+
+def test_every_sample_once_per_epoch():
+    data = DeviceData(arrays(), torch.device("cpu"))
+    order = epoch_order(len(data), seed=1, epoch=0)
+    seen = torch.cat([images[:, 0, 0, 0] for images, _ in data.batches(8, order)])
+    raw = seen * (0.25 * 255) + 0.5 * 255
+    assert sorted(raw.round().long().tolist()) == list(range(50))
+
+
+def test_order_depends_on_seed_and_epoch_only():
+    assert torch.equal(epoch_order(100, 3, 2), epoch_order(100, 3, 2))
+    assert not torch.equal(epoch_order(100, 3, 2), epoch_order(100, 3, 3))
+    assert not torch.equal(epoch_order(100, 3, 2), epoch_order(100, 4, 2))
+
+
+def test_resume_mid_epoch_gives_same_batches():
+    data = DeviceData(arrays(), torch.device("cpu"))
+    order = epoch_order(len(data), seed=0, epoch=5)
+    full = [labels for _, labels in data.batches(8, order)]
+    resumed = [labels for _, labels in data.batches(8, order, start=3)]
+    assert all(torch.equal(a, b) for a, b in zip(full[3:], resumed)) and len(resumed) == len(full) - 3
+
+
+def test_split_is_disjoint_and_seeded():
+    train, val = split_indices(100, 0.2, seed=7)
+    assert len(val) == 20 and len(train) == 80
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert torch.equal(val, split_indices(100, 0.2, seed=7)[1])
+
+
+def test_normalization():
+    data = DeviceData(arrays(), torch.device("cpu"))
+    images, _ = next(data.batches(50))
+    expected = (torch.arange(50.0) - 0.5 * 255) / (0.25 * 255)
+    assert torch.allclose(images[:, 0, 0, 0], expected)

@@ -1,0 +1,43 @@
+"""Value checks for typed params, run when a config is built (``.C(...)``),
+so that a bad value fails in the plan, before anything is submitted.
+
+Usage: ``lr: Annotated[Param[float], Positive()] = field(default=..., ...)``.
+"""
+
+from __future__ import annotations
+
+from experimaestro.checkers import Checker
+
+
+class Range(Checker):
+    """``low <= value`` (or ``<``) and ``value < high`` (or ``<=``)."""
+
+    def __init__(self, low=None, high=None, *, low_open=False, high_open=True):
+        self.low, self.high = low, high
+        self.low_open, self.high_open = low_open, high_open
+
+    def check(self, value):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            too_low = self.low is not None and (item <= self.low if self.low_open else item < self.low)
+            too_high = self.high is not None and (item >= self.high if self.high_open else item > self.high)
+            if too_low or too_high:
+                raise ValueError(f"must be {self}, got {item!r}")
+        return True
+
+    def __str__(self):
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high}")
+        return " and ".join(parts)
+
+
+def Positive() -> Range:
+    """``value > 0`` (for each element of a list)."""
+    return Range(0, low_open=True)
+
+
+def NonNegative() -> Range:
+    """``value >= 0``."""
+    return Range(0)

@@ -1,0 +1,50 @@
+"""Image datasets of xpm-train: typed experimaestro configs and their raw files.
+
+A plan gets configs from explicit functions (no string registry)::
+
+    from xpm_train.data import prepare_mnist, prepare_digits
+    mnist = prepare_mnist()            # downloads/checks the official files
+    Learn.C(data=mnist.train, ...)     # mnist.test for evaluation
+
+Importing this package does not import torch (only ``arrays()`` does).
+"""
+
+from .base import ImageArrays, ImageDataset
+from .cifar import CIFAR10
+from .digits import Digits
+from .download import ChecksumError, DownloadError, RemoteFile
+from .formats import FormatError, read_cifar10_archive, read_idx, write_cifar10_archive, write_idx
+from .mnist import MNIST, FashionMNIST
+from .prepare import Splits, prepare_cifar10, prepare_digits, prepare_fashion_mnist, prepare_mnist
+from .sources import CIFAR10_SOURCE, FASHION_MNIST_SOURCE, MNIST_SOURCE, DatasetSource, default_data_root
+from .synthetic import Synthetic, write_cifar10_dataset, write_idx_dataset
+
+__all__ = [
+    "CIFAR10",
+    "CIFAR10_SOURCE",
+    "ChecksumError",
+    "DatasetSource",
+    "Digits",
+    "DownloadError",
+    "FASHION_MNIST_SOURCE",
+    "FashionMNIST",
+    "FormatError",
+    "ImageArrays",
+    "ImageDataset",
+    "MNIST",
+    "MNIST_SOURCE",
+    "RemoteFile",
+    "Splits",
+    "Synthetic",
+    "default_data_root",
+    "prepare_cifar10",
+    "prepare_digits",
+    "prepare_fashion_mnist",
+    "prepare_mnist",
+    "read_cifar10_archive",
+    "read_idx",
+    "write_cifar10_archive",
+    "write_cifar10_dataset",
+    "write_idx",
+    "write_idx_dataset",
+]

@@ -1,0 +1,68 @@
+"""scikit-learn's bundled 8x8 handwritten digits: real data that needs no download."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from experimaestro import Param
+
+from .arrays import channel_stats, check_split, to_image_arrays
+from .base import ImageDataset
+
+if TYPE_CHECKING:
+    from .base import ImageArrays
+
+DIGITS_SPLIT_SEED = 20_240_601
+"""Seed of the train/test split of the digits (part of the data definition: never change it)"""
+
+DIGITS_TEST_FRACTION = 0.2
+"""Fraction of each class that goes to the test split"""
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits as uint8 ``N x 1 x 8 x 8`` images (0..16 scaled to 0..255) and int64 labels."""
+    from sklearn.datasets import load_digits  # imported here: costs ~1 s
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+    return images, bunch.target.astype(np.int64)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Sorted train/test indices: each class is shuffled with ``seed`` and its
+    first ``round(test_fraction * size)`` samples go to the test split."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        test.append(members[: int(round(test_fraction * len(members)))])
+    test_indices = np.sort(np.concatenate(test))
+    train_indices = np.setdiff1d(np.arange(len(labels)), test_indices)
+    return {"train": train_indices, "test": test_indices}
+
+
+class Digits(ImageDataset):
+    """scikit-learn's 8x8 digits (1797 real images, 10 classes, 1 channel), offline.
+
+    Split: stratified and seeded -- within each class the samples are
+    shuffled by ``numpy.random.default_rng(DIGITS_SPLIT_SEED)`` (seed
+    20240601, classes in increasing order) and ``round(0.2 * class size)`` of
+    them form the test split (359 images), the rest the train split (1438).
+    Pixels 0..16 are scaled to 0..255 (rounded). Mean/std come from the train
+    split whatever ``split`` is.
+    """
+
+    split: Param[str]
+    """Which split: "train" (80%) or "test" (20%)"""
+
+    def __post_init__(self):
+        check_split("Digits", self.split)
+
+    def arrays(self) -> "ImageArrays":
+        check_split("Digits", self.split)
+        images, labels = load_digits_arrays()
+        indices = stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
+        mean, std = channel_stats(images[indices["train"]])
+        chosen = indices[self.split]
+        return to_image_arrays(images[chosen], labels[chosen], 10, mean, std)

@@ -1,0 +1,238 @@
+"""Readers and writers of the raw file formats of the public image datasets.
+
+* **IDX** (MNIST, Fashion-MNIST): a big-endian header -- two zero bytes, a
+  type code, the number of dimensions, one ``uint32`` per dimension -- then
+  the raw values. Files may be gzip'ed (detected from the content, not the
+  name).
+* **CIFAR-10 python**: ``cifar-10-python.tar.gz`` holds the folder
+  ``cifar-10-batches-py`` with the pickled batches ``data_batch_1`` ..
+  ``data_batch_5`` (train), ``test_batch`` (test) and ``batches.meta``. Each
+  batch is a dict with ``data`` (``N x 3072`` uint8, the red, green then blue
+  32x32 planes) and ``labels`` (a list of ints).
+
+Only numpy and the standard library are used (no torchvision). Pickles are
+read with an unpickler that accepts nothing but numpy arrays and builtin
+containers, so a tampered archive cannot run code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+
+from .files import atomic_write
+
+
+class FormatError(ValueError):
+    """A raw data file does not have the expected format."""
+
+
+# --------------------------------------------------------------------- IDX
+
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_maybe_gzip(path: Path) -> bytes:
+    """The content of ``path``, gunzipped when it starts with the gzip magic."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise FormatError(f"{path}: corrupted gzip data ({exc}); delete it and prepare again") from exc
+    return raw
+
+
+def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode IDX bytes into a native-endian numpy array (writable copy)."""
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in _IDX_TYPES:
+        raise FormatError(f"{source}: not an IDX file (bad magic number {data[:4].hex()})")
+    dtype, ndim = _IDX_TYPES[data[2]], data[3]
+    offset = 4 + 4 * ndim
+    if len(data) < offset:
+        raise FormatError(f"{source}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", data[4:offset])
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(data) - offset != expected:
+        raise FormatError(
+            f"{source}: IDX header announces {dims} ({expected} bytes of data) "
+            f"but the file holds {len(data) - offset}; the file is truncated or corrupted"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(dims)
+    return array.astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (plain or gzip'ed)."""
+    return parse_idx(read_maybe_gzip(path), str(path))
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array in the IDX format."""
+    array = np.asarray(array)
+    native = array.dtype.newbyteorder("=")
+    if native not in _IDX_CODES:
+        raise FormatError(f"IDX cannot store dtype {array.dtype}")
+    code = _IDX_CODES[native]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=_IDX_TYPES[code]).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Atomically write ``array`` as IDX, gzip'ed when ``path`` ends in ``.gz``.
+
+    Gzip output has a zero timestamp, so the same array gives the same bytes.
+    """
+    data = idx_bytes(array)
+    with atomic_write(Path(path)) as out:
+        if str(path).endswith(".gz"):
+            with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+                gz.write(data)
+        else:
+            out.write(data)
+
+
+# --------------------------------------------------------------- CIFAR-10
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+"""Folder of the batches inside ``cifar-10-python.tar.gz``"""
+
+CIFAR10_BATCHES: dict[str, tuple[str, ...]] = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+"""Batch files of each split, in order"""
+
+CIFAR10_LABEL_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+_PICKLE_ALLOWED = {
+    ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler restricted to numpy arrays and builtin containers."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise FormatError(f"refusing to unpickle {module}.{name}: not a CIFAR batch")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):
+            module = "numpy._core." + module[len("numpy.core.") :]
+        return getattr(importlib.import_module(module), name)
+
+
+def _field(batch: dict, key: str):
+    """``batch[key]``, whether the pickle stored str or bytes keys."""
+    for candidate in (key, key.encode()):
+        if candidate in batch:
+            return batch[candidate]
+    raise FormatError(f"CIFAR batch has no '{key}' entry (keys: {sorted(map(str, batch))})")
+
+
+def read_cifar_batch(stream: BinaryIO, source: str = "<stream>") -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pickled CIFAR-10 batch into ``N x 3 x 32 x 32`` uint8 images and int64 labels."""
+    try:
+        batch = _ArrayUnpickler(stream, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise FormatError(f"{source}: not a CIFAR-10 batch ({exc})") from exc
+    if not isinstance(batch, dict):
+        raise FormatError(f"{source}: a CIFAR-10 batch is a dict, got {type(batch).__name__}")
+    data = np.asarray(_field(batch, "data"), dtype=np.uint8)
+    labels = np.asarray(_field(batch, "labels"), dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
+        raise FormatError(f"{source}: data of shape {data.shape} for {labels.shape[0]} labels")
+    return data.reshape(-1, 3, 32, 32).copy(), labels
+
+
+def read_cifar10_archive(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read the batches of ``split`` ("train" or "test") from ``cifar-10-python.tar.gz``."""
+    wanted = CIFAR10_BATCHES[split]
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                member_path = PurePosixPath(member.name)
+                if member.isfile() and member_path.parent.name == CIFAR10_FOLDER and member_path.name in wanted:
+                    stream = tar.extractfile(member)
+                    found[member_path.name] = read_cifar_batch(stream, f"{path}:{member.name}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise FormatError(f"{path}: unreadable tar archive ({exc}); delete it and prepare again") from exc
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise FormatError(f"{path}: missing {CIFAR10_FOLDER}/{', '.join(missing)} in the archive")
+    images = np.concatenate([found[name][0] for name in wanted])
+    labels = np.concatenate([found[name][1] for name in wanted])
+    return images, labels
+
+
+def cifar_batch_bytes(images: np.ndarray, labels: np.ndarray, batch_label: str) -> bytes:
+    """Pickle a batch the way the official files are laid out."""
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 4 or images.shape[1:] != (3, 32, 32):
+        raise FormatError(f"CIFAR-10 images are N x 3 x 32 x 32, got {images.shape}")
+    batch = {
+        "batch_label": batch_label,
+        "labels": [int(label) for label in labels],
+        "data": images.reshape(len(images), -1),
+        "filenames": [f"image_{i:05d}.png" for i in range(len(images))],
+    }
+    return pickle.dumps(batch, protocol=2)
+
+
+def _add_tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_cifar10_archive(
+    path: Path,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Atomically write a ``cifar-10-python.tar.gz`` with the official layout.
+
+    ``train`` and ``test`` are ``(images N x 3 x 32 x 32 uint8, labels)``;
+    the train split is cut into the five ``data_batch_*`` files. The output
+    is deterministic (zero timestamps).
+    """
+    batches = CIFAR10_BATCHES["train"]
+    chunks = np.array_split(np.arange(len(train[0])), len(batches))
+    meta = {"label_names": list(CIFAR10_LABEL_NAMES), "num_cases_per_batch": len(chunks[0]), "num_vis": 3072}
+    with atomic_write(Path(path)) as out:
+        with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+            for number, (name, chunk) in enumerate(zip(batches, chunks), start=1):
+                data = cifar_batch_bytes(train[0][chunk], train[1][chunk], f"training batch {number} of 5")
+                _add_tar_member(tar, f"{CIFAR10_FOLDER}/{name}", data)
+            data = cifar_batch_bytes(test[0], test[1], "testing batch 1 of 1")
+            _add_tar_member(tar, f"{CIFAR10_FOLDER}/test_batch", data)
+            _add_tar_member(tar, f"{CIFAR10_FOLDER}/batches.meta", pickle.dumps(meta, protocol=2))
