@@ -246,4 +246,5 @@ SUMMARY_COLUMNS = ("confusion_matrix", "per_class_accuracy")
 def format_table(frame: "pandas.DataFrame") -> str:
     """A readable text table (long list-valued columns left out)."""
     columns = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
-    return frame[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    frame = frame[columns].dropna(axis=1, how="all")
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")

@@ -58,6 +58,41 @@ def main(debug: bool):
     Context.debug = debug
 
 
+@main.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("params", type=click.Path(path_type=Path))
+@workdir_option
+@click.option("--conf", "-c", multiple=True, metavar="KEY=VALUE", help="Override a key of params.yaml")
+@click.pass_context
+def run_command(ctx, params: Path, workdir: Path, conf):
+    """Run a plan: ``experimaestro run-experiment --workdir W PARAMS``, after
+    checking that PARAMS (a params.yaml or its folder) and its plan file exist.
+    Other options are passed to experimaestro."""
+    import yaml
+    from experimaestro.experiments.cli import experiments_cli
+
+    if params.is_dir():
+        params = params / "params.yaml"
+    if not params.is_file():
+        raise click.BadParameter(
+            f"{params}: no such file. Give a plan's params.yaml or its folder, "
+            "e.g. experiments/quickstart", param_hint="PARAMS")
+    try:
+        content = yaml.safe_load(params.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise click.BadParameter(f"{params} is not valid YAML: {error}", param_hint="PARAMS")
+    if not isinstance(content, dict):
+        raise click.BadParameter(f"{params} must be a mapping of keys to values", param_hint="PARAMS")
+    plan = params.parent / content.get("file", "experiment")
+    if "module" not in content and not plan.with_suffix(".py").is_file():
+        raise click.BadParameter(
+            f"{params}: its plan file {plan.with_suffix('.py')} does not exist "
+            "(key 'file' names it, relative to the YAML file)", param_hint="PARAMS")
+    args = ["--workdir", str(workdir)]
+    for item in conf:
+        args += ["-c", item]
+    experiments_cli.main([*args, *ctx.args, str(params)], prog_name="xpm-train run")
+
+
 @main.command("results")
 @workdir_option
 @click.option("--experiment", "-e", help="Only the jobs of this experiment (its last run)")
@@ -133,11 +168,18 @@ def describe_config(obj: dict, objects: dict, indent: str) -> str:
 def register_commands() -> None:
     """Sub-command groups defined in their own modules."""
     from .cli_launchers import launchers_group
+    from .cli_tracking import mlflow_group
+    from .cli_tune import tune_group
+    from .cli_workflows import register as register_workflows
 
     main.add_command(launchers_group, "launchers")
+    main.add_command(mlflow_group, "mlflow")
+    main.add_command(tune_group, "tune")
+    register_workflows(main)
 
 
-try:
-    register_commands()
-except ImportError as error:  # a partially installed tree: keep the core commands
-    print(f"xpm-train: some commands are unavailable ({error})", file=sys.stderr)  # noqa: T201
+register_commands()
+
+
+if __name__ == "__main__":
+    main()

@@ -76,10 +76,10 @@ class Evaluate(Task):
     data: Param[ImageDataset]
     """The split to evaluate on"""
 
-    batch_size: Meta[int] = 1024
+    batch_size: Meta[int] = field(default=1024, ignore_default=True)
     """Evaluation batch size (does not change the results)"""
 
-    device: Meta[str] = "auto"
+    device: Meta[str] = field(default="auto", ignore_default=True)
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
 
     results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))

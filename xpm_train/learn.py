@@ -71,20 +71,24 @@ class Learn(ResumableTask):
     seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the initialisation, the sample order and dropout"""
 
-    device: Meta[str] = "auto"
+    device: Meta[str] = field(default="auto", ignore_default=True)
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
 
-    tracking: Meta[Optional[Tracking]] = None
+    gpu_memory_fraction: Meta[Optional[float]] = field(default=None, ignore_default=True)
+    """Cap on this job's share of its GPU's memory, in (0, 1] (None: no cap;
+    ignored on CPU), so that several jobs can share one GPU"""
+
+    tracking: Meta[Optional[Tracking]] = field(default=None, ignore_default=True)
     """Where metrics are mirrored besides the job folder (e.g. MLflow)"""
 
-    trial: Meta[Optional[Trial]] = None
+    trial: Meta[Optional[Trial]] = field(default=None, ignore_default=True)
     """The Optuna trial this training answers (set by Tune): the validation
     accuracy is reported to it every epoch and training stops when pruned"""
 
-    log_interval: Meta[int] = 50
+    log_interval: Meta[int] = field(default=50, ignore_default=True)
     """Log the training loss every this many steps"""
 
-    checkpoint_interval: Meta[int] = 1
+    checkpoint_interval: Meta[int] = field(default=1, ignore_default=True)
     """Save ``last.pt`` every this many epochs (and always at the end)"""
 
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
@@ -116,6 +120,7 @@ class Learn(ResumableTask):
         from .pipeline import DeviceData, epoch_order, pick_device, split_indices
 
         device = pick_device(self.device)
+        cap_gpu_memory(device, self.gpu_memory_fraction)
         torch.manual_seed(self.seed)
 
         # --- Data: decoded once, held on the device
@@ -231,6 +236,17 @@ class Learn(ResumableTask):
         checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
         log.event("end", wall_time=wall)
         log.close()
+
+
+def cap_gpu_memory(device, fraction: float | None) -> None:
+    """Limit this process to ``fraction`` of ``device``'s memory (CUDA only)."""
+    if fraction is None or device.type != "cuda":
+        return
+    if not 0 < fraction <= 1:
+        raise ValueError(f"gpu_memory_fraction must be in (0, 1], got {fraction}")
+    import torch
+
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
 
 
 def fresh_run_state() -> dict[str, Any]:

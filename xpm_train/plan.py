@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Iterable
 
 import attrs
@@ -51,12 +52,23 @@ def failed_jobs_summary(jobs: Iterable) -> list[str]:
     lines = []
     for job in jobs:
         reason = getattr(job.state, "failure_reason", None)
-        if reason == JobFailureStatus.DEPENDENCY:
+        if reason == JobFailureStatus.DEPENDENCY or (not Path(job.stderr).exists() and failed_dependency(job)):
             lines.append(f"  {job.relpath}: not run, a job it depends on failed")
         else:
             why = reason.name.lower() if reason is not None else "error"
             lines.append(f"  {job.relpath}: {why}; log: {job.stderr}")
     return sorted(lines)
+
+
+def failed_dependency(job) -> bool:
+    """Whether a job that ``job`` depends on ended in error (then ``job`` never ran;
+    experimaestro 2.7 does not always record that reason)."""
+    for dependency in getattr(job, "dependencies", ()):
+        origin = getattr(dependency, "origin", None)
+        state = getattr(origin, "state", None)
+        if state is not None and state.is_error():
+            return True
+    return False
 
 
 def finish(helper) -> None:

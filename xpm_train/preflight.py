@@ -8,7 +8,11 @@ It works around two behaviours of experimaestro 2.7:
   variable ``XPM_TRAIN_CARBON=1`` asks for it;
 - unknown keys of ``params.yaml`` are silently ignored (a typo such as
   ``epcohs: 3`` trains with the default): they become an error naming the file
-  and the key, and type errors are reported in one short line per key.
+  and the key, and type errors are reported in one short line per key;
+- values given with ``-c key=value`` reach the plan as strings, so
+  ``-c 'lr=[0.01, 0.1]'`` fails with "Input should be a valid list": a string
+  given for a list field is read as YAML (``[0.01, 0.1]``, or ``0.01`` for a
+  one-value list).
 """
 
 from __future__ import annotations
@@ -37,6 +41,49 @@ def unknown_keys(schema, data: dict, prefix: str = "") -> list[str]:
     return messages
 
 
+def coerce_lists(schema, data: dict) -> dict:
+    """``data`` with YAML strings parsed where ``schema`` (an attrs class) expects a list.
+
+    ``-c 'lr=[0.01, 0.1]'`` gives the string ``"[0.01, 0.1]"``; a single value
+    (``-c lr=0.01``) becomes a one-element list. Nested configurations are
+    handled recursively; other values are left to the validator.
+    """
+    import typing
+
+    import yaml
+
+    fields = {f.name: f for f in attrs.fields(schema)}
+    result = dict(data)
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            continue
+        if isinstance(value, str) and typing.get_origin(field.type) is list:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            result[key] = parsed if isinstance(parsed, list) else [parsed]
+        elif isinstance(value, dict) and attrs.has(field.type):
+            result[key] = coerce_lists(field.type, value)
+        elif key == "grid_search" and isinstance(value, dict):
+            # experimaestro's grid search: -c 'grid_search.lr=[0.1, 0.01]' or '{range: [8, 33, 8]}'
+            result[key] = {k: yaml_value(v) for k, v in value.items()}
+    return result
+
+
+def yaml_value(value):
+    """A ``-c`` string read as YAML (other values, and invalid YAML, as given)."""
+    import yaml
+
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
 def describe_error(error: Exception) -> list[str]:
     """Short lines (one per key) for a pydantic or attrs validation error."""
     errors = getattr(error, "errors", None)
@@ -63,6 +110,7 @@ def strict_validate(original):
                     + f".\nFix: correct or remove the key(s); the valid keys are the fields of "
                     f"{schema.__module__}.{schema.__name__}."
                 )
+            data = coerce_lists(schema, data)
         try:
             return original(schema, data)
         except Exception as error:

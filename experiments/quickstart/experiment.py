@@ -36,6 +36,9 @@ class Configuration(ConfigurationBase):
     launcher: str = "duration=10m & cpu(cores=1)"
     """Resource spec of every job, matched against launchers.yaml"""
 
+    device: str = "auto"
+    """Torch device of the jobs: auto (CUDA when present), cpu, cuda..."""
+
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
@@ -52,12 +55,13 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                 batch_size=cfg.batch_size,
                 val_fraction=cfg.val_fraction,
                 seed=cfg.seed,
+                device=cfg.device,
             )
             learn.tag("hidden_dim", hidden_dim)
             learn.tag("lr", lr)
             trained = learn.submit(launcher=launcher)
 
-            evaluate = Evaluate.C(model=model, data=test)
+            evaluate = Evaluate.C(model=model, data=test, device=cfg.device)
             evaluate.tag("hidden_dim", hidden_dim)
             evaluate.tag("lr", lr)
             evaluate.submit(launcher=launcher, init_tasks=[trained])

@@ -16,7 +16,14 @@ from .download import ChecksumError, DownloadError, RemoteFile
 from .formats import FormatError, read_cifar10_archive, read_idx, write_cifar10_archive, write_idx
 from .mnist import MNIST, FashionMNIST
 from .prepare import Splits, prepare_cifar10, prepare_digits, prepare_fashion_mnist, prepare_mnist
-from .sources import CIFAR10_SOURCE, FASHION_MNIST_SOURCE, MNIST_SOURCE, DatasetSource, default_data_root
+from .sources import (
+    CIFAR10_SOURCE,
+    FASHION_MNIST_SOURCE,
+    MNIST_SOURCE,
+    DatasetSource,
+    default_data_root,
+    mirror_source,
+)
 from .synthetic import Synthetic, write_cifar10_dataset, write_idx_dataset
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "Splits",
     "Synthetic",
     "default_data_root",
+    "mirror_source",
     "prepare_cifar10",
     "prepare_digits",
     "prepare_fashion_mnist",

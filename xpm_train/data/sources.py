@@ -10,10 +10,12 @@ datamaestro's data folder (``$DATAMAESTRO_DIR/data``, by default
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .download import RemoteFile
+from .download import TIMEOUT, DownloadError, RemoteFile
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,48 @@ def default_data_root() -> Path:
     """
     base = Path(os.environ.get("DATAMAESTRO_DIR", "~/datamaestro")).expanduser()
     return base / "data" / "xpm-train"
+
+
+MD5SUMS = "MD5SUMS"
+"""Checksum file of a mirror, in ``md5sum`` output format (``<md5>  <name>``)"""
+
+
+def mirror_source(source: DatasetSource, mirror: str) -> DatasetSource:
+    """``source`` fetched from ``mirror`` (a folder or a URL) instead of the official sites.
+
+    The mirror holds the files under their official names. When it also has
+    an ``MD5SUMS`` file (``md5sum *.gz > MD5SUMS``), its checksums replace the
+    published ones, e.g. for a reduced copy used in smoke tests; otherwise
+    the files must be the published ones.
+    """
+    base = mirror.rstrip("/")
+    if "://" not in base:
+        folder = Path(base).expanduser()
+        if not folder.is_dir():
+            raise DownloadError(f"mirror {mirror!r}: no such folder. Give a folder or a URL holding "
+                                f"the files {[f.name for f in source.files]}")
+        base = folder.resolve().as_uri()
+    md5s = read_md5sums(f"{base}/{MD5SUMS}")
+    files = tuple(
+        replace(remote, urls=(f"{base}/{remote.name}",), md5=md5s.get(remote.name, remote.md5))
+        for remote in source.files
+    )
+    return replace(source, files=files)
+
+
+def read_md5sums(url: str) -> dict[str, str]:
+    """``{name: md5}`` from an ``md5sum``-format file at ``url`` ({} when there is none)."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    sums = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            md5, _, name = line.strip().partition(" ")
+            name = name.strip().lstrip("*")
+            if len(md5) != 32 or not name:
+                raise DownloadError(f"{url}, line {number}: expected '<md5>  <file name>', got {line!r}")
+            sums[name] = md5.lower()
+    return sums

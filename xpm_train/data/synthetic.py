@@ -28,7 +28,7 @@ from .base import ImageDataset
 from .download import RemoteFile
 from .files import file_digest
 from .formats import write_cifar10_archive, write_idx
-from .sources import CIFAR10_ARCHIVE, MNIST_FILE_NAMES, DatasetSource
+from .sources import CIFAR10_ARCHIVE, MD5SUMS, MNIST_FILE_NAMES, DatasetSource
 
 if TYPE_CHECKING:
     from .base import ImageArrays
@@ -94,9 +94,11 @@ class Synthetic(ImageDataset):
 
 def _source(folder: Path, name: str, files: list[str], base_url: str | None) -> DatasetSource:
     base = base_url.rstrip("/") if base_url else folder.resolve().as_uri()
+    files_md5 = {file: file_digest(folder / file) for file in files}
+    (folder / MD5SUMS).write_text("".join(f"{md5}  {file}\n" for file, md5 in files_md5.items()))
     return DatasetSource(
         folder=name,
-        files=tuple(RemoteFile(file, (f"{base}/{file}",), file_digest(folder / file)) for file in files),
+        files=tuple(RemoteFile(file, (f"{base}/{file}",), md5) for file, md5 in files_md5.items()),
     )
 
 

@@ -1,0 +1,105 @@
+"""The quickstart plan, run for real with ``experimaestro run-experiment``.
+
+One module-scoped run (3 epochs) is shared by the tests: caching, tags,
+results read back by ID, and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, run_experiment, what_ran, xpm_train
+
+pytestmark = pytest.mark.integration
+PARAMS = REPO / "experiments" / "quickstart" / "params.yaml"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("quickstart") / "ws"
+    result = run_experiment(PARAMS, workdir, "epochs=3")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, result
+
+
+def test_first_run_trains_the_grid_and_prints_the_table(workspace):
+    workdir, result = workspace
+    learns = list((workdir / "jobs").glob("xpm_train.learn.learn/*/learn.done"))
+    evaluations = list((workdir / "jobs").glob("xpm_train.evaluate.evaluate/*/results.json"))
+    assert len(learns) == 4 and len(evaluations) == 4
+    table = [line for line in result.stdout.splitlines() if line.startswith("xpm_train.evaluate")]
+    assert len(table) == 4, result.stdout
+    accuracies = [json.loads(p.read_text())["accuracy"] for p in evaluations]
+    assert max(accuracies) > 0.9  # 3 epochs only; the full quickstart reaches >= 0.95
+
+
+def test_second_run_starts_no_job(workspace):
+    workdir, _ = workspace
+    before = what_ran(workdir)
+    result = run_experiment(PARAMS, workdir, "epochs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert what_ran(workdir) == before
+
+
+def test_experimaestro_lists_the_tags(workspace):
+    workdir, _ = workspace
+    listing = subprocess.run(
+        [sys.executable, "-m", "experimaestro", "jobs", "--workdir", str(workdir), "list", "--tags",
+         "--experiment", "quickstart"], capture_output=True, text=True, timeout=120,
+    )
+    lines = [line for line in listing.stdout.splitlines() if line.startswith("DONE")]
+    assert len(lines) == 8, listing.stdout + listing.stderr
+    assert sum("hidden_dim=32" in line and "lr=0.001" in line for line in lines) == 2
+
+
+def test_load_reproduces_the_evaluation(workspace):
+    import torch
+
+    import xpm_train
+
+    workdir, _ = workspace
+    table = xpm_train.results(workdir, experiment="quickstart", where={"hidden_dim": 128, "lr": 0.003})
+    learn_row = table[table.task.str.endswith("learn")].iloc[0]
+    evaluate_row = table[table.task.str.endswith("evaluate")].iloc[0]
+
+    loaded = xpm_train.load(learn_row.job, workspace=workdir)
+    assert loaded.metrics["epochs"] == 3 and loaded.network is not None
+    test = xpm_train.Digits.C(split="test").instance().arrays()
+    mean = torch.tensor(test.mean).view(1, -1, 1, 1) * 255
+    std = torch.tensor(test.std).view(1, -1, 1, 1) * 255
+    with torch.no_grad():
+        predicted = loaded.network((test.images.float() - mean) / std).argmax(1)
+    accuracy = (predicted == test.labels).float().mean().item()
+    assert accuracy == pytest.approx(evaluate_row.accuracy, abs=0.5 / len(test.labels))  # same predictions
+    assert len(loaded.history()) > 0
+
+
+def test_cli_results_and_show(workspace):
+    workdir, _ = workspace
+    table = xpm_train("results", "--workdir", str(workdir), "--task", "evaluate", "--sort", "accuracy")
+    assert table.returncode == 0, table.stderr
+    assert len([line for line in table.stdout.splitlines() if line.startswith("xpm_train.evaluate")]) == 4
+
+    as_json = json.loads(xpm_train("results", "--workdir", str(workdir), "--format", "json",
+                                   "--where", "hidden_dim=32").stdout)
+    assert len(as_json) == 4 and {row["hidden_dim"] for row in as_json} == {32}
+
+    job = next((workdir / "jobs" / "xpm_train.learn.learn").iterdir())
+    shown = xpm_train("show", job.name[:10], "--workdir", str(workdir))
+    assert shown.returncode == 0, shown.stderr
+    assert "state:  done" in shown.stdout and "hidden_dims" in shown.stdout and "best.val_accuracy" in shown.stdout
+
+
+@pytest.mark.parametrize("prefix, message", [("", "ambiguous"), ("ffffffffffff", "no job matches")])
+def test_cli_show_unclear_ids(workspace, prefix, message):
+    workdir, _ = workspace
+    hashes = [p.name for p in (workdir / "jobs").glob("*/*")]
+    if prefix == "":  # a one-character prefix shared by two jobs
+        prefix = next(h[0] for h in hashes if sum(o.startswith(h[0]) for o in hashes) > 1)
+    shown = xpm_train("show", prefix, "--workdir", str(workdir))
+    assert shown.returncode == 1
+    assert message in shown.stderr and "Traceback" not in shown.stderr
