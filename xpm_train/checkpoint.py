@@ -58,6 +58,15 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> 
     fsync_dir(path.parent)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that were killed before their rename
+    (call it only while holding the job's lock: no other writer is alive)."""
+    stale = list(Path(folder).glob(".*.tmp-*")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def previous_path(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
 

@@ -141,6 +141,7 @@ class Learn(ResumableTask):
         sinks = self.tracking.sinks(self) if self.tracking is not None else []
         log = MetricsLogger(self.metrics_path, self.events_path, sinks)
         last_path = self.checkpoints / "last.pt"
+        checkpoint.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),

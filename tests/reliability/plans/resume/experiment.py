@@ -1,0 +1,35 @@
+"""One Learn on synthetic data, with dropout (its RNG must resume too), a
+warm-up + cosine schedule and gradient clipping; every step is logged so
+that the fault-injection harness can kill it at chosen steps."""
+
+from experimaestro.experiments import ExperimentHelper, configuration
+from experimaestro.experiments.configuration import ConfigurationBase
+
+from xpm_train import MLP, SGD, Cosine, Learn, Synthetic, find_launcher
+from xpm_train.plan import finish
+
+
+@configuration()
+class Configuration(ConfigurationBase):
+    epochs: int = 4
+    """Training epochs"""
+
+    log_interval: int = 1
+    """Steps between logged points (Meta)"""
+
+
+def run(helper: ExperimentHelper, cfg: Configuration):
+    learn = Learn.C(
+        model=MLP.C(hidden_dims=[64, 32], dropout=0.2),
+        data=Synthetic.C(split="train", num_samples=1536, height=12, width=12, num_classes=6, seed=3),
+        optimizer=SGD.C(lr=0.05, momentum=0.9),
+        schedule=Cosine.C(warmup_epochs=1),
+        epochs=cfg.epochs,
+        batch_size=32,
+        grad_clip=1.0,
+        seed=7,
+        device="cpu",
+        log_interval=cfg.log_interval,
+    )
+    learn.submit(launcher=find_launcher("duration=10m & cpu(cores=1)"))
+    finish(helper)

@@ -1,0 +1,170 @@
+"""SIGKILL at random moments: nothing corrupt, and the resumed training ends
+with exactly the weights of an uninterrupted one (CPU).
+
+One plan (plans/resume: a Learn with dropout, warm-up + cosine schedule and
+gradient clipping, 4 epochs, every step logged) runs uninterrupted in one
+workspace. In a second workspace the plan is started and its whole process
+group is killed as soon as the job has started (a node crash); then
+``kill_harness.py`` runs the job script again 20 times, each killed with
+SIGKILL at a random step plus 0-20 ms (inside steps, validation, checkpoint
+writes), checking the checkpoints after each kill; finally the same plan is
+run again and must finish the job by resuming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, run_experiment
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+PARAMS = HERE / "plans" / "resume" / "params.yaml"
+HARNESS = HERE / "kill_harness.py"
+KILLS = 20
+
+
+def learn_folder(workdir: Path) -> Path:
+    folders = list((workdir / "jobs" / "xpm_train.learn.learn").glob("*"))
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def crash_plan_once_started(workdir: Path, timeout: float = 300) -> None:
+    """Start the plan and SIGKILL its process group once the job logged a step."""
+    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir), str(PARAMS)]
+    plan = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            metrics = list((workdir / "jobs").glob("*/*/metrics.jsonl"))
+            if metrics and metrics[0].stat().st_size > 0:
+                return
+            assert plan.poll() is None, "the plan ended before the job started"
+            time.sleep(0.05)
+        pytest.fail("the job did not start in time")
+    finally:
+        os.killpg(plan.pid, signal.SIGKILL)
+        plan.wait()
+        for pidfile in (workdir / "jobs").glob("*/*/*.pid"):  # jobs run in their own session
+            kill_job(pidfile)
+
+
+def kill_job(pidfile: Path) -> None:
+    """SIGKILL the job whose pid experimaestro wrote (plain or JSON), and wait until it is gone."""
+    text = pidfile.read_text().strip()
+    pid = json.loads(text)["pid"] if text.startswith("{") else int(text)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def final_weights(folder: Path):
+    from xpm_train import checkpoint
+
+    return checkpoint.load(folder / "checkpoints" / "last.pt")["model"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    result = run_experiment(PARAMS, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return learn_folder(workdir)
+
+
+def test_sigkill_at_random_steps_resumes_to_identical_weights(reference, tmp_path):
+    import torch
+
+    workdir = tmp_path / "ws"
+    crash_plan_once_started(workdir)
+    job = learn_folder(workdir)
+    assert job.name == reference.name  # same task ID
+    total_steps = json.loads((reference / "final.json").read_text())["steps"]
+
+    harness = subprocess.run(
+        [sys.executable, str(HARNESS), "learn", str(job / "learn.py"), str(KILLS), "1234", str(total_steps)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    report = json.loads(harness.stdout.splitlines()[-1])
+    assert not report["finished_early"], report
+    assert len(report["injections"]) == KILLS
+    assert report["corrupt"] == []
+    # The kills landed all along the run (several epochs, checkpoints taken)
+    assert len({i["checkpoint_epoch"] for i in report["injections"]}) >= 3, report
+
+    result = run_experiment(PARAMS, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (job / "learn.done").exists()
+    events = [json.loads(line)["event"] for line in (job / "events.jsonl").read_text().splitlines()]
+    assert events.count("resume") >= 10 and events[-1] == "end"
+    assert not list((job / "checkpoints").glob(".*tmp*")), "stale temporary files left"
+
+    expected, actual = final_weights(reference), final_weights(job)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    ref_final = json.loads((reference / "final.json").read_text())
+    got_final = json.loads((job / "final.json").read_text())
+    assert got_final["final"] == ref_final["final"] and got_final["best"] == ref_final["best"]
+
+
+def test_sigkill_inside_checkpoint_writes_never_corrupts(tmp_path):
+    harness = subprocess.run([sys.executable, str(HARNESS), "checkpoint", str(tmp_path), "30", "99"],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    report = json.loads(harness.stdout.splitlines()[-1])
+    assert len(report["injections"]) == 30
+    assert report["corrupt"] == [] and report["bad_content"] == []
+    versions = [v for v in report["injections"] if v is not None]
+    assert len(versions) >= 25  # an intact checkpoint was there after (nearly) every kill
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])
+def test_preemption_signal_checkpoints_mid_epoch_and_resumes_identically(reference, tmp_path, signame):
+    """Slurm's preemption warning (``--signal=USR1@60``) or a SIGTERM: Learn saves a
+    mid-epoch checkpoint after the current step and exits within seconds; runs
+    resumed from those checkpoints end with the uninterrupted weights."""
+    import torch
+
+    workdir = tmp_path / "ws"
+    crash_plan_once_started(workdir)
+    job = learn_folder(workdir)
+    total_steps = json.loads((reference / "final.json").read_text())["steps"]
+    harness = subprocess.run(
+        [sys.executable, str(HARNESS), "learn", str(job / "learn.py"), "3", "77", str(total_steps), signame],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    report = json.loads(harness.stdout.splitlines()[-1])
+    assert len(report["injections"]) == 3 and report["corrupt"] == []
+    for injection in report["injections"]:
+        assert injection["exit_seconds"] < 10
+        # the checkpoint is the step where the signal arrived, not the last epoch end
+        assert injection["checkpoint_step"] >= injection["target_step"], injection
+    events = [json.loads(line) for line in (job / "events.jsonl").read_text().splitlines()]
+    assert sum(e["event"] == "preempted" and e.get("signal") == signame for e in events) == 3
+
+    result = run_experiment(PARAMS, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected, actual = final_weights(reference), final_weights(job)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
