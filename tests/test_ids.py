@@ -61,6 +61,20 @@ def test_meta_does_not_change_id():
     assert ids["learn-mlp"] == ids["learn-mlp-meta"]
 
 
+def test_explicit_defaults_do_not_change_id():
+    """Params added with ``field(default=..., ignore_default=True)``: spelling the
+    default out gives the ID of a config written before the param existed."""
+    from xpm_train import MLP, Adam, Digits, Learn
+
+    model, data = MLP.C(hidden_dims=[64]), Digits.C(split="train")
+    implicit = Learn.C(model=model, data=data, optimizer=Adam.C(lr=3e-3))
+    explicit = Learn.C(model=model, data=data, optimizer=Adam.C(lr=3e-3), schedule=None, epochs=10,
+                       batch_size=64, val_fraction=0.1, split_seed=0, grad_clip=0.0, seed=0)
+    other = Learn.C(model=model, data=data, optimizer=Adam.C(lr=3e-3), seed=1)
+    ids = [c.__xpm__.identifier.all.hex() for c in (implicit, explicit, other)]
+    assert ids[0] == ids[1] != ids[2]
+
+
 if __name__ == "__main__" and "--update" in sys.argv:
     REFERENCE.write_text(json.dumps(current_ids(), indent=2) + "\n")
     print(f"wrote {REFERENCE}")
