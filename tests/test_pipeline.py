@@ -45,3 +45,18 @@ def test_normalization():
     images, _ = next(data.batches(50))
     expected = (torch.arange(50.0) - 0.5 * 255) / (0.25 * 255)
     assert torch.allclose(images[:, 0, 0, 0], expected)
+
+
+def test_host_staged_batches_equal_device_resident_ones():
+    """A split that does not fit on the device is staged from host memory: same batches."""
+    import torch
+
+    from xpm_train import Synthetic
+    from xpm_train.pipeline import DeviceData, epoch_order
+
+    arrays = Synthetic.C(split="train", num_samples=100).instance().arrays()
+    resident = DeviceData(arrays, torch.device("cpu"), resident=True)
+    staged = DeviceData(arrays, torch.device("cpu"), resident=False)
+    order = epoch_order(100, 0, 1)
+    for (a, la), (b, lb) in zip(resident.batches(32, order, start=1), staged.batches(32, order, start=1)):
+        assert torch.equal(a, b) and torch.equal(la, lb)

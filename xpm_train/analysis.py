@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import UserError
+
 if TYPE_CHECKING:
     import pandas
     from torch import nn
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 TASK_METRIC_FILES = ("final.json", "results.json")
 
 
-class JobNotFound(LookupError):
+class JobNotFound(UserError, LookupError):
     """No job (or more than one) matches the given ID."""
 
 

@@ -54,23 +54,38 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple["torch.Tensor", "
 
 
 class DeviceData:
-    """A split held on ``device``, with the statistics needed to normalise it."""
+    """A split held on ``device``, with the statistics needed to normalise it.
 
-    def __init__(self, arrays: "ImageArrays", device: "torch.device"):
+    When the split does not fit in the device's free memory (see
+    :func:`fits_on_device`), it stays in (pinned) host memory and each batch
+    is copied to the device asynchronously instead.
+    """
+
+    def __init__(self, arrays: "ImageArrays", device: "torch.device", resident: bool | None = None):
         import torch
 
-        self.images = arrays.images.to(device)
-        self.labels = arrays.labels.to(device)
+        self.device = device
+        self.resident = fits_on_device(arrays, device) if resident is None else resident
+        if self.resident:
+            self.images, self.labels = arrays.images.to(device), arrays.labels.to(device)
+        else:
+            pin = device.type == "cuda"
+            self.images = arrays.images.pin_memory() if pin else arrays.images
+            self.labels = arrays.labels.pin_memory() if pin else arrays.labels
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(arrays.mean, device=device).view(shape) * 255
         self.std = torch.tensor(arrays.std, device=device).view(shape) * 255
+        self.channels_last = device.type == "cuda"
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def normalize(self, images: "torch.Tensor") -> "torch.Tensor":
-        """uint8 batch -> float batch with zero mean and unit variance."""
-        return (images.float() - self.mean) / self.std
+        """uint8 batch -> float batch with zero mean and unit variance (channels-last on CUDA)."""
+        import torch
+
+        images = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def batches(
         self, batch_size: int, order: "torch.Tensor | None" = None, start: int = 0
@@ -87,4 +102,20 @@ class DeviceData:
             else:
                 index = order[begin : begin + batch_size]
                 images, labels = self.images[index], self.labels[index]
-            yield self.normalize(images), labels
+            yield self.normalize(images), labels.to(self.device, non_blocking=True)
+
+
+DEVICE_MEMORY_SHARE = 0.5
+"""Largest share of a GPU's free memory a split may take to be held there"""
+
+
+def fits_on_device(arrays: "ImageArrays", device: "torch.device") -> bool:
+    """Whether ``arrays`` should live on ``device``: always on the CPU; on a GPU
+    when it takes less than half of the free memory."""
+    if device.type != "cuda":
+        return True
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    size = arrays.images.numel() * arrays.images.element_size() + arrays.labels.numel() * 8
+    return size < DEVICE_MEMORY_SHARE * free

@@ -12,7 +12,10 @@ It works around two behaviours of experimaestro 2.7:
 - values given with ``-c key=value`` reach the plan as strings, so
   ``-c 'lr=[0.01, 0.1]'`` fails with "Input should be a valid list": a string
   given for a list field is read as YAML (``[0.01, 0.1]``, or ``0.01`` for a
-  one-value list).
+  one-value list);
+- an error of the plan that the user can fix (:class:`xpm_train.errors.UserError`:
+  no launcher fits the spec, a download failed, a bad launchers.yaml...) is
+  printed in one line instead of a traceback; other errors keep theirs.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import os
 
 import attrs
 
+from .errors import UserError
 
-class ParamsError(ValueError):
+
+class ParamsError(UserError, ValueError):
     """A ``params.yaml`` that does not fit the plan's configuration class."""
 
 
@@ -134,6 +139,22 @@ def params_file() -> str:
         return "params.yaml"
 
 
+def short_user_errors(original):
+    """Wrap ``ExperimentHelper.run`` so that a :class:`~xpm_train.errors.UserError`
+    raised by the plan ends the run with its message only (exit code 1)."""
+    from .errors import UserError, plan_error
+
+    def run(self, args, configuration):
+        try:
+            return original(self, args, configuration)
+        except UserError as error:
+            short = plan_error(error)
+        raise short
+
+    run.__wrapped__ = original
+    return run
+
+
 def install() -> None:
     from experimaestro.experiments import cli
     from experimaestro.settings import get_settings
@@ -142,6 +163,8 @@ def install() -> None:
         get_settings().carbon.enabled = False
     if not hasattr(cli.validate_attrs, "__wrapped__"):
         cli.validate_attrs = strict_validate(cli.validate_attrs)
+    if not hasattr(cli.ExperimentHelper.run, "__wrapped__"):
+        cli.ExperimentHelper.run = short_user_errors(cli.ExperimentHelper.run)
 
 
 install()

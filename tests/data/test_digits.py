@@ -56,3 +56,21 @@ def test_identifiers():
 def test_unknown_split_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown split 'valid'.*'train', 'test'"):
         Digits.C(split="valid").instance()
+
+
+def test_digits_read_without_sklearn_equal_sklearn_load_digits():
+    """The bundled CSV is read directly (no scikit-learn import in task
+    processes); the arrays are those of ``sklearn.datasets.load_digits``."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(labels, bunch.target)
+    assert np.array_equal(images[:, 0], np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8))
+    code = ("import sys; from xpm_train.data.digits import load_digits_arrays; load_digits_arrays(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

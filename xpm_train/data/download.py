@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from .files import CHUNK_SIZE, atomic_write, file_digest
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ TIMEOUT = 60.0
 """Seconds without data after which a connection is abandoned"""
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file could not be fetched from any of its URLs."""
 
 

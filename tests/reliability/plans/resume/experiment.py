@@ -1,11 +1,11 @@
-"""One Learn on synthetic data, with dropout (its RNG must resume too), a
-warm-up + cosine schedule and gradient clipping; every step is logged so
+"""One Learn on synthetic data, with dropout (its RNG must resume too), batch
+augmentation, a warm-up + cosine schedule and gradient clipping; every step is logged so
 that the fault-injection harness can kill it at chosen steps."""
 
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, SGD, Cosine, Learn, Synthetic, find_launcher
+from xpm_train import MLP, SGD, Augment, Cosine, Learn, Synthetic, find_launcher
 from xpm_train.plan import finish
 
 
@@ -27,6 +27,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         epochs=cfg.epochs,
         batch_size=32,
         grad_clip=1.0,
+        augment=Augment.C(crop_padding=2, flip=True, cutout=4),
         seed=7,
         device="cpu",
         log_interval=cfg.log_interval,

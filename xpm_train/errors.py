@@ -1,0 +1,28 @@
+"""Errors caused by what a user gave (a file, a value, a spec, a command).
+
+Their message says what is wrong, why, and how to fix it, so they are shown
+without a traceback: by the ``xpm-train`` CLI, and by ``experimaestro
+run-experiment`` for plans whose params.yaml says
+``pre_experiment: xpm_train.preflight`` (see :mod:`xpm_train.preflight`).
+Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Base of the errors a user can fix from the message alone."""
+
+
+def plan_error(error: UserError) -> Exception:
+    """``error`` as an experimaestro ``HandledException`` (printed in one line,
+    exit code 1), detached from the traceback that raised it."""
+    from experimaestro.exceptions import HandledException
+
+    class PlanError(HandledException):
+        pass
+
+    short = PlanError(f"{type(error).__name__}: {error}")
+    short.__cause__ = short.__context__ = None
+    short.__suppress_context__ = True
+    return short
