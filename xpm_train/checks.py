@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from experimaestro.checkers import Checker
 
+from .errors import UserError
+
+
+class InvalidValue(UserError, ValueError):
+    """A param value refused by a check (the message names the rule)."""
+
 
 class Range(Checker):
     """``low <= value`` (or ``<``) and ``value < high`` (or ``<=``)."""
@@ -21,7 +27,7 @@ class Range(Checker):
             too_low = self.low is not None and (item <= self.low if self.low_open else item < self.low)
             too_high = self.high is not None and (item >= self.high if self.high_open else item > self.high)
             if too_low or too_high:
-                raise ValueError(f"must be {self}, got {item!r}")
+                raise InvalidValue(f"must be {self}, got {item!r}")
         return True
 
     def __str__(self):
@@ -41,3 +47,23 @@ def Positive() -> Range:
 def NonNegative() -> Range:
     """``value >= 0``."""
     return Range(0)
+
+
+class DeviceName(Checker):
+    """A torch device name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Only the form is checked (in the plan): whether CUDA is present is
+    decided where the job runs, which may be another host.
+    """
+
+    PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
+
+    def check(self, value):
+        import re
+
+        if not isinstance(value, str) or not re.fullmatch(self.PATTERN, value):
+            raise InvalidValue(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return True
+
+    def __str__(self):
+        return "a device name (auto, cpu, cuda, cuda:N, mps)"

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from . import checkpoint
-from .checks import NonNegative, Positive, Range
+from .checks import DeviceName, NonNegative, Positive, Range
 from .data.base import ImageDataset
 from .augment import Augment
 from .models import LoadWeights, Model
@@ -75,7 +75,7 @@ class Learn(ResumableTask):
     augment: Param[Optional[Augment]] = field(default=None, ignore_default=True)
     """Batch augmentation of the training split, on the device (None: none)"""
 
-    device: Meta[str] = field(default="auto", ignore_default=True)
+    device: Annotated[Meta[str], DeviceName()] = field(default="auto", ignore_default=True)
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
 
     gpu_memory_fraction: Meta[Optional[float]] = field(default=None, ignore_default=True)

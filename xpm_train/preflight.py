@@ -21,6 +21,7 @@ It works around two behaviours of experimaestro 2.7:
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 
 import attrs
@@ -155,6 +156,19 @@ def short_user_errors(original):
     return run
 
 
+class ShortUserErrors(logging.Filter):
+    """Drops the traceback experimaestro logs when a param value is refused by a
+    check (a :class:`~xpm_train.errors.UserError`: its message is enough)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .errors import UserError
+
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
 def install() -> None:
     from experimaestro.experiments import cli
     from experimaestro.settings import get_settings
@@ -163,6 +177,9 @@ def install() -> None:
         get_settings().carbon.enabled = False
     if not hasattr(cli.validate_attrs, "__wrapped__"):
         cli.validate_attrs = strict_validate(cli.validate_attrs)
+    core_logger = logging.getLogger("xpm.core")
+    if not any(isinstance(f, ShortUserErrors) for f in core_logger.filters):
+        core_logger.addFilter(ShortUserErrors())
     if not hasattr(cli.ExperimentHelper.run, "__wrapped__"):
         cli.ExperimentHelper.run = short_user_errors(cli.ExperimentHelper.run)
 

@@ -55,13 +55,23 @@ def test_missing_plan_file(tmp_path):
     assert result.returncode == 2 and "no_such_plan.py does not exist" in result.stderr
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def test_failed_jobs_fail_the_plan_with_a_summary(tmp_path):
+    """device=cuda passes the plan's checks (the job may run on another host)
+    and fails in the job on a host without CUDA."""
+    if cuda_available():
+        pytest.skip("needs a host without CUDA (the jobs must fail)")
     workdir = tmp_path / "ws"
     result = run_experiment(PARAMS, workdir, "epochs=1", "hidden_dim=[16]", "lr=[0.01]",
-                            "device=tpu", timeout=300)
+                            "device=cuda", timeout=300)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "2 job(s) failed" in result.stderr
     assert "xpm_train.learn.learn/" in result.stderr and "learn.err" in result.stderr
     assert "not run, a job it depends on failed" in result.stderr
     log = next((workdir / "jobs" / "xpm_train.learn.learn").glob("*/learn.err")).read_text()
-    assert "tpu" in log
+    assert "CUDA is not available on this host" in log

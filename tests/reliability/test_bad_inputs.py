@@ -54,6 +54,7 @@ CATALOGUE = [
     ("override wrong type", "override", ["epochs=ten"], "key 'epochs'"),
     ("override empty grid", "override", ["lr=[]"], "'lr' is an empty list"),
     ("override bad list", "override", ["lr=[0.1, oops"], "key 'lr'"),
+    ("override unknown device", "override", ["device=tpu"], "device 'tpu' is not one of auto, cpu, cuda"),
     # --- missing files and datasets
     ("missing params file", "cli", ["run", "{tmp}/nope/params.yaml", "--workdir", "{tmp}/ws2"], "no such file"),
     ("missing dataset mirror", "mnist", ["mirror={tmp}/no-mirror", "data_root={tmp}/data"], "no such folder"),
