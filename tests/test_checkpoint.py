@@ -45,7 +45,7 @@ def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint.os, "fsync", full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(checkpoint.DiskFullError, match="No space left on device. The previous file is intact"):
         checkpoint.save(path, {"epoch": 2})
     monkeypatch.undo()
     assert checkpoint.load(path)["epoch"] == 1

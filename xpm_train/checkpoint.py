@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,21 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> 
         if keep_previous and path.exists():
             os.replace(path, previous_path(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                error.errno,
+                f"could not write {path} ({len(data) / 1e6:.1f} MB): {os.strerror(error.errno)}. "
+                f"The previous file is intact. Free space (or raise the quota) on the filesystem of "
+                f"{path.parent}, then run the plan again: the job resumes from its last checkpoint",
+            ) from None
         raise
     fsync_dir(path.parent)
+
+
+class DiskFullError(OSError):
+    """A checkpoint or result could not be written for lack of space (nothing was replaced)."""
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -88,6 +88,8 @@ def learn_mode(script: Path, kills: int, seed: int, total_steps: int, sig: int =
     job = script.parent
     metrics = job / "metrics.jsonl"
     targets = sorted(rng.randrange(1, total_steps) for _ in range(kills))
+    if os.environ.get("XPM_TRAIN_KILL_AFTER"):  # a fixed step instead (one kill)
+        targets = [int(os.environ["XPM_TRAIN_KILL_AFTER"])] * kills
     report = {"injections": [], "corrupt": [], "finished_early": False}
     for target in targets:
         offset = metrics.stat().st_size if metrics.exists() else 0

@@ -168,3 +168,39 @@ def test_preemption_signal_checkpoints_mid_epoch_and_resumes_identically(referen
     expected, actual = final_weights(reference), final_weights(job)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_checkpoint_falls_back_to_previous_and_ends_identically(reference, tmp_path, damage):
+    """A truncated or bit-flipped ``last.pt`` is detected by its checksum: the run
+    resumes from ``last.pt.prev`` with a ``corrupt_checkpoint`` event, and still
+    ends with the uninterrupted weights."""
+    import torch
+
+    workdir = tmp_path / "ws"
+    crash_plan_once_started(workdir)
+    job = learn_folder(workdir)
+    total_steps = json.loads((reference / "final.json").read_text())["steps"]
+    # one kill late in the run: last.pt and last.pt.prev both exist
+    harness = subprocess.run(
+        [sys.executable, str(HARNESS), "learn", str(job / "learn.py"), "1", "5", str(total_steps)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "XPM_TRAIN_KILL_AFTER": str(total_steps - 3)},
+    )
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    last = job / "checkpoints" / "last.pt"
+    assert last.exists() and (job / "checkpoints" / "last.pt.prev").exists()
+    data = bytearray(last.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+
+    result = run_experiment(PARAMS, workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(line) for line in (job / "events.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "corrupt_checkpoint" and e["path"].endswith("last.pt") for e in events)
+    expected, actual = final_weights(reference), final_weights(job)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
