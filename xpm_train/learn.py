@@ -97,6 +97,10 @@ class Learn(ResumableTask):
     """Compile the model with ``torch.compile`` (pays off on long GPU runs;
     share ``TORCHINDUCTOR_CACHE_DIR`` between jobs to cut its start-up cost)"""
 
+    deterministic: Meta[bool] = field(default=False, ignore_default=True)
+    """On CUDA, use deterministic algorithms (and no cuDNN autotuning): bitwise
+    reproducible GPU runs, somewhat slower. CPU runs are always reproducible"""
+
     log_interval: Meta[int] = field(default=50, ignore_default=True)
     """Log the training loss every this many steps"""
 
@@ -136,7 +140,8 @@ class Learn(ResumableTask):
         torch.manual_seed(self.seed)
         use_bf16 = autocast_bf16(self.amp, device)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = not self.deterministic
+            torch.use_deterministic_algorithms(self.deterministic, warn_only=False)
 
         # --- Data: decoded once, held on the device
         arrays = self.data.arrays()
@@ -277,10 +282,12 @@ def autocast_bf16(amp: str, device) -> bool:
 
 def cap_gpu_memory(device, fraction: float | None) -> None:
     """Limit this process to ``fraction`` of ``device``'s memory (CUDA only)."""
-    if fraction is None or device.type != "cuda":
+    if fraction is None:
         return
     if not 0 < fraction <= 1:
         raise ValueError(f"gpu_memory_fraction must be in (0, 1], got {fraction}")
+    if device.type != "cuda":
+        return
     import torch
 
     torch.cuda.set_per_process_memory_fraction(fraction, device)
