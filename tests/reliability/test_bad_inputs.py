@@ -55,6 +55,17 @@ CATALOGUE = [
     ("override empty grid", "override", ["lr=[]"], "'lr' is an empty list"),
     ("override bad list", "override", ["lr=[0.1, oops"], "key 'lr'"),
     ("override unknown device", "override", ["device=tpu"], "device 'tpu' is not one of auto, cpu, cuda"),
+    # --- launchers.yaml (file, line and field named)
+    ("launchers unknown key", "launchers", "launchers:\n  - name: x\n    type: local\n    cpus: 4\n",
+     "launchers.yaml:4: launchers[0]"),
+    ("launchers negative cores", "launchers", "launchers:\n  - name: x\n    type: local\n    cpu: {cores: -2}\n",
+     "launchers.yaml:4: launchers[0].cpu.cores"),
+    ("launchers wrong type", "launchers", "launchers:\n  - name: x\n    type: local\n    priority: high\n",
+     "launchers.yaml:4: launchers[0].priority"),
+    ("launchers unknown type", "launchers", "launchers:\n  - name: x\n    type: kubernetes\n",
+     "launchers.yaml:3: launchers[0].type"),
+    ("launchers bad default spec", "launchers", "default_spec: 'cpu(cores='\nlaunchers:\n  - name: x\n    type: local\n",
+     "launchers.yaml:1: default_spec"),
     # --- missing files and datasets
     ("missing params file", "cli", ["run", "{tmp}/nope/params.yaml", "--workdir", "{tmp}/ws2"], "no such file"),
     ("missing dataset mirror", "mnist", ["mirror={tmp}/no-mirror", "data_root={tmp}/data"], "no such folder"),
@@ -108,6 +119,12 @@ def test_bad_input(name, kind, given, message, tmp_path, workspace):
         result = run_cli(["run", str(params), "--workdir", str(workdir)])
     elif kind == "override":
         result = run_experiment(QUICKSTART, workdir, *given, timeout=120)
+    elif kind == "launchers":
+        launchers = tmp_path / "launchers.yaml"
+        launchers.write_text(given)
+        listed = run_cli(["launchers", "list", "--file", str(launchers)])
+        assert listed.returncode != 0 and message in listed.stderr, listed.stderr
+        result = run_experiment(QUICKSTART, workdir, timeout=120, env={"XPM_TRAIN_LAUNCHERS": str(launchers)})
     elif kind == "mnist":
         result = run_experiment(MNIST, workdir, *[g.format(tmp=tmp_path) for g in given], timeout=120)
     else:

@@ -1,0 +1,23 @@
+"""experimaestro's launcher hook for this project.
+
+experimaestro loads ``launchers.py`` from its configuration folder and calls
+``find_launcher(requirements, tags)``. Pointing that folder here makes
+experimaestro choose exactly as ``xpm_train.launchers.find_launcher``::
+
+    experimaestro find-launchers --config . "duration=2h & cuda(mem=8G)*1"
+    experimaestro run-experiment --xpm-config-dir . ...
+    LauncherRegistry.set_config_dir(Path("."))  # then experimaestro's find_launcher(...)
+
+The launchers are looked up as usual ($XPM_TRAIN_LAUNCHERS, then the
+launchers.yaml beside this file and up to the git root, then
+~/.config/xpm-train/launchers.yaml, then the built-in default).
+"""
+
+from pathlib import Path
+
+
+def find_launcher(requirements, tags=frozenset()):
+    """The launcher for ``requirements`` (None when no launcher fits)."""
+    from xpm_train.launchers.finder import find_launcher_or_none
+
+    return find_launcher_or_none(requirements, tags, start=Path(__file__).resolve().parent)

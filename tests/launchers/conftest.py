@@ -1,0 +1,198 @@
+"""Fixtures of the launcher tests.
+
+``launcher_kind`` runs a test once per launcher type: ``local`` always,
+``slurm`` only when ``XPM_TRAIN_SLURM=1`` (``source .ci/slurm.sh`` starts the
+CI cluster and sets it); with ``XPM_TRAIN_SLURM=1`` and no Slurm answering,
+the Slurm cases fail instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SLURM_ENV = "XPM_TRAIN_SLURM"
+PARTITION_ENV = "XPM_TRAIN_SLURM_PARTITION"
+
+LOCAL = """\
+launchers:
+  - name: box
+    type: local
+    tags: [local]
+    cpu: {{cores: {cores}, memory: {memory}}}
+    gpus: auto
+"""
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """A reachable Slurm partition."""
+
+    partition: str
+    cpus: int
+    """CPUs of its (first) node"""
+    memory_mb: int
+    """Memory of its (first) node, in MiB (Slurm's MB)"""
+    binpath: str
+
+    def launcher_yaml(self, name: str = "slurm", *, poll_interval: float = 0.5,
+                      tags: tuple[str, ...] = ("slurm",), max_time: str = "1h") -> str:
+        """A ``launchers:`` list item (YAML text) for this partition."""
+        return (
+            f"  - name: {name}\n"
+            f"    type: slurm\n"
+            f"    tags: [{', '.join(tags)}]\n"
+            f"    partition: {self.partition}\n"
+            f"    cpu: {{cores: {self.cpus}, memory: {self.memory_mb}MiB}}\n"
+            f"    max_time: {max_time}\n"
+            f"    poll_interval: {poll_interval}\n"
+            f"    binpath: {self.binpath}\n"
+        )
+
+    def sacct_jobs(self, workdir: Path) -> list[dict]:
+        """Jobs known to ``sacct`` whose working folder is under ``workdir``."""
+        out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
+                   "--format=JobID,JobName,State,WorkDir"]).stdout
+        jobs = []
+        for line in out.splitlines():
+            jobid, name, state, folder = (line.split("|") + [""] * 4)[:4]
+            if folder and Path(folder).is_relative_to(workdir):
+                jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder})
+        return jobs
+
+
+def find_slurm(partition: str | None = None) -> SlurmCluster | None:
+    """The running Slurm's partition (the default one unless named); None if none answers."""
+    sinfo = shutil.which("sinfo")
+    if sinfo is None:
+        return None
+    try:
+        out = run([sinfo, "-h", "-o", "%P|%c|%m|%a"], timeout=15).stdout
+        run([str(Path(sinfo).parent / "sacct"), "-n", "-X", "--starttime=now"], timeout=15)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 3]
+    wanted = partition or os.environ.get(PARTITION_ENV)
+    for name, cpus, memory, avail in rows:
+        if avail != "up":
+            continue
+        if (wanted and name.rstrip("*") == wanted) or (not wanted and name.endswith("*")):
+            return SlurmCluster(name.rstrip("*"), int(cpus.rstrip("+")),
+                                int(memory.rstrip("+")), str(Path(sinfo).parent))
+    return None
+
+
+def run(command: list[str], *, timeout: float = 60, check: bool = True):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> SlurmCluster:
+    """The running Slurm partition: skipped unless XPM_TRAIN_SLURM=1, failing if unreachable."""
+    if os.environ.get(SLURM_ENV) != "1":
+        pytest.skip(f"Slurm tests run only with {SLURM_ENV}=1 "
+                    "(`source .ci/slurm.sh` starts the CI cluster and sets it)")
+    cluster = find_slurm()
+    if cluster is None:
+        pytest.fail(f"{SLURM_ENV}=1 but no Slurm answers (`sinfo`/`sacct` missing or failing, "
+                    f"or partition {os.environ.get(PARTITION_ENV) or '<default>'} not up): "
+                    "run `source .ci/slurm.sh`")
+    return cluster
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def launcher_kind(request) -> str:
+    """The launcher type under test: each test using it runs on both."""
+    return request.param
+
+
+@pytest.fixture
+def use_local_launcher(tmp_path, monkeypatch):
+    """``use(cores, memory, gpus)``: one local launcher ``box`` with these
+    resources (``gpus``: a fake inventory such as ``2x80G``, or ``""``), in
+    effect through ``$XPM_TRAIN_LAUNCHERS``; returns the file."""
+
+    def use(cores: int = 2, memory: str = "8G", gpus: str = "2x80G") -> Path:
+        monkeypatch.setenv("XPM_TRAIN_FAKE_GPUS", gpus)
+        path = tmp_path / "launchers.yaml"
+        path.write_text(LOCAL.format(cores=cores, memory=memory))
+        monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
+        return path
+
+    return use
+
+
+@pytest.fixture
+def launchers_file(launcher_kind, request, tmp_path, monkeypatch, use_local_launcher) -> Path:
+    """A launchers file with one launcher of the kind under test, in effect
+    through ``$XPM_TRAIN_LAUNCHERS`` (local: 2 cores, 8G, 2 fake 80G GPUs)."""
+    if launcher_kind == "local":
+        return use_local_launcher()
+    cluster = request.getfixturevalue("slurm_cluster")
+    path = tmp_path / "launchers.yaml"
+    path.write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=0.5))
+    monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def launcher_sandbox(tmp_path, monkeypatch):
+    """Private token and GPU-lock folders; no launchers file or fake GPUs inherited."""
+    from xpm_train.launchers import tokens
+
+    for name in ("XPM_TRAIN_LAUNCHERS", "XPM_TRAIN_FAKE_GPUS", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XPM_TRAIN_TOKENS_DIR", str(tmp_path / "tokens"))
+    monkeypatch.setenv("XPM_TRAIN_GPU_LOCK_DIR", str(tmp_path / "gpu-locks"))
+    tokens.forget()
+    yield tmp_path
+    tokens.forget()
+
+
+@pytest.fixture
+def fresh_scheduler():
+    """Forget the jobs that experimaestro's (process-wide) scheduler remembers.
+
+    Call the returned function between two runs of the same experiment to
+    behave like a new process (jobs are then found again on disk).
+    """
+    reset_scheduler()
+    yield reset_scheduler
+    reset_scheduler()
+
+
+def reset_scheduler() -> None:
+    """Drop the scheduler's in-memory jobs and experiments (not the running loop)."""
+    from experimaestro.scheduler.base import Scheduler
+
+    scheduler = Scheduler._instance
+    if scheduler is None:
+        return
+    for job in scheduler.jobs.values():
+        job.experiments.clear()
+    scheduler.jobs.clear()
+    scheduler.waitingjobs.clear()
+    scheduler.experiments.clear()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository root (holds launchers.yaml and launchers.py)."""
+    return Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    """Write a launchers file and return its path."""
+
+    def write(text: str, name: str = "launchers.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,105 @@
+"""Why a spec goes where it goes: per alternative, per launcher, then the plan.
+
+Example (``xpm-train launchers explain "duration=2h & cuda(mem=8G)*1"``)::
+
+    spec: duration=2h & cuda(mem=8G)*1
+    launchers: /project/launchers.yaml
+    alternative 1: duration=2h & cuda(mem=8G)*1
+      local      no: needs 1 GPU(s), offers 0
+      debug      yes
+    chosen: debug (alternative 1)
+      /usr/bin/sbatch --parsable --nodes=1 --partition=debug --time=02:00:00 ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from .match import Choice, Spec, Verdict, alternatives, choose, describe, judge
+from .schema import LaunchersConfig
+
+if TYPE_CHECKING:
+    from experimaestro.launcherfinder.specs import HostSimpleRequirement
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One ``|`` alternative and every launcher's verdict on it."""
+
+    requirement: "HostSimpleRequirement"
+    verdicts: tuple[Verdict, ...]
+
+    def verdict(self, launcher: str) -> Verdict:
+        return next(v for v in self.verdicts if v.launcher.name == launcher)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything ``xpm-train launchers explain`` shows."""
+
+    spec: str
+    tags: tuple[str, ...]
+    source: str
+    alternatives: tuple[Alternative, ...]
+    choice: Choice | None
+    plan: tuple[str, ...]
+    """The sbatch command line, or the local environment, of the chosen launcher"""
+
+    @property
+    def chosen(self) -> str | None:
+        """Name of the chosen launcher (None: no launcher fits)."""
+        return self.choice.launcher.name if self.choice else None
+
+    def render(self) -> str:
+        width = max((len(v.launcher.name) for a in self.alternatives for v in a.verdicts),
+                    default=0)
+        lines = [f"spec: {self.spec or '(empty)'}"]
+        if self.tags:
+            lines.append(f"tags: {', '.join(self.tags)}")
+        lines.append(f"launchers: {self.source}")
+        for index, alternative in enumerate(self.alternatives, 1):
+            lines.append(f"alternative {index}: {describe(alternative.requirement)}")
+            for verdict in alternative.verdicts:
+                answer = "yes" if verdict.fits else f"no: {verdict.reason}"
+                lines.append(f"  {verdict.launcher.name:<{width}}  {answer}")
+        if self.choice is None:
+            lines.append("chosen: none - no launcher fits any alternative")
+        else:
+            lines.append(f"chosen: {self.chosen} (alternative {self.choice.alternative + 1}, "
+                         f"{self.choice.launcher.type}, priority {self.choice.launcher.priority})")
+            lines.extend(f"  {line}" for line in self.plan)
+        return "\n".join(lines)
+
+
+def explain(spec: Spec, tags: Iterable[str] = (), *,
+            config: LaunchersConfig | Path | None = None,
+            start: Path | None = None) -> Explanation:
+    """Explain where ``spec`` would run (same decision as ``find_launcher``)."""
+    from .finder import resolve_config
+
+    config = resolve_config(config, start)
+    tags = tuple(tags)
+    requirements = alternatives(spec, config.default_spec)
+    verdicts = tuple(
+        Alternative(r, tuple(judge(r, launcher, tags) for launcher in config.launchers))
+        for r in requirements
+    )
+    choice = choose(config, spec, tags)
+    return Explanation(
+        spec=spec if isinstance(spec, str) else repr(spec) if spec is not None else "",
+        tags=tags, source=config.source, alternatives=verdicts, choice=choice,
+        plan=tuple(plan(choice)) if choice else (),
+    )
+
+
+def plan(choice: Choice) -> list[str]:
+    """The sbatch command line, or the local environment, of a choice."""
+    if choice.launcher.type == "slurm":
+        from .slurm import sbatch_command_line
+
+        return [sbatch_command_line(choice.launcher, choice.requirement)]
+    from .local import environment
+
+    return environment(choice.launcher, choice.requirement) or ["(no GPU, no reservation)"]

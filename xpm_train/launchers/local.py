@@ -1,0 +1,105 @@
+"""Running jobs on this machine: resources reserved, GPUs pinned.
+
+A job chosen for a local launcher
+
+* reserves, before it starts, what its spec asks (cores, memory, GPUs, one
+  job slot) from host-wide experimaestro counters sized as the launcher
+  declares (:mod:`.tokens`), so that jobs of every experiment on the host
+  together fit;
+* once started, locks that many free GPUs and sets ``CUDA_VISIBLE_DEVICES``
+  (:mod:`.gpurun`), through experimaestro's hook for code run at the top of
+  the job script (``Launcher.launcher_info_code``) — before the task is
+  imported, so before CUDA can initialise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from experimaestro.launchers import Launcher
+
+from .gpurun import lock_dir
+from .schema import LocalLauncherConfig
+from .units import format_memory, mebibytes
+
+if TYPE_CHECKING:
+    from experimaestro.launcherfinder.specs import HostSimpleRequirement
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one job holds while it runs, per counter: (name, job's share, total)."""
+
+    shares: tuple[tuple[str, int, int], ...]
+    gpus: int
+
+    @staticmethod
+    def of(config: LocalLauncherConfig, requirement: "HostSimpleRequirement") -> "Reservation":
+        gpus = len(requirement.accelerators)
+        shares = [
+            ("cores", max(1, requirement.cpu.cores), config.cores),
+            ("memory-mib", mebibytes(requirement.cpu.memory), mebibytes(config.memory)),
+            ("gpus", gpus, len(config.gpus)),
+        ]
+        if config.max_jobs:
+            shares.append(("jobs", 1, config.max_jobs))
+        return Reservation(tuple(s for s in shares if s[1] > 0), gpus)
+
+
+def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement") -> list[str]:
+    """What a job of ``requirement`` gets on ``config``, in words (for ``explain``)."""
+    reservation = Reservation.of(config, requirement)
+    lines = []
+    if config.gpus:
+        devices = ",".join(gpu.device for gpu in config.gpus)
+        visible = (f"<{reservation.gpus} free of {devices}, chosen at start>"
+                   if reservation.gpus else '""')
+        lines.append(f"CUDA_VISIBLE_DEVICES={visible}  (GPU locks in {lock_dir()})")
+    for resource, share, total in reservation.shares:
+        if resource == "memory-mib":
+            shown = (f"memory {format_memory(requirement.cpu.memory)} ({share} MiB) "
+                     f"of {format_memory(config.memory)}")
+        else:
+            shown = f"{resource} {share} of {total}"
+        lines.append(f"reserves {shown} (host-wide token xpm-train.{config.name}.{resource})")
+    return lines
+
+
+class LocalLauncher(Launcher):
+    """experimaestro launcher for one job size on a ``type: local`` launcher."""
+
+    def __init__(self, config: LocalLauncherConfig, requirement: "HostSimpleRequirement"):
+        from experimaestro.connectors.local import LocalConnector
+
+        super().__init__(LocalConnector.instance(), priority=config.priority)
+        self.config = config
+        self.reservation = Reservation.of(config, requirement)
+        self.devices = [gpu.device for gpu in config.gpus]
+        self.gpu_lock_dir = str(lock_dir())
+        self.addListener(self._reserve)
+
+    def _reserve(self, job) -> None:
+        """Make the job wait for its share of every counter (experimaestro tokens)."""
+        from .tokens import counter
+
+        for resource, share, total in self.reservation.shares:
+            job.dependencies.add(counter(self.config.name, resource, total).dependency(share))
+
+    def scriptbuilder(self):
+        from experimaestro.scriptbuilder import PythonScriptBuilder
+
+        return PythonScriptBuilder()
+
+    def launcher_info_code(self) -> str:
+        """Job-script lines that pin the job's GPUs (inside ``if __name__ == '__main__':``)."""
+        if not self.devices:
+            return ""
+        return (
+            "    from xpm_train.launchers.gpurun import pin\n"
+            f"    pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
+        )
+
+    def __str__(self) -> str:
+        return (f"LocalLauncher({self.config.name}, gpus={self.reservation.gpus}, "
+                f"reserves={dict((r, s) for r, s, _ in self.reservation.shares)})")

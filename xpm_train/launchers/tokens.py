@@ -1,0 +1,66 @@
+"""Host-wide counters of what local jobs hold (experimaestro ``CounterToken``).
+
+One counter per local launcher and resource (cores, memory in MiB, GPUs,
+jobs). They live in files shared by every experiment of the host, so two
+experiments running at once together never exceed what ``launchers.yaml``
+declares. The folder is ``$XPM_TRAIN_TOKENS_DIR``, by default experimaestro's
+own token folder (``$XPM_WORKDIR/tokens``, i.e. ``~/.local/share/experimaestro/tokens``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from experimaestro.tokens import CounterToken
+
+TOKENS_DIR_ENV = "XPM_TRAIN_TOKENS_DIR"
+
+_tokens: dict[Path, "HostCounter"] = {}
+"""One token object per folder in this process (experimaestro keys its own cache by name)."""
+
+
+def tokens_dir() -> Path:
+    """Folder of the counters."""
+    if os.environ.get(TOKENS_DIR_ENV):
+        return Path(os.environ[TOKENS_DIR_ENV])
+    from experimaestro.connectors.local import LocalConnector
+
+    return LocalConnector.instance().localpath / "tokens"
+
+
+RECHECK_SECONDS = 1.0
+"""Longest wait before a job waiting for a counter checks it again."""
+
+
+class HostCounter(CounterToken):
+    """experimaestro's ``CounterToken``, re-checked at least every second.
+
+    experimaestro 2.7 wakes a waiting job when another process releases its
+    share (file watching, with a polling fallback). A release seen by the
+    file watcher between the job's failed attempt and the start of its wait
+    is lost: the fallback poller then finds nothing new and the job waits
+    until something else changes, possibly forever (seen with two
+    experiments sharing a one-GPU counter). Bounding each wait makes the job
+    try again instead.
+    """
+
+    async def async_wait(self, timeout: float = 0) -> bool:
+        bounded = min(timeout, RECHECK_SECONDS) if timeout > 0 else RECHECK_SECONDS
+        await super().async_wait(timeout=bounded)
+        return True
+
+
+def counter(launcher: str, resource: str, total: int) -> HostCounter:
+    """The counter of ``resource`` for local launcher ``launcher``, holding ``total``."""
+    name = f"xpm-train.{launcher}.{resource}"
+    path = tokens_dir() / f"{name}.counter"
+    token = _tokens.get(path)
+    if token is None:
+        token = _tokens[path] = HostCounter(name, path, total)
+    return token
+
+
+def forget() -> None:
+    """Drop this process's token objects (tests switch folders between runs)."""
+    _tokens.clear()
