@@ -242,11 +242,18 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
     return pandas.DataFrame(rows)
 
 
+COUNT_COLUMNS = ("samples", "epochs", "steps", "best_epoch")
+"""Metrics that are counts (shown without decimals)"""
+
 SUMMARY_COLUMNS = ("confusion_matrix", "per_class_accuracy")
 
 
 def format_table(frame: "pandas.DataFrame") -> str:
     """A readable text table (long list-valued columns left out)."""
     columns = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
-    frame = frame[columns].dropna(axis=1, how="all")
+    frame = frame[columns].dropna(axis=1, how="all").copy()
+    for column in frame.columns:  # counts read next to NaN come back as floats
+        values = frame[column]
+        if values.dtype.kind == "f" and values.dropna().apply(float.is_integer).all() and column in COUNT_COLUMNS:
+            frame[column] = values.astype("Int64")
     return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")
