@@ -172,7 +172,7 @@ class Learn(ResumableTask):
         run = fresh_run_state() if state is None else restore(state, net, optimizer)
         log.elapsed_offset = run["elapsed"]
         if state is None:
-            log.event("start", device=str(device), train_samples=len(train),
+            log.event("start", device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
                       val_samples=len(val) if val else 0, steps=total_steps)
         else:
             log.event("resume", epoch=run["epoch"], batch=run["batch"], step=run["step"])

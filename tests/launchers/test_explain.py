@@ -142,14 +142,16 @@ def test_sbatch_options_from_spec_and_partition(cluster):
 def test_local_plan_and_job_script_hook(cluster, tmp_path):
     explanation = explain("cuda(mem=8G)*1 & cpu(cores=2, mem=4G)", config=cluster)
     assert explanation.plan[0].startswith("CUDA_VISIBLE_DEVICES=<1 free of 0,1, chosen at start>")
-    assert "reserves cores 2 of 8" in explanation.plan[1]
-    assert "reserves memory" in explanation.plan[2] and "gpus 1 of 2" in explanation.plan[3]
+    assert explanation.plan[1].startswith("OMP_NUM_THREADS=2")
+    assert "reserves cores 2 of 8" in explanation.plan[2]
+    assert "reserves memory" in explanation.plan[3] and "gpus 1 of 2" in explanation.plan[4]
 
     launcher = find_launcher("cuda(mem=8G)*1", config=cluster)
     code = launcher.launcher_info_code()
     assert f"pin(1, ['0', '1'], '{tmp_path / 'gpu-locks'}')" in code
     cpu_only = find_launcher("cpu(cores=1)", config=cluster)
     assert "pin(0, ['0', '1']" in cpu_only.launcher_info_code()  # hides the GPUs
+    assert "os.environ.setdefault(_name, '1')" in cpu_only.launcher_info_code()  # one thread per core
 
 
 def test_empty_spec_uses_default_spec():

@@ -40,3 +40,6 @@ def test_same_seed_same_metrics_and_weights_on_cpu(tmp_path):
     a = checkpoint.load(first / "checkpoints" / "last.pt")["model"]
     b = checkpoint.load(second / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the local launcher sized the job's thread pool to its cores (cpu(cores=1))
+    events = [json.loads(line) for line in (first / "events.jsonl").read_text().splitlines()]
+    assert next(e for e in events if e["event"] == "start")["threads"] == 1

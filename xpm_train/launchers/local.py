@@ -27,12 +27,22 @@ if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Thread-pool sizes set to the job's cores: torch would otherwise use every
+core of the host in each job, and concurrent jobs would slow each other down"""
+
+
 @dataclass(frozen=True)
 class Reservation:
     """What one job holds while it runs, per counter: (name, job's share, total)."""
 
     shares: tuple[tuple[str, int, int], ...]
     gpus: int
+
+    @property
+    def cores(self) -> int:
+        """Cores reserved (the size of the job's thread pools)."""
+        return next(share for resource, share, _ in self.shares if resource == "cores")
 
     @staticmethod
     def of(config: LocalLauncherConfig, requirement: "HostSimpleRequirement") -> "Reservation":
@@ -56,6 +66,8 @@ def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement
         visible = (f"<{reservation.gpus} free of {devices}, chosen at start>"
                    if reservation.gpus else '""')
         lines.append(f"CUDA_VISIBLE_DEVICES={visible}  (GPU locks in {lock_dir()})")
+    lines.append(f"{'='.join((THREAD_VARIABLES[0], str(reservation.cores)))} (and MKL_NUM_THREADS): "
+                 "one thread per reserved core, unless already set")
     for resource, share, total in reservation.shares:
         if resource == "memory-mib":
             shown = (f"memory {format_memory(requirement.cpu.memory)} ({share} MiB) "
@@ -92,13 +104,19 @@ class LocalLauncher(Launcher):
         return PythonScriptBuilder()
 
     def launcher_info_code(self) -> str:
-        """Job-script lines that pin the job's GPUs (inside ``if __name__ == '__main__':``)."""
-        if not self.devices:
-            return ""
-        return (
-            "    from xpm_train.launchers.gpurun import pin\n"
-            f"    pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
+        """Job-script lines (inside ``if __name__ == '__main__':``, before torch is
+        imported) that size the job's thread pools to its cores and pin its GPUs."""
+        code = (
+            "    import os\n"
+            f"    for _name in {THREAD_VARIABLES!r}:\n"
+            f"        os.environ.setdefault(_name, '{self.reservation.cores}')\n"
         )
+        if self.devices:
+            code += (
+                "    from xpm_train.launchers.gpurun import pin\n"
+                f"    pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
+            )
+        return code
 
     def __str__(self) -> str:
         return (f"LocalLauncher({self.config.name}, gpus={self.reservation.gpus}, "
