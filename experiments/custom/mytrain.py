@@ -1,0 +1,73 @@
+"""A training function written by a user, outside xpm_train: a plain PyTorch
+loop on the digits, turned into a cached task by ``@training_function``.
+
+This file is a top-level module (imported as ``mytrain``; params.yaml puts
+this folder on the plan's path with ``pythonpath: [.]``): experimaestro
+records its file, so each task process loads it from there. In a project,
+put such functions in your installed package instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from xpm_train import Result, training_function
+from xpm_train.checks import Positive
+
+
+@training_function
+def train(ctx, lr: Annotated[float, Positive()], hidden: int = 32, epochs: int = 5,
+          batch_size: int = 32) -> Result:
+    """An MLP on 8x8 digits; the objective is the validation accuracy.
+
+    Args:
+        lr: Adam learning rate
+        hidden: width of the hidden layer
+        epochs: passes over the training data
+        batch_size: training batch size
+    """
+    import torch
+    from torch import nn
+
+    from xpm_train import Digits
+
+    # Data: 10% of the training split held out for validation, normalised
+    data = Digits.C(split="train").instance().arrays()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    n_val = len(data) // 10
+    images = ((data.images.float() / 255 - data.mean[0]) / data.std[0]).flatten(1).to(ctx.device)
+    labels = data.labels.to(ctx.device)
+    val_x, val_y = images[order[:n_val]], labels[order[:n_val]]
+    train_x, train_y = images[order[n_val:]], labels[order[n_val:]]
+
+    net = nn.Sequential(nn.Linear(images.shape[1], hidden), nn.ReLU(),
+                        nn.Linear(hidden, data.num_classes)).to(ctx.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+
+    # Resume where a stopped run left off (ctx.save_checkpoint below)
+    start, state = 0, ctx.load_checkpoint()
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["epoch"] + 1
+
+    accuracy = 0.0
+    for epoch in range(start, epochs):
+        net.train()
+        for batch in torch.randperm(len(train_x)).split(batch_size):
+            loss = nn.functional.cross_entropy(net(train_x[batch]), train_y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            logits = net(val_x)
+            accuracy = (logits.argmax(1) == val_y).float().mean().item()
+            val_loss = nn.functional.cross_entropy(logits, val_y).item()
+        ctx.log.log(epoch=epoch, step=epoch, split="val", loss=val_loss, accuracy=accuracy)
+        ctx.save_checkpoint({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                             "epoch": epoch})
+        if ctx.should_prune(epoch, accuracy):
+            break
+    torch.save(net.state_dict(), ctx.job_folder / "model.pt")
+    return Result(objective=accuracy, metrics={"val_accuracy": accuracy})

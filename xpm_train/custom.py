@@ -1,0 +1,278 @@
+"""Your own training function as a content-addressed task.
+
+``@training_function`` turns a typed function into an experimaestro task
+whose ``Param``s are the function's parameters (after the first, the
+context)::
+
+    # mypackage/mytrain.py  (an importable module: see below)
+    from xpm_train import Result, training_function
+
+    @training_function
+    def train(ctx, lr: float, hidden: int = 32, epochs: int = 5) -> Result:
+        ...                                  # ctx.device, ctx.log, ctx.seed...
+        return Result(objective=accuracy, metrics={"loss": loss})
+
+    # in a plan
+    train.C(lr=1e-3, hidden=64).submit(launcher=launcher)
+
+- A parameter with a default gets ``field(default=..., ignore_default=True)``:
+  adding a parameter with a default later keeps the IDs of existing jobs.
+- A ``seed: Param[int]`` (default 0) is added unless the function declares
+  ``seed`` itself; torch and ``random`` are seeded with it before the call.
+- ``Annotated[float, Positive()]`` checks a value when the config is built.
+- ``device``, ``gpu_memory_fraction``, ``tracking`` and ``trial`` are
+  ``Meta``: they never change the task ID.
+
+The task process imports the function's module again: define the function in
+a module of an installed package, or in a top-level module (a ``.py`` file
+imported by its own name, e.g. ``mytrain`` next to the plan with
+``pythonpath: [.]`` in ``params.yaml``): experimaestro records such a module's
+file and loads it from there. A function defined in the plan file itself or
+inside another function is refused.
+
+Job folder: ``metrics.jsonl`` and ``events.jsonl`` (:class:`MetricsLogger`,
+mirrored to ``tracking``), ``checkpoints/`` (for :meth:`Context.save_checkpoint`)
+and ``final.json``: ``{"objective": ..., "final": {metrics}, "pruned": ...,
+"wall_time": ...}`` (read by ``xpm-train results``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import random
+import typing
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+
+from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
+
+from .checks import DeviceName
+from .hooks import Tracking, Trial
+
+if TYPE_CHECKING:
+    import torch
+
+    from .metrics import MetricsLogger
+
+logger = logging.getLogger("xpm_train.custom")
+
+
+@dataclasses.dataclass
+class Result:
+    """What a training function returns."""
+
+    objective: float
+    """The value to compare runs by (and that Tune maximises), e.g. the
+    validation accuracy"""
+
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Other final metrics (written to ``final.json``)"""
+
+
+@dataclasses.dataclass
+class Context:
+    """What a training function receives as first argument."""
+
+    device: "torch.device"
+    """The torch device to use (``device`` Meta resolved: CUDA when present)"""
+
+    job_folder: Path
+    """The job's folder (write any output there)"""
+
+    checkpoints: Path
+    """Folder for checkpoints (kept when the job is resumed)"""
+
+    log: "MetricsLogger"
+    """Metrics logger: ``ctx.log.log(epoch=, step=, split=, **values)`` and
+    ``ctx.log.event(kind, ...)``; same files and MLflow mirroring as Learn"""
+
+    seed: int
+    """The task's seed (torch and ``random`` are already seeded with it)"""
+
+    trial: Optional[Trial] = None
+    """The Optuna trial when run by Tune (None otherwise)"""
+
+    pruned: bool = False
+    """Set when :meth:`should_prune` said to stop"""
+
+    def should_prune(self, epoch: int, value: float) -> bool:
+        """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
+        trial; True when the trial is pruned: return a :class:`Result` now."""
+        if self.trial is None or not self.trial.should_prune(epoch, value):
+            return False
+        self.pruned = True
+        self.log.event("pruned", epoch=epoch)
+        return True
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Save ``state`` (tensors, numbers...) to ``checkpoints/last.pt``,
+        atomically and checksummed."""
+        from . import checkpoint
+
+        checkpoint.save(self.checkpoints / "last.pt", state)
+        self.log.event("checkpoint")
+
+    def load_checkpoint(self) -> Optional[dict[str, Any]]:
+        """The last intact state saved by :meth:`save_checkpoint` (None: start
+        from scratch). Use it to resume a job that was stopped."""
+        from . import checkpoint
+
+        return checkpoint.load_latest(self.checkpoints / "last.pt")
+
+
+class TrainingFunction(ResumableTask):
+    """Base of the tasks made by :func:`training_function` (not used directly)."""
+
+    device: Annotated[Meta[str], DeviceName()] = field(default="auto", ignore_default=True)
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+    gpu_memory_fraction: Meta[Optional[float]] = field(default=None, ignore_default=True)
+    """Cap on this job's share of its GPU's memory, in (0, 1] (None: no cap)"""
+
+    tracking: Meta[Optional[Tracking]] = field(default=None, ignore_default=True)
+    """Where metrics are mirrored besides the job folder (e.g. MLflow)"""
+
+    trial: Meta[Optional[Trial]] = field(default=None, ignore_default=True)
+    """The Optuna trial this run answers (set by Tune)"""
+
+    checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
+    """Folder of the function's checkpoints"""
+
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    """Metrics, one JSON object per line"""
+
+    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    """Events, one JSON object per line"""
+
+    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    """Result written at the end"""
+
+    # Set by make_task: the function and the names of its task parameters
+    __xpm_train_function__ = None
+    __xpm_train_params__ = ()
+
+    def execute(self):
+        import torch
+
+        from .checkpoint import atomic_write_bytes
+        from .learn import cap_gpu_memory
+        from .metrics import MetricsLogger
+        from .pipeline import pick_device
+
+        device = pick_device(self.device)
+        cap_gpu_memory(device, self.gpu_memory_fraction)
+        torch.manual_seed(self.seed)
+        random.seed(self.seed)
+
+        sinks = self.tracking.sinks(self) if self.tracking is not None else []
+        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
+                      log=log, seed=self.seed, trial=self.trial)
+        function = type(self).__xpm_train_function__
+        kwargs = {name: getattr(self, name) for name in self.__xpm_train_params__}
+        log.event("start", device=str(device), function=f"{function.__module__}.{function.__qualname__}")
+        try:
+            result = as_result(function(ctx, **kwargs), function)
+        except BaseException as error:
+            log.event("error", error=f"{type(error).__name__}: {error}")
+            log.close()
+            raise
+        wall = log.elapsed()
+        final = {"objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
+                 "wall_time": wall}
+        atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        log.event("end", wall_time=wall, objective=result.objective)
+        log.close()
+        logger.info("objective %.4f", result.objective)
+
+
+RESERVED = frozenset({"device", "gpu_memory_fraction", "tracking", "trial", "checkpoints",
+                      "metrics_path", "events_path", "final_path", "version"})
+"""Names of the base task's fields, which a function's parameters cannot take"""
+
+
+def as_result(value: Any, function: Callable) -> Result:
+    """The function's return value as a :class:`Result` (a bare number is the
+    objective)."""
+    if isinstance(value, Result):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = Result(objective=float(value))
+    else:
+        raise TypeError(
+            f"{function.__qualname__} returned {type(value).__name__}; a training function must "
+            "return xpm_train.Result(objective=..., metrics={...}) or a number (the objective)"
+        )
+    return Result(objective=float(result.objective),
+                  metrics={str(k): float(v) for k, v in result.metrics.items()})
+
+
+def param_annotation(annotation: Any) -> Any:
+    """``float`` -> ``Param[float]``; ``Annotated[float, check]`` -> ``Annotated[Param[float], check]``."""
+    if typing.get_origin(annotation) is Annotated:
+        base, *extras = typing.get_args(annotation)
+        return Annotated[(Param[base], *extras)]
+    return Param[annotation]
+
+
+def training_function(function: Callable | None = None, *, version: str = "1"):
+    """Decorator: a typed function ``f(ctx, a: T, b: U = default, ...) -> Result``
+    becomes a task class named like the function (see the module documentation).
+
+    ``version`` is a Constant of the task: bump it to invalidate every
+    previous run on purpose (e.g. after fixing a bug in the function).
+    """
+
+    def decorate(function: Callable) -> type[TrainingFunction]:
+        return make_task(function, version)
+
+    return decorate(function) if function is not None else decorate
+
+
+def make_task(function: Callable, version: str) -> type[TrainingFunction]:
+    """The task class of ``function``; raises TypeError for unusable signatures."""
+    where = f"@training_function {function.__module__}.{function.__qualname__}"
+    if "<locals>" in function.__qualname__ or function.__name__ == "<lambda>":
+        raise TypeError(f"{where}: define the function at the top level of a module, "
+                        "not inside another function (the task process must import it)")
+    if function.__module__ in ("__main__", "experiment"):
+        raise TypeError(f"{where}: define the function in its own importable module "
+                        "(e.g. mytrain.py beside the plan), not in the plan or a script: the task ID "
+                        f"would be {function.__module__}.{function.__name__}, the same for every plan")
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters:
+        raise TypeError(f"{where}: the first parameter must be the context (ctx)")
+    hints = typing.get_type_hints(function, include_extras=True)
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for parameter in parameters[1:]:
+        name = parameter.name
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            raise TypeError(f"{where}: *args/**kwargs ({name}) cannot be task parameters")
+        if name in RESERVED:
+            raise TypeError(f"{where}: parameter '{name}' is reserved ({', '.join(sorted(RESERVED))})")
+        if name not in hints:
+            raise TypeError(f"{where}: parameter '{name}' needs a type annotation (e.g. {name}: float)")
+        annotations[name] = param_annotation(hints[name])
+        if parameter.default is not parameter.empty:
+            namespace[name] = field(default=parameter.default, ignore_default=True)
+    names = tuple(p.name for p in parameters[1:])
+    if "seed" not in names:
+        annotations["seed"] = Param[int]
+        namespace["seed"] = field(default=0, ignore_default=True)
+    annotations["version"] = Constant[str]
+    namespace.update(
+        version=version,
+        __annotations__=annotations,
+        __module__=function.__module__,
+        __qualname__=function.__qualname__,
+        __doc__=function.__doc__ or f"Task made from {function.__qualname__} by @training_function",
+        __xpm_train_function__=staticmethod(function),
+        __xpm_train_params__=names,
+        __wrapped__=function,
+    )
+    return type(function.__name__, (TrainingFunction,), namespace)
