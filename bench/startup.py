@@ -1,0 +1,142 @@
+"""Benchmark 2: start-up, from process start to the first training step of a
+Learn job, against a bare ``python -c "import torch"``.
+
+- **Learn job**: ``bench/plans/learn`` (one job, ``log_interval=1``) is run
+  once with experimaestro to create the job folder and its script; then the
+  job script experimaestro wrote (``learn.py``: TaskRunner -> Learn.execute)
+  is run again ``repeats`` times in that folder, its outputs cleared before
+  each run. Time to first step = (``start`` event's timestamp - the time the
+  process was spawned) + the ``elapsed`` of the first ``train_step`` record
+  of ``metrics.jsonl`` (both clocks start together in the task's logger).
+  One more run under ``python -X importtime`` lists which heavy modules the
+  job process imported.
+- **Imports**: wall time of ``python -c "import X"`` (median of ``repeats``)
+  for ``pass``, ``torch``, ``xpm_train``, ``xpm_train.learn`` and each heavy
+  module, and the module's cumulative import time from ``-X importtime``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import PYTHON, BenchError, bench_env, job_folders, median, read_jsonl, run_plan, wall_of
+
+HEAVY = ("torchvision", "mlflow", "pandas", "optuna", "sklearn")
+OUTPUTS = ("metrics.jsonl", "events.jsonl", "final.json", "checkpoints", "learn.done", "learn.failed")
+
+
+def importtime_report(stderr: str) -> dict[str, int]:
+    """Module -> cumulative microseconds, from ``-X importtime`` output."""
+    times: dict[str, int] = {}
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|\s*(\S+)", line)
+        if match:
+            times[match.group(2)] = max(times.get(match.group(2), 0), int(match.group(1)))
+    return times
+
+
+def import_wall(module: str, repeats: int) -> dict[str, Any]:
+    statement = "pass" if module == "pass" else f"import {module}"
+    walls = [wall_of([PYTHON, "-c", statement]) for _ in range(repeats)]
+    result = {"wall_s": median(walls), "walls": walls}
+    if module != "pass":
+        done = subprocess.run([PYTHON, "-X", "importtime", "-c", statement], capture_output=True, text=True,
+                              env=bench_env(), timeout=300)
+        result["importtime_s"] = importtime_report(done.stderr).get(module, 0) / 1e6
+    return result
+
+
+def reset(job: Path) -> None:
+    for name in OUTPUTS:
+        path = job / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def time_job(job: Path, importtime: bool = False) -> dict[str, Any]:
+    """Run the job script once more; seconds to its ``start`` event and to its first step.
+
+    Outside the scheduler the job holds no launcher reservation (host-wide
+    counter), so its ``locks.json`` is emptied: acquiring it is a few file
+    operations, and the scheduler's own waiting is what benchmark 3 measures."""
+    reset(job)
+    (job / "locks.json").write_text(json.dumps({"dynamic_locks": []}))
+    script = next(job.glob("learn.py"))
+    command = [PYTHON, *(["-X", "importtime"] if importtime else []), str(script)]
+    spawned = time.time()
+    done = subprocess.run(command, cwd=job, capture_output=True, text=True, env=bench_env(job.parent.parent.parent),
+                          timeout=600)
+    ended = time.time()
+    if done.returncode != 0:
+        raise BenchError(f"job script {script} failed:\n{done.stderr[-2000:]}")
+    start = next(e for e in read_jsonl(job / "events.jsonl") if e["event"] == "start")
+    first = next(r for r in read_jsonl(job / "metrics.jsonl") if r["split"] == "train_step")
+    result = {"to_start_event_s": start["time"] - spawned,
+              "to_first_step_s": start["time"] - spawned + first["elapsed"],
+              "process_s": ended - spawned}
+    if importtime:
+        imported = importtime_report(done.stderr)
+        result["heavy_imported"] = sorted(name for name in HEAVY if name in imported)
+    return result
+
+
+def learn_job(workdir: Path, repeats: int, *overrides: str) -> dict[str, Any]:
+    """Time the job ``repeats`` times, each run paired with a bare ``import
+    torch`` just before it (so both see the same load of the host)."""
+    run_plan("learn", workdir, "epochs=1", "log_interval=1", "device=cpu", *overrides)
+    (job,) = job_folders(workdir, "xpm_train.learn.learn")
+    runs = []
+    for _ in range(repeats):
+        torch_s = wall_of([PYTHON, "-c", "import torch"])
+        runs.append({**time_job(job), "import_torch_s": torch_s})
+    traced = time_job(job, importtime=True)
+    return {
+        "to_first_step_s": median([r["to_first_step_s"] for r in runs]),
+        "to_start_event_s": median([r["to_start_event_s"] for r in runs]),
+        "process_s": median([r["process_s"] for r in runs]),
+        "import_torch_s": median([r["import_torch_s"] for r in runs]),
+        "overhead_s": median([r["to_first_step_s"] - r["import_torch_s"] for r in runs]),
+        "runs": runs,
+        "heavy_imported": traced["heavy_imported"],
+    }
+
+
+def run(tmp: Path, quick: bool, mnist_folder: Path | None = None) -> list[dict[str, Any]]:
+    repeats = 3 if quick else 5
+    imports = {name: import_wall(name, repeats) for name in ("pass", "torch", "xpm_train", "xpm_train.learn", *HEAVY)}
+    torch_s = imports["torch"]["wall_s"]
+    rows = []
+    cases = {"Synthetic 8x8 data": ("data=synthetic",)}
+    if mnist_folder is not None:
+        cases["MNIST-format files (decoded cache)"] = ("data=mnist", f"mnist_folder={mnist_folder}")
+    for index, (name, overrides) in enumerate(cases.items()):
+        job = learn_job(tmp / f"startup-{index}", repeats, *overrides)
+        rows.append({
+            "benchmark": "startup", "case": f"Learn job: process start -> first step ({name})", "unit": "s",
+            "xpm_train": job["to_first_step_s"], "baseline": job["import_torch_s"],
+            "overhead_s": job["overhead_s"],
+            "notes": (f"{job['overhead_s']:+.2f} s over bare import torch (median of {repeats} paired runs); "
+                      f"task start event at {job['to_start_event_s']:.2f} s; "
+                      f"heavy modules imported: {', '.join(job['heavy_imported']) or 'none'}"),
+            "job": job,
+        })
+    for name in ("xpm_train", "xpm_train.learn", *HEAVY):
+        item = imports[name]
+        rows.append({
+            "benchmark": "startup", "case": f'python -c "import {name}"', "unit": "s",
+            "xpm_train": item["wall_s"], "baseline": torch_s,
+            "notes": f"-X importtime cumulative {item['importtime_s']:.3f} s; wall median of {repeats}",
+            "imports": item,
+        })
+    rows.append({"benchmark": "startup", "case": 'python -c "pass" / "import torch"', "unit": "s",
+                 "xpm_train": imports["pass"]["wall_s"], "baseline": torch_s,
+                 "notes": "interpreter alone / bare torch (the baseline of the rows above)"})
+    return rows
