@@ -1,0 +1,51 @@
+"""A tiny study for the tests (Synthetic data, small MLPs, few epochs):
+Tune -> Evaluate like experiments/tune, with the pruner chosen by the test."""
+
+from typing import Any
+
+import attrs
+from experimaestro.experiments import ExperimentHelper, configuration
+from experimaestro.experiments.configuration import ConfigurationBase
+
+from xpm_train import Adam, Evaluate, Learn, MLP, Synthetic, find_launcher
+from xpm_train.plan import finish
+from xpm_train.tune import (TPE, Categorical, Float, Hyperband, MedianPruner, Space, Study,
+                            SuccessiveHalving, optimize)
+
+
+@configuration()
+class Configuration(ConfigurationBase):
+    label: str = "tiny"
+    n_trials: int = 4
+    n_parallel: int = 2
+    epochs: int = 2
+    pruner: str = "median"
+    sampler_seed: int = 0
+    enqueue: list[dict[str, Any]] = attrs.field(factory=list)
+    launcher: str = "duration=10m & cpu(cores=1)"
+
+
+def pruner_of(cfg: Configuration):
+    if cfg.pruner == "median":
+        return MedianPruner.C(n_startup_trials=1, n_warmup_steps=0)
+    if cfg.pruner == "halving":
+        return SuccessiveHalving.C(min_resource=1, reduction_factor=2)
+    if cfg.pruner == "hyperband":
+        return Hyperband.C(min_resource=1, max_resource=cfg.epochs, reduction_factor=2)
+    raise ValueError(f"pruner: median, halving or hyperband, got {cfg.pruner!r}")
+
+
+def run(helper: ExperimentHelper, cfg: Configuration):
+    launcher = find_launcher(cfg.launcher)
+    base = Learn.C(model=MLP.C(hidden_dims=[16]), data=Synthetic.C(split="train"), optimizer=Adam.C(),
+                   epochs=cfg.epochs, batch_size=32, val_fraction=0.25, device="cpu", log_interval=1000)
+    space = Space([Float("optimizer.lr", 1e-5, 0.1, log=True), Categorical("model.hidden_dims", [[8], [32]])])
+    study = Study(label=cfg.label, base=base, space=space, sampler=TPE.C(seed=cfg.sampler_seed, n_startup_trials=2),
+                  pruner=pruner_of(cfg))
+    result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
+                      enqueue=cfg.enqueue)
+    best = result.task().submit(launcher=launcher)
+    Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu").submit(
+        launcher=launcher, init_tasks=[best])
+    finish(helper)
+    print(f"STUDY {study.name} BEST {result.best_number} {result.best_value:.4f} LAUNCHED {len(result.launched)}")  # noqa: T201

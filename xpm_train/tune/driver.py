@@ -1,0 +1,316 @@
+"""The ask/tell loop of a study, run inside a plan.
+
+:func:`optimize` keeps up to ``n_parallel`` trials in flight. Each trial is a
+Learn config (the study's base with the sampled values) submitted through
+experimaestro with an :class:`OptunaTrial` as Meta, so:
+
+- a trial whose Learn job already finished (in any experiment, any study) is
+  answered from that job's ``final.json``: nothing runs;
+- the Learn process reports every epoch to the journal and stops when the
+  pruner says so (``"pruned": true`` in ``final.json``);
+- a failed job is a FAIL trial (it is not asked again by this loop);
+- a pruned job is a PRUNED trial; found again by a later trial or study, it
+  is counted PRUNED again, with its last reported epoch as value, whatever
+  that study's pruner would have said (the job is not trained further).
+
+Interrupted plans: trials whose driver died (its lock file is free) are
+adopted by the next driver: the same Learn is submitted again, so
+experimaestro reuses it when done, resumes it from its last checkpoint
+otherwise, or waits for it when it is still running.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from .storage import DriverLock, open_storage, study_dir, write_description
+from .study import Study
+from .trial import OptunaTrial
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..learn import Learn
+    from ..models import LoadWeights
+    from .task import Tune
+
+logger = logging.getLogger("xpm_train.tune")
+
+
+@dataclass
+class Pending:
+    """A trial in flight: its number, values, Learn config and job folder."""
+
+    number: int
+    trial_id: int
+    values: dict[str, Any]
+    learn: "Learn"
+    path: Path
+    """The Learn job's folder"""
+
+
+@dataclass
+class TuneResult:
+    """What :func:`optimize` returns to the plan."""
+
+    study: Study
+    journal: Path
+    n_trials: int
+    best_number: int
+    best_value: float
+    best_params: dict[str, Any]
+    best_learn: "Learn"
+    """The best trial's Learn config (submitted)"""
+    best_model: "LoadWeights"
+    """Its trained weights (the Learn's output, an init task)"""
+    best_job: str
+    """``<task>/<hash>`` of the best Learn job"""
+    launched: list[str] = field(default_factory=list)
+    """Job IDs submitted for new trials in this run"""
+
+    def task(self) -> "Tune":
+        """The :class:`Tune` task recording this study (submit it; its output
+        is the best model's weights, for ``Evaluate(...).submit(init_tasks=[...])``)."""
+        from .task import Tune
+
+        return Tune.C(study=self.study.name, n_trials=self.n_trials, best=self.best_model,
+                      metric=self.study.metric, journal=str(self.journal), best_job=self.best_job,
+                      best_trial=self.best_number)
+
+
+def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
+             tags: Optional[dict[str, Any]] = None, enqueue: Optional[list[dict[str, Any]]] = None) -> TuneResult:
+    """Run ``study`` until it holds ``n_trials`` trials (any state), with up
+    to ``n_parallel`` Learn jobs in flight; returns the best trial.
+
+    ``launcher``: where the Learn jobs run (e.g. ``find_launcher(spec)``);
+    ``tags``: added to every trial's Learn (besides its values and number);
+    ``enqueue``: ``{path: value}`` dicts tried first (once per study)."""
+    import optuna
+    from experimaestro.scheduler import experiment
+
+    if n_trials < 1 or n_parallel < 1:
+        raise ValueError(f"n_trials and n_parallel must be >= 1, got {n_trials} and {n_parallel}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    workspace = Path(experiment.current().workspace.path)
+    journal = write_description(workspace, study.name, {"label": study.label, **study.content()})
+    storage = open_storage(journal)
+    lock = DriverLock(study_dir(workspace, study.name) / "drivers")
+    try:
+        ostudy = optuna.create_study(study_name=study.name, storage=storage,
+                                     sampler=study.sampler.create(lock.rank), pruner=study.pruner.create(),
+                                     direction=study.direction, load_if_exists=True)
+        if ostudy.user_attrs.get("label") != study.label:
+            ostudy.set_user_attr("label", study.label)
+        for values in enqueue or []:
+            ostudy.enqueue_trial(study.space.encode(values), skip_if_exists=True)
+        loop = Loop(study, ostudy, journal, lock, launcher, tags or {}, workspace)
+        loop.adopt_interrupted()
+        while True:
+            while len(loop.in_flight) < n_parallel and loop.started() < n_trials:
+                loop.ask()
+            if not loop.in_flight:
+                break
+            done, _ = concurrent.futures.wait(list(loop.in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                loop.answer(loop.in_flight.pop(future), future)
+    finally:
+        lock.release()
+    return loop.result(n_trials)
+
+
+class Loop:
+    """State of one driver: the trials it has in flight."""
+
+    def __init__(self, study: Study, ostudy: "optuna.Study", journal: Path, lock: DriverLock, launcher, tags,
+                 workspace: Path):
+        self.study, self.ostudy, self.journal, self.workspace = study, ostudy, journal, workspace
+        self.lock, self.launcher, self.tags = lock, launcher, tags
+        self.in_flight: dict[concurrent.futures.Future, Pending] = {}
+        self.launched: list[str] = []
+
+    @property
+    def storage(self):
+        return self.ostudy._storage
+
+    def started(self) -> int:
+        """Trials of the study asked so far, by any driver (enqueued ones not
+        yet asked do not count)."""
+        import optuna
+
+        waiting = optuna.trial.TrialState.WAITING
+        return sum(t.state != waiting for t in self.ostudy.get_trials(deepcopy=False))
+
+    def ask(self) -> None:
+        trial = self.ostudy.ask()
+        trial.set_user_attr("driver", self.lock.id)  # first: an interrupted trial can be adopted
+        values = self.study.space.sample(trial)
+        self.launch(trial.number, trial._trial_id, values)
+
+    def adopt_interrupted(self) -> None:
+        """Submit again the RUNNING trials of drivers that no longer run."""
+        import optuna
+
+        for frozen in self.ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            driver = frozen.user_attrs.get("driver")
+            if driver is None or not self.lock.take(driver):
+                continue
+            logger.info("Trial %d was interrupted (driver %s): submitting it again", frozen.number, driver)
+            # Sampling again returns the values it already has (and samples
+            # those a driver killed while sampling had not drawn yet)
+            values = self.study.space.sample(optuna.trial.Trial(self.ostudy, frozen._trial_id))
+            self.launch(frozen.number, frozen._trial_id, values)
+
+    def launch(self, number: int, trial_id: int, values: dict[str, Any]) -> None:
+        """Submit the trial's Learn, or follow it when another live driver of
+        the study already runs that very configuration (two schedulers must
+        not start the same job at the same moment)."""
+        learn = self.study.space.apply(self.study.base, values)
+        learn.trial = OptunaTrial.C(journal=str(self.journal), study_name=self.study.name, number=number,
+                                    pruner=self.study.pruner)
+        for key, value in {**self.tags, **values}.items():
+            learn.tag(key, value if isinstance(value, (int, float, str, bool)) else json.dumps(value))
+        learn.tag("trial", number)
+        task_id = str(type(learn).__xpmtype__.identifier)
+        job_id = f"{task_id}/{learn.__identifier__().all.hex()}"
+        path = self.workspace / "jobs" / job_id
+        with self.lock.submitting():
+            owner = self.running_elsewhere(job_id)
+            self.storage.set_trial_user_attr(trial_id, "job", job_id)
+            self.storage.set_trial_user_attr(trial_id, "driver", self.lock.id)  # adopted: now ours
+        pending = Pending(number, trial_id, values, learn, path)
+        if owner is not None:
+            logger.info("Trial %d: same Learn as a trial of driver %s, following it", number, owner)
+            self.in_flight[follow_in_thread(path, lambda: self.lock.alive(owner))] = pending
+            return
+        learn.submit(launcher=self.launcher)
+        self.launched.append(job_id)
+        self.in_flight[wait_in_thread(learn.__xpm__.job)] = pending
+
+    def running_elsewhere(self, job_id: str) -> Optional[str]:
+        """The live driver (not this one) running a trial of ``job_id``, if any."""
+        import optuna
+
+        for trial in self.ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            driver = trial.user_attrs.get("driver")
+            if trial.user_attrs.get("job") == job_id and driver not in self.lock.held and self.lock.alive(driver):
+                return driver
+        return None
+
+    def answer(self, pending: Pending, future: concurrent.futures.Future) -> None:
+        """Tell the study how the trial's Learn job ended."""
+        import optuna
+
+        from ..analysis import flatten
+
+        if self.storage.get_trial(pending.trial_id).state.is_finished():
+            return  # answered by another driver
+        if future.exception() is None and future.result() == ORPHANED:
+            self.launch(pending.number, pending.trial_id, pending.values)  # its driver died: run it here
+            return
+        final_path = pending.path / "final.json"
+        if future.exception() is not None or not final_path.exists() or not any(pending.path.glob("*.done")):
+            logger.warning("Trial %d: job %s failed (log: %s)", pending.number, pending.path.name[:12],
+                           pending.path)
+            self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.path))
+            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            return
+        final = json.loads(final_path.read_text())
+        self.report_history(pending)
+        if final.get("pruned"):
+            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
+            return
+        metrics = flatten(final)
+        if self.study.metric not in metrics or metrics[self.study.metric] is None:
+            self.storage.set_trial_user_attr(pending.trial_id, "error",
+                                             f"no '{self.study.metric}' in {final_path}")
+            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            return
+        self.ostudy.tell(pending.number, float(metrics[self.study.metric]), skip_if_finished=True)
+
+    def report_history(self, pending: Pending) -> None:
+        """Fill the intermediate values the Learn did not report to this trial
+        (a job trained for another trial or study), so pruners compare with it."""
+        reported = self.storage.get_trial(pending.trial_id).intermediate_values
+        for step, value in epoch_values(pending.path / "metrics.jsonl").items():
+            if step not in reported:
+                self.storage.set_trial_intermediate_value(pending.trial_id, step, value)
+
+    def result(self, n_trials: int) -> TuneResult:
+        try:
+            best = self.ostudy.best_trial
+        except ValueError:
+            states = summary(self.ostudy)
+            raise RuntimeError(
+                f"study {self.study.name}: no trial completed ({states}); "
+                f"see the failed jobs' logs (`xpm-train tune show {self.study.name}`)") from None
+        values = self.study.space.decode(best.params)
+        learn = self.study.space.apply(self.study.base, values)
+        model = learn.submit(launcher=self.launcher)
+        job = learn.__xpm__.job
+        return TuneResult(study=self.study, journal=self.journal, n_trials=n_trials, best_number=best.number,
+                          best_value=best.value, best_params=values, best_learn=learn, best_model=model,
+                          best_job=f"{job.task_id}/{job.identifier}", launched=self.launched)
+
+
+def wait_in_thread(job) -> concurrent.futures.Future:
+    """A future set when ``job`` ends (a daemon thread waits for it, so an
+    interrupted plan exits at once)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def wait():
+        try:
+            future.set_result(job.wait())
+        except BaseException as error:  # noqa: BLE001 - handed to the driver
+            future.set_exception(error)
+
+    threading.Thread(target=wait, name=f"tune-wait-{job.identifier[:8]}", daemon=True).start()
+    return future
+
+
+ORPHANED = "orphaned"
+
+
+def follow_in_thread(path: Path, alive, poll_s: float = 2.0) -> concurrent.futures.Future:
+    """A future set when the Learn job in ``path`` (run by another driver)
+    ends, or to :data:`ORPHANED` when that driver died before it ended."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def follow():
+        while not (any(path.glob("*.done")) or any(path.glob("*.failed"))):  # learn.done, train.done...
+            if not alive():
+                future.set_result(ORPHANED)
+                return
+            time.sleep(poll_s)
+        future.set_result(None)
+
+    threading.Thread(target=follow, name=f"tune-follow-{path.name[:8]}", daemon=True).start()
+    return future
+
+
+def epoch_values(metrics_path: Path) -> dict[int, float]:
+    """``{epochs done: accuracy}`` from a Learn's ``metrics.jsonl`` (validation
+    rows, or training rows when there is no validation split)."""
+    from ..metrics import read_jsonl
+
+    if not metrics_path.exists():
+        return {}
+    rows = read_jsonl(metrics_path)
+    split = "val" if any(r.get("split") == "val" for r in rows) else "train"
+    return {int(r["epoch"]) + 1: float(r["accuracy"]) for r in rows if r.get("split") == split}
+
+
+def summary(ostudy) -> str:
+    counts: dict[str, int] = {}
+    for trial in ostudy.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trial"

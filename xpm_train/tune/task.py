@@ -1,0 +1,153 @@
+"""Tune: the record of a finished study, as a task of the graph.
+
+Its ID covers the study name, ``n_trials`` and the best trial's trained
+model; it depends on the best Learn job, and its output is that model's
+weights, so evaluating the best model is an edge ``Tune -> Evaluate``::
+
+    result = optimize(study, n_trials=20, n_parallel=2, launcher=launcher)
+    best = result.task().submit(launcher=launcher)
+    Evaluate.C(model=result.best_learn.model, data=test).submit(init_tasks=[best])
+
+Job folder::
+
+    results.json                  best trial, value, params, job; trial counts
+    trials.json, trials.csv       every trial: number, state, value, params,
+                                  epochs reported, Learn job ID
+    optimization_history.png      Optuna's matplotlib plots
+    param_importances.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from experimaestro import Meta, Param, PathGenerator, Task, field
+
+from ..checkpoint import atomic_write_bytes
+from ..models import LoadWeights
+
+logger = logging.getLogger("xpm_train.tune")
+
+
+class Tune(Task):
+    """Record study ``study`` after ``n_trials`` trials; outputs the best model."""
+
+    study: Param[str]
+    """Name of the study (derived from its content)"""
+
+    n_trials: Param[int]
+    """Number of trials the study was run to"""
+
+    best: Param[LoadWeights]
+    """The best trial's trained model (the output of its Learn)"""
+
+    metric: Param[str] = field(default="best.val_accuracy", ignore_default=True)
+    """The objective (a key of the Learn's final.json)"""
+
+    journal: Meta[str] = ""
+    """Journal file of the study"""
+
+    best_job: Meta[str] = ""
+    """``<task>/<hash>`` of the best Learn job (implied by ``best``)"""
+
+    best_trial: Meta[int] = -1
+    """Number of the best trial (implied by ``best``)"""
+
+    results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
+    """Summary of the study"""
+
+    trials_path: Meta[Path] = field(default_factory=PathGenerator("trials.json"))
+    """Every trial"""
+
+    def task_outputs(self, dep):
+        """The best model's weights: an init task for Evaluate."""
+        return dep(LoadWeights.C(model=self.best.model, path=self.best.path))
+
+    def execute(self):
+        import optuna
+
+        from .storage import open_storage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study = optuna.load_study(study_name=self.study, storage=open_storage(self.journal))
+        rows = trial_rows(study)
+        best = next(r for r in rows if r["number"] == self.best_trial)
+        counts = {state: sum(r["state"] == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+        summary = {
+            "study": self.study,
+            "best_trial": self.best_trial,
+            "best_value": best["value"],
+            "best_params": best["params"],
+            "best_job": self.best_job,
+            "metric": self.metric,
+            "direction": study.direction.name.lower(),
+            "trials": len(rows),
+            **{state.lower(): n for state, n in counts.items()},
+        }
+        atomic_write_bytes(self.trials_path, json.dumps(rows, indent=2).encode())
+        atomic_write_bytes(self.trials_path.with_suffix(".csv"), trials_csv(rows).encode())
+        write_plots(study, self.trials_path.parent)
+        atomic_write_bytes(self.results_path, json.dumps(summary, indent=2).encode())
+        logger.info("study %s: best trial %d, %s = %s", self.study, self.best_trial, self.metric, best["value"])
+
+
+def trial_rows(study) -> list[dict[str, Any]]:
+    """One dict per trial: number, state, value, params, epochs, job."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        steps = sorted(trial.intermediate_values)
+        value = trial.value
+        if value is None and steps:  # a pruned trial's last reported value
+            value = trial.intermediate_values[steps[-1]]
+        rows.append({
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": value,
+            "epochs": steps[-1] if steps else None,
+            "params": dict(trial.params),
+            "job": trial.user_attrs.get("job"),
+            "duration_s": trial.duration.total_seconds() if trial.duration else None,
+        })
+    return rows
+
+
+def trials_csv(rows: list[dict[str, Any]]) -> str:
+    params = sorted({k for r in rows for k in r["params"]})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["number", "state", "value", "epochs", *params, "job"])
+    for r in rows:
+        writer.writerow([r["number"], r["state"], r["value"], r["epochs"],
+                         *[r["params"].get(p, "") for p in params], r["job"]])
+    return out.getvalue()
+
+
+def write_plots(study, folder: Path) -> None:
+    """Optimization history and parameter importances (PNG, matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as oplt
+
+    plots = {"optimization_history.png": oplt.plot_optimization_history,
+             "param_importances.png": oplt.plot_param_importances}
+    for name, plot in plots.items():
+        try:
+            axes = plot(study)
+        except (ValueError, RuntimeError) as error:  # e.g. importances need 2+ complete trials
+            logger.warning("no %s: %s", name, error)
+            continue
+        figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
+        figure.tight_layout()
+        tmp = folder / f".{name}.tmp.png"
+        figure.savefig(tmp, dpi=100)
+        tmp.replace(folder / name)
+        plt.close(figure)
