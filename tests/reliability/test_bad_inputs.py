@@ -10,6 +10,7 @@ One table, one row per input. Kinds:
 - ``override``: the quickstart run with ``-c`` overrides;
 - ``cli``: an ``xpm-train`` command (``{ws}``: a workspace holding finished
   jobs, ``{tmp}``: the test's temporary folder);
+- ``tune``: an entry of the tune plan's search space;
 - ``launchers``: a launchers.yaml with the given content, checked by
   ``xpm-train launchers list --file`` and used by the quickstart plan through
   ``XPM_TRAIN_LAUNCHERS`` (nothing may be submitted).
@@ -30,6 +31,7 @@ from helpers import REPO, run_experiment
 pytestmark = pytest.mark.integration
 QUICKSTART = REPO / "experiments" / "quickstart" / "params.yaml"
 MNIST = REPO / "experiments" / "mnist" / "params.yaml"
+TUNE = REPO / "experiments" / "tune" / "params.yaml"
 
 CATALOGUE = [
     # --- params.yaml
@@ -66,6 +68,11 @@ CATALOGUE = [
      "launchers.yaml:3: launchers[0].type"),
     ("launchers bad default spec", "launchers", "default_spec: 'cpu(cores='\nlaunchers:\n  - name: x\n    type: local\n",
      "launchers.yaml:1: default_spec"),
+    # --- search spaces (experiments/tune)
+    ("space bounds reversed", "tune", "optimizer.lr: {float: [0.3, 0.0001]}", "optimizer.lr: low (0.3) is greater than high"),
+    ("space unknown param", "tune", "optimizer.lrr: {float: [0.0001, 0.3]}", "Adam has no parameter 'lrr'"),
+    ("space empty choices", "tune", "batch_size: {categorical: []}", "batch_size: choices must be a non-empty list"),
+    ("space unknown key", "tune", "optimizer.lr: {uniform: [0, 1]}", "unknown key(s) ['uniform']"),
     # --- missing files and datasets
     ("missing params file", "cli", ["run", "{tmp}/nope/params.yaml", "--workdir", "{tmp}/ws2"], "no such file"),
     ("missing dataset mirror", "mnist", ["mirror={tmp}/no-mirror", "data_root={tmp}/data"], "no such folder"),
@@ -119,6 +126,10 @@ def test_bad_input(name, kind, given, message, tmp_path, workspace):
         result = run_cli(["run", str(params), "--workdir", str(workdir)])
     elif kind == "override":
         result = run_experiment(QUICKSTART, workdir, *given, timeout=120)
+    elif kind == "tune":
+        params = tmp_path / "params.yaml"
+        params.write_text(f"imports: [{TUNE}]\nspace:\n  {given}\n")
+        result = run_experiment(params, workdir, timeout=120)
     elif kind == "launchers":
         launchers = tmp_path / "launchers.yaml"
         launchers.write_text(given)

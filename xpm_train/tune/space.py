@@ -28,13 +28,15 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from ..errors import UserError
+
 if TYPE_CHECKING:
     import optuna
 
     from ..learn import Learn
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError, ValueError):
     """A search-space entry is invalid (the message names it)."""
 
 
