@@ -29,6 +29,7 @@ _EXPORTS = {
     "CNN": "xpm_train.models",
     "ResNet": "xpm_train.models",
     "LoadWeights": "xpm_train.models",
+    "Augment": "xpm_train.augment",
     # optimisation
     "SGD": "xpm_train.optim",
     "Adam": "xpm_train.optim",
@@ -39,12 +40,31 @@ _EXPORTS = {
     # tasks
     "Learn": "xpm_train.learn",
     "Evaluate": "xpm_train.evaluate",
+    "Distill": "xpm_train.distill",
+    # your own training function
+    "training_function": "xpm_train.custom",
+    "Result": "xpm_train.custom",
+    "Context": "xpm_train.custom",
     # analysis
     "load": "xpm_train.analysis",
     "results": "xpm_train.analysis",
     "JobNotFound": "xpm_train.analysis",
     # launchers
     "find_launcher": "xpm_train.launchers",
+    # hyper-parameter search
+    "Study": "xpm_train.tune",
+    "Space": "xpm_train.tune",
+    "Float": "xpm_train.tune",
+    "Int": "xpm_train.tune",
+    "Categorical": "xpm_train.tune",
+    "optimize": "xpm_train.tune",
+    "Tune": "xpm_train.tune",
+    "TPE": "xpm_train.tune",
+    "MedianPruner": "xpm_train.tune",
+    "SuccessiveHalving": "xpm_train.tune",
+    "Hyperband": "xpm_train.tune",
+    # tracking
+    "MLflowTracking": "xpm_train.tracking.mlflow_sink",
 }
 
 __all__ = sorted(_EXPORTS)

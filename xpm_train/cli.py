@@ -40,11 +40,11 @@ class FriendlyGroup(click.Group):
         except Exception as error:
             if Context.debug:
                 raise
-            from .analysis import JobNotFound
+            from .errors import UserError
 
-            known = (JobNotFound, ValueError, FileNotFoundError, PermissionError, OSError)
+            known = (UserError, ValueError, FileNotFoundError, PermissionError, OSError)
             if isinstance(error, known):
-                message = error.args[0] if isinstance(error, JobNotFound) and error.args else str(error)
+                message = error.args[0] if isinstance(error, UserError) and error.args else str(error)
                 click.secho(f"Error: {message}", fg="red", err=True)
                 click.echo("(run with --debug for the traceback)", err=True)
                 sys.exit(1)
@@ -124,6 +124,18 @@ def results_command(workdir, experiment, where, task, sort, fmt):
         click.echo(format_table(frame))
 
 
+@main.command("export")
+@click.argument("job")
+@click.option("--to", "to", required=True, type=click.Path(path_type=Path), help="New folder to write")
+@workdir_option
+def export_command(job: str, to: Path, workdir: Path):
+    """Export a trained model (weights, config, metrics, README) to a new folder."""
+    from .export import export
+
+    target = export(job, to, workdir)
+    click.echo(f"exported to {target}: " + ", ".join(sorted(p.name for p in target.iterdir())))
+
+
 @main.command("show")
 @click.argument("job")
 @workdir_option
@@ -168,12 +180,13 @@ def describe_config(obj: dict, objects: dict, indent: str) -> str:
 def register_commands() -> None:
     """Sub-command groups defined in their own modules."""
     from .cli_launchers import launchers_group
-    from .cli_tracking import mlflow_group
+    from .cli_tracking import mlflow_group, plot_command
     from .cli_tune import tune_group
     from .cli_workflows import register as register_workflows
 
     main.add_command(launchers_group, "launchers")
     main.add_command(mlflow_group, "mlflow")
+    main.add_command(plot_command, "plot")
     main.add_command(tune_group, "tune")
     register_workflows(main)
 

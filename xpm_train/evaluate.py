@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, Task, field
 
 from .checkpoint import atomic_write_bytes
 from .data.base import ImageDataset
+from .hooks import Tracking
 from .models import Model
 
 if TYPE_CHECKING:
@@ -85,23 +86,43 @@ class Evaluate(Task):
     results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
     """Where the metrics are written"""
 
+    tracking: Meta[Optional[Tracking]] = None
+    """Where the results are mirrored besides the job folder (e.g. MLflow)"""
+
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    """The scalar results as one ``eval`` point (what sinks receive)"""
+
+    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    """start / end / error events"""
+
     version: Constant[str] = "1"
     """Bumped only to invalidate previous evaluations on purpose"""
 
     def execute(self):
         from experimaestro import progress
 
+        from .metrics import MetricsLogger
         from .models import build
         from .pipeline import DeviceData, pick_device
 
-        device = pick_device(self.device)
-        arrays = self.data.arrays()
-        net = build(self.model, arrays.shape, arrays.num_classes).to(device)
-        progress(0.0, desc="evaluate")
-        metrics = classification_metrics(
-            net, DeviceData(arrays, device), arrays.num_classes, self.batch_size
-        )
-        atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
+        sinks = self.tracking.sinks(self) if self.tracking is not None else []
+        with MetricsLogger(self.metrics_path, self.events_path, sinks) as log:
+            log.event("start")
+            try:
+                device = pick_device(self.device)
+                arrays = self.data.arrays()
+                net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+                progress(0.0, desc="evaluate")
+                metrics = classification_metrics(
+                    net, DeviceData(arrays, device), arrays.num_classes, self.batch_size
+                )
+                atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
+            except BaseException as error:
+                log.event("error", error=f"{type(error).__name__}: {error}")
+                raise
+            scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
+            log.log(epoch=0, step=0, split="eval", **scalars)
+            log.event("end")
         progress(1.0, desc="evaluate")
         logger.info(
             "accuracy %.4f, loss %.4f on %d samples", metrics["accuracy"], metrics["loss"],

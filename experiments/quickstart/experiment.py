@@ -10,7 +10,9 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import Adam, Digits, Evaluate, Learn, MLP, find_launcher
+from xpm_train.export import ExportBest
 from xpm_train.plan import finish, fraction, grid, positive, print_table
+from xpm_train.tracking import setup as setup_tracking
 
 
 @configuration()
@@ -39,10 +41,16 @@ class Configuration(ConfigurationBase):
     device: str = "auto"
     """Torch device of the jobs: auto (CUDA when present), cpu, cuda..."""
 
+    tracking_uri: str = ""
+    """MLflow URI; empty: MLFLOW_TRACKING_URI, else the workspace store
+    (workspace/mlflow); "off": no MLflow"""
+
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
+    tracking = setup_tracking(helper, cfg.tracking_uri)
     train, test = Digits.C(split="train"), Digits.C(split="test")
+    trainings = []
 
     for hidden_dim in cfg.hidden_dim:
         for lr in cfg.lr:
@@ -56,15 +64,19 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                 val_fraction=cfg.val_fraction,
                 seed=cfg.seed,
                 device=cfg.device,
+                tracking=tracking,
             )
             learn.tag("hidden_dim", hidden_dim)
             learn.tag("lr", lr)
             trained = learn.submit(launcher=launcher)
+            trainings.append(learn)
 
-            evaluate = Evaluate.C(model=model, data=test, device=cfg.device)
+            evaluate = Evaluate.C(model=model, data=test, device=cfg.device, tracking=tracking)
             evaluate.tag("hidden_dim", hidden_dim)
             evaluate.tag("lr", lr)
             evaluate.submit(launcher=launcher, init_tasks=[trained])
 
+    # After the run: experimaestro experiments --workdir W actions run quickstart
+    helper.xp.add_action(ExportBest.C(trainings=trainings, workspace=str(helper.xp.workspace.path)))
     finish(helper)
     print_table(helper, task="evaluate", sort="accuracy")

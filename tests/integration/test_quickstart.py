@@ -103,3 +103,36 @@ def test_cli_show_unclear_ids(workspace, prefix, message):
     shown = xpm_train("show", prefix, "--workdir", str(workdir))
     assert shown.returncode == 1
     assert message in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_export_writes_a_loadable_model(workspace, tmp_path):
+    import torch
+
+    workdir, _ = workspace
+    learn = next((workdir / "jobs" / "xpm_train.learn.learn").iterdir())
+    result = xpm_train("export", learn.name[:10], "--to", str(tmp_path / "model"), "--workdir", str(workdir))
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in (tmp_path / "model").iterdir())
+    assert files == ["README.md", "final.json", "metrics.jsonl", "model.pt", "params.json"]
+    state = torch.load(tmp_path / "model" / "model.pt")
+    from xpm_train import checkpoint
+
+    expected = checkpoint.load_weights(learn / "checkpoints" / "best.pt")
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert learn.name in (tmp_path / "model" / "README.md").read_text()
+    again = xpm_train("export", learn.name[:10], "--to", str(tmp_path / "model"), "--workdir", str(workdir))
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_export_best_action_registered_by_the_plan(workspace, tmp_path):
+    """The plan registers an experimaestro Action exporting its best training."""
+    workdir, _ = workspace
+    target = tmp_path / "best"
+    result = subprocess.run(
+        [sys.executable, "-m", "experimaestro", "experiments", "--workdir", str(workdir), "actions", "run",
+         "quickstart", "--set", f"to={target}"], input="1\n", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Action completed successfully" in result.stdout, result.stdout + result.stderr
+    finals = {p.parent.name: json.loads(p.read_text())["best"]["val_accuracy"]
+              for p in (workdir / "jobs" / "xpm_train.learn.learn").glob("*/final.json")}
+    exported = json.loads((target / "final.json").read_text())["best"]["val_accuracy"]
+    assert exported == max(finals.values())

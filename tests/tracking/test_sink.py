@@ -1,0 +1,107 @@
+"""The MLflow sink: one run per job with its identity; MLflow down costs
+nothing but one warning; many jobs at once lose nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from jobsim import (JOBSIM, count_points, expected_points, make_job, mlflow_client, runs_by_job,
+                    train)
+
+from xpm_train.metrics import read_jsonl
+from xpm_train.tracking.service import free_port
+
+
+def test_run_carries_identity_params_metrics_and_artifacts(workspace, store):
+    uri, experiment_id = store
+    folder = make_job(workspace, "a" * 64, tags={"hidden_dim": 32, "lr": 0.001})
+    result = train(folder, uri, experiment_id, epochs=3, steps=4, plots=True)
+    assert result["failed"] is None
+
+    client = mlflow_client(uri)
+    run = client.get_run(result["run_id"])
+    assert run.info.experiment_id == experiment_id and run.info.status == "FINISHED"
+    assert run.info.run_name == "learn-aaaaaaaa"
+    tags = run.data.tags
+    assert tags["xpm.job_id"] == f"xpm_train.learn.learn/{'a' * 64}"
+    assert tags["xpm.job_folder"] == str(folder)
+    assert (tags["hidden_dim"], tags["lr"]) == ("32", "0.001")
+    assert tags["mlflow.source.git.commit"] == "abc123" and tags["xpm.git_dirty"] == "true"
+    assert tags["xpm.experiment"] == "sim" and tags["xpm.launcher"] == "local" and tags["xpm.host"]
+    assert run.data.params["model"] == "MLP" and run.data.params["model.hidden_dims"] == "[8]"
+    assert "tracking" not in run.data.params and "metrics_path" not in run.data.params
+    assert count_points(client, run.info.run_id) == expected_points(3, 4)
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.value for m in history] == [1.2 / (epoch + 1) for epoch in range(3)]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"final.json", "curves.png"}
+    assert (folder / "curves.png").stat().st_size > 1000
+
+
+def test_resumed_job_continues_its_run(workspace, store):
+    uri, experiment_id = store
+    folder = make_job(workspace, "b" * 64)
+    first = train(folder, uri, experiment_id, epochs=2, steps=1, mark_done=False)
+    second = train(folder, uri, experiment_id, epochs=2, steps=1)
+    assert first["run_id"] == second["run_id"]
+    client = mlflow_client(uri)
+    assert len(client.search_runs([experiment_id])) == 1
+
+
+def test_mlflow_down_one_warning_jsonl_complete_sync_fills(workspace, store):
+    """Nothing listens on the URI: the job ends normally, with one warning."""
+    from xpm_train.tracking.sync import sync_workspace
+
+    uri, experiment_id = store
+    dead = f"http://127.0.0.1:{free_port()}"
+    folder = make_job(workspace, "c" * 64, tracking={"tracking_uri": dead, "experiment_id": "1"})
+    result = train(folder, dead, "1", epochs=4, steps=3)
+
+    assert result["failed"] and "could not connect" in result["failed"]
+    assert result["seconds"] < 30  # the training did not wait for MLflow
+    points = read_jsonl(folder / "metrics.jsonl")
+    assert len(points) == 4 * (3 + 2)
+    events = read_jsonl(folder / "events.jsonl")
+    warnings = [e for e in events if e["event"] == "warning"]
+    assert len(warnings) == 1 and "xpm-train mlflow sync" in warnings[0]["message"]
+    assert [e["event"] for e in events if e["event"] in ("start", "end")] == ["start", "end"]
+
+    # MLflow back (here: the workspace store): sync pushes everything, once
+    report = sync_workspace(workspace, uri=uri)
+    assert report.runs_created == 1 and report.points_added == expected_points(4, 3)
+    client = mlflow_client(uri)
+    run = runs_by_job(client, [experiment_id])[f"xpm_train.learn.learn/{'c' * 64}"]
+    assert count_points(client, run.info.run_id) == expected_points(4, 3)
+    assert run.info.status == "FINISHED"
+    assert sync_workspace(workspace, uri=uri).changes == 0
+
+
+def test_eight_jobs_at_once_lose_nothing(workspace, store):
+    """8 processes log to the workspace store at the same time (SQLite locks):
+    every run, every point, all in the plan's experiment, none in Default."""
+    uri, experiment_id = store
+    epochs, steps = 10, 5
+    start_at = time.time() + 8  # all processes past their imports, then go together
+    processes = []
+    for i in range(8):
+        folder = make_job(workspace, f"{i}" * 64, tags={"i": i})
+        processes.append(subprocess.Popen(
+            [sys.executable, str(JOBSIM), str(folder), uri, experiment_id, "--epochs", str(epochs),
+             "--steps", str(steps), "--start-at", str(start_at)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=240)
+        assert process.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["failed"] for r in results] == [None] * 8, results
+
+    client = mlflow_client(uri)
+    runs = runs_by_job(client, [experiment_id])
+    assert len(runs) == 8
+    assert all(count_points(client, r.info.run_id) == expected_points(epochs, steps) for r in runs.values())
+    assert client.search_runs(["0"]) == []  # nothing filed under Default
+    for folder in (workspace / "jobs" / "xpm_train.learn.learn").iterdir():
+        assert not [e for e in read_jsonl(folder / "events.jsonl") if e["event"] == "warning"]

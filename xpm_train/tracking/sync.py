@@ -1,0 +1,191 @@
+"""Rebuild MLflow from the job folders (``xpm-train mlflow sync``).
+
+The job folders are the source of truth. For every finished job (done or
+failed) of the workspace, sync finds its run by the ``xpm.job_id`` tag (or
+creates it) and adds what the run lacks: tags, params, metric points (by
+``(key, step)``), artifacts (``final.json``, ``results.json``,
+``curves.png``) and the final status. Running again adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..metrics import read_jsonl
+from . import store
+from .identity import (JobIdentity, experiment_jobs_tags, flat_params, recorded_runtime,
+                       tracking_settings)
+from .runs import (complete_params, create_run, find_run, lifecycle_status, log_records, logged_points,
+                   metric_records, upload_artifacts)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger("xpm_train.tracking.sync")
+
+RESULT_FILES = ("metrics.jsonl", "final.json", "results.json")
+FALLBACK_EXPERIMENT = "xpm-train"
+"""MLflow experiment of jobs that belong to no experimaestro experiment"""
+
+
+@dataclass
+class SyncReport:
+    """What a sync added."""
+
+    runs_created: int = 0
+    points_added: int = 0
+    artifacts_added: int = 0
+    runs_updated: int = 0
+    """Runs whose tags, params or status changed"""
+    jobs: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Jobs not finished yet (left for a later sync)"""
+
+    @property
+    def changes(self) -> int:
+        return self.runs_created + self.points_added + self.artifacts_added + self.runs_updated
+
+    def summary(self) -> str:
+        text = (f"{self.jobs} job(s): {self.runs_created} run(s) created, {self.points_added} "
+                f"metric point(s) and {self.artifacts_added} artifact(s) added, "
+                f"{self.runs_updated} run(s) updated")
+        if self.skipped:
+            text += f"; {len(self.skipped)} unfinished job(s) skipped"
+        return text
+
+
+def finished_state(folder: Path) -> str | None:
+    """``done`` or ``failed`` from the marker files; None while unfinished."""
+    name = folder.parent.name.rsplit(".", 1)[-1]
+    for state in ("done", "failed"):
+        if (folder / f"{name}.{state}").exists():
+            return state
+    return None
+
+
+def trackable_jobs(workspace: Path) -> list[Path]:
+    """Job folders that produced metrics or results."""
+    from ..analysis import all_jobs
+
+    return [p for p in all_jobs(workspace)
+            if (p / "params.json").exists() and any((p / f).exists() for f in RESULT_FILES)]
+
+
+def job_experiments(workspace: Path, experiment: str | None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{job hash: (experimaestro experiment, tags)}`` (first experiment by name
+    when a job belongs to several)."""
+    from ..analysis import experiment_tags
+
+    names = [experiment] if experiment else sorted(
+        p.name for p in (workspace / "experiments").glob("*") if p.is_dir())
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in names:
+        try:
+            tags_map = experiment_tags(workspace, name)
+        except Exception:  # noqa: BLE001  (unreadable state: read jobs.jsonl below)
+            tags_map = {}
+        for job_hash, tags in (tags_map or experiment_jobs_tags(workspace, name)).items():
+            found.setdefault(job_hash, (name, tags))
+    return found
+
+
+def sync_workspace(workspace: Path | str, uri: str | None = None,
+                   experiment: str | None = None) -> SyncReport:
+    """Push to MLflow whatever the finished jobs of ``workspace`` (of one
+    experimaestro ``experiment`` if given) have and MLflow lacks."""
+    from ..analysis import check_workspace
+
+    workspace = check_workspace(workspace).resolve()
+    uri = store.resolve_uri(workspace, uri)
+    membership = job_experiments(workspace, experiment)
+    report = SyncReport()
+    client = store.client(uri)
+    experiment_ids: dict[str, str] = {}
+    all_ids = [e.experiment_id for e in client.search_experiments()]
+    for folder in trackable_jobs(workspace):
+        if experiment and folder.name not in membership:
+            continue
+        state = finished_state(folder)
+        if state is None:
+            report.skipped.append(f"{folder.parent.name}/{folder.name[:12]}")
+            continue
+        report.jobs += 1
+        xp_name, tags = membership.get(folder.name, (FALLBACK_EXPERIMENT, {}))
+        settings = tracking_settings(folder)
+        name = experiment or settings.get("mlflow_experiment") or xp_name
+        identity = JobIdentity(folder=folder, tags=tags, experiment=xp_name,
+                               git_commit=settings.get("git_commit", ""),
+                               git_dirty=bool(settings.get("git_dirty", False)),
+                               **recorded_runtime(folder))
+        run = find_run(client, identity.job_id, all_ids)
+        if run is None:
+            if name not in experiment_ids:
+                experiment_ids[name] = store.ensure_experiment(uri, name)
+                all_ids = sorted({*all_ids, experiment_ids[name]})
+            sync_job(client, folder, identity, experiment_ids[name], None, state, report)
+        else:
+            sync_job(client, folder, identity, run.info.experiment_id, run, state, report)
+    return report
+
+
+def sync_job(client: "MlflowClient", folder: Path, identity: JobIdentity, experiment_id: str,
+             run, state: str, report: SyncReport) -> None:
+    """Add to ``run`` (None: a new run) what job ``folder`` has and it lacks."""
+    from .plots import job_curves
+
+    events = read_jsonl(folder / "events.jsonl")
+    start = next((e["time"] for e in events if e.get("event") == "start"), None)
+    params = flat_params(folder)
+    updated, created = False, run is None
+    if created:
+        run = create_run(client, experiment_id, identity, params, start_time=start)
+        report.runs_created += 1
+    else:
+        updated |= complete_tags_and_params(client, run, identity, experiment_id, params)
+    run_id = run.info.run_id
+
+    records = metric_records(read_jsonl(folder / "metrics.jsonl"), start_time=start)
+    present = logged_points(client, run_id, {r[0] for r in records})
+    missing, seen = [], set(present)
+    for record in records:
+        if (record[0], record[2]) not in seen:
+            seen.add((record[0], record[2]))
+            missing.append(record)
+    log_records(client, run_id, missing)
+    report.points_added += len(missing)
+
+    if not (folder / "curves.png").exists():
+        job_curves(folder)
+    report.artifacts_added += len(upload_artifacts(client, run_id, folder))
+
+    status = {"done": "FINISHED", "failed": "FAILED"}[state]
+    if lifecycle_status(events) == "KILLED" and state == "failed":
+        status = "KILLED"
+    current = client.get_run(run_id).info.status
+    if current != status:
+        client.set_terminated(run_id, status=status)
+        updated = True
+    report.runs_updated += int(updated and not created)
+
+
+def complete_tags_and_params(client: "MlflowClient", run, identity: JobIdentity,
+                             experiment_id: str, params: dict[str, str]) -> bool:
+    """Set the tags and params the run lacks; True when anything changed.
+    Tags already set (e.g. host, by the live sink) are kept."""
+    from mlflow.entities import RunTag
+
+    tags = [RunTag(k, v) for k, v in identity.run_tags(experiment_id).items()
+            if k not in run.data.tags]
+    for i in range(0, len(tags), 100):
+        client.log_batch(run.info.run_id, tags=tags[i:i + 100], synchronous=True)
+    return bool(tags) | bool(complete_params(client, run, params))
+
+
+def describe(report: SyncReport) -> str:
+    return json.dumps({"runs_created": report.runs_created, "points_added": report.points_added,
+                       "artifacts_added": report.artifacts_added, "runs_updated": report.runs_updated,
+                       "jobs": report.jobs, "skipped": report.skipped})
