@@ -16,6 +16,7 @@ from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import Adam, Digits, Evaluate, Learn, MLP, find_launcher
 from xpm_train.plan import finish, fraction, positive
+from xpm_train.tracking import setup as setup_tracking
 from xpm_train.tune import TPE, MedianPruner, Space, Study, optimize
 
 
@@ -55,13 +56,17 @@ class Configuration(ConfigurationBase):
     """Resource spec of every job, matched against launchers.yaml"""
 
     device: str = "auto"
+
+    tracking_uri: str = ""
+    """MLflow URI; empty: MLFLOW_TRACKING_URI, else the workspace store; "off": no MLflow"
     """Torch device of the jobs"""
 
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
+    tracking = setup_tracking(helper, cfg.tracking_uri)
     base = Learn.C(model=MLP.C(), data=Digits.C(split="train"), optimizer=Adam.C(), epochs=cfg.epochs,
-                   val_fraction=cfg.val_fraction, seed=cfg.seed, device=cfg.device)
+                   val_fraction=cfg.val_fraction, seed=cfg.seed, device=cfg.device, tracking=tracking)
     study = Study(
         label=cfg.label,
         base=base,
@@ -71,8 +76,9 @@ def run(helper: ExperimentHelper, cfg: Configuration):
     )
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher)
 
-    best_model = result.task().submit(launcher=launcher)
-    evaluate = Evaluate.C(model=result.best_learn.model, data=Digits.C(split="test"), device=cfg.device)
+    best_model = result.task(tracking=tracking).submit(launcher=launcher)
+    evaluate = Evaluate.C(model=result.best_learn.model, data=Digits.C(split="test"), device=cfg.device,
+                          tracking=tracking)
     evaluate.tag("study", study.name)
     evaluate.submit(launcher=launcher, init_tasks=[best_model])
     finish(helper)

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import learn_jobs, our_tracebacks, trials, write_params
+from tunehelpers import learn_jobs, our_tracebacks, trials, write_params
 
 from helpers import REPO
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GOOD_THEN_BAD, learn_jobs, trials, write_params
+from tunehelpers import GOOD_THEN_BAD, learn_jobs, trials, write_params
 
 from helpers import run_experiment
 from xpm_train.tune.report import load_trials

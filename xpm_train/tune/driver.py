@@ -76,14 +76,16 @@ class TuneResult:
     launched: list[str] = field(default_factory=list)
     """Job IDs submitted for new trials in this run"""
 
-    def task(self) -> "Tune":
+    def task(self, tracking=None) -> "Tune":
         """The :class:`Tune` task recording this study (submit it; its output
-        is the best model's weights, for ``Evaluate(...).submit(init_tasks=[...])``)."""
+        is the best model's weights, for ``Evaluate(...).submit(init_tasks=[...])``).
+        With ``tracking`` (an MLflowTracking), the study is also an MLflow run
+        whose children are the trials' Learn runs."""
         from .task import Tune
 
         return Tune.C(study=self.study.name, n_trials=self.n_trials, best=self.best_model,
                       metric=self.study.metric, journal=str(self.journal), best_job=self.best_job,
-                      best_trial=self.best_number)
+                      best_trial=self.best_number, tracking=tracking)
 
 
 def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,

@@ -25,12 +25,13 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from ..checkpoint import atomic_write_bytes
 from ..models import LoadWeights
+from ..tracking.mlflow_sink import MLflowTracking
 
 logger = logging.getLogger("xpm_train.tune")
 
@@ -58,6 +59,9 @@ class Tune(Task):
 
     best_trial: Meta[int] = -1
     """Number of the best trial (implied by ``best``)"""
+
+    tracking: Meta[Optional[MLflowTracking]] = field(default=None, ignore_default=True)
+    """MLflow: the study becomes a parent run, each trial's Learn run its child"""
 
     results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
     """Summary of the study"""
@@ -94,8 +98,22 @@ class Tune(Task):
         atomic_write_bytes(self.trials_path, json.dumps(rows, indent=2).encode())
         atomic_write_bytes(self.trials_path.with_suffix(".csv"), trials_csv(rows).encode())
         write_plots(study, self.trials_path.parent)
+        if self.tracking is not None:
+            summary["mlflow"] = mlflow_runs(self.tracking, self.results_path.parent, summary, rows)
         atomic_write_bytes(self.results_path, json.dumps(summary, indent=2).encode())
         logger.info("study %s: best trial %d, %s = %s", self.study, self.best_trial, self.metric, best["value"])
+
+
+def mlflow_runs(tracking, folder: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The study's MLflow run and its children, or the reason it could not be made
+    (MLflow down: the study is still recorded; ``xpm-train mlflow sync`` later)."""
+    from .tracking import record_study_runs
+
+    try:
+        return record_study_runs(tracking, f"{folder.parent.name}/{folder.name}", summary, rows)
+    except Exception as error:  # noqa: BLE001 - tracking never fails the task
+        logger.warning("MLflow: could not record study %s (%s: %s)", summary["study"], type(error).__name__, error)
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def trial_rows(study) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import Adam, Evaluate, Learn, MLP, Synthetic, find_launcher
 from xpm_train.plan import finish
+from xpm_train.tracking import setup as setup_tracking
 from xpm_train.tune import (TPE, Categorical, Float, Hyperband, MedianPruner, Space, Study,
                             SuccessiveHalving, optimize)
 
@@ -23,6 +24,7 @@ class Configuration(ConfigurationBase):
     sampler_seed: int = 0
     enqueue: list[dict[str, Any]] = attrs.field(factory=list)
     launcher: str = "duration=10m & cpu(cores=1)"
+    tracking_uri: str = "off"
 
 
 def pruner_of(cfg: Configuration):
@@ -37,14 +39,16 @@ def pruner_of(cfg: Configuration):
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
+    tracking = setup_tracking(helper, cfg.tracking_uri)
     base = Learn.C(model=MLP.C(hidden_dims=[16]), data=Synthetic.C(split="train"), optimizer=Adam.C(),
-                   epochs=cfg.epochs, batch_size=32, val_fraction=0.25, device="cpu", log_interval=1000)
+                   epochs=cfg.epochs, batch_size=32, val_fraction=0.25, device="cpu", log_interval=1000,
+                   tracking=tracking)
     space = Space([Float("optimizer.lr", 1e-5, 0.1, log=True), Categorical("model.hidden_dims", [[8], [32]])])
     study = Study(label=cfg.label, base=base, space=space, sampler=TPE.C(seed=cfg.sampler_seed, n_startup_trials=2),
                   pruner=pruner_of(cfg))
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
-    best = result.task().submit(launcher=launcher)
+    best = result.task(tracking=tracking).submit(launcher=launcher)
     Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu").submit(
         launcher=launcher, init_tasks=[best])
     finish(helper)

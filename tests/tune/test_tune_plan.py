@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from conftest import learn_jobs, our_tracebacks, trials, write_params
+from tunehelpers import learn_jobs, our_tracebacks, trials, write_params
 
 from helpers import run_experiment, what_ran, xpm_train
 
