@@ -124,7 +124,9 @@ def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
                 break
             done, _ = concurrent.futures.wait(list(loop.in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
-                loop.answer(loop.in_flight.pop(future), future)
+                pending = loop.in_flight.pop(future)
+                loop.answer(pending, future)
+                logger.info("study %s: %s", study.name, progress_line(ostudy, pending.number, n_trials))
     finally:
         lock.release()
     return loop.result(n_trials)
@@ -309,6 +311,21 @@ def epoch_values(metrics_path: Path) -> dict[int, float]:
     rows = read_jsonl(metrics_path)
     split = "val" if any(r.get("split") == "val" for r in rows) else "train"
     return {int(r["epoch"]) + 1: float(r["accuracy"]) for r in rows if r.get("split") == split}
+
+
+def progress_line(ostudy, number: int, n_trials: int) -> str:
+    """``trial 7 PRUNED 0.81 | 8/20 finished (5 complete, 3 pruned, 0 failed), best 0.97``."""
+    trials = ostudy.get_trials(deepcopy=False)
+    trial = trials[number]
+    counts = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    finished = sum(counts.values())
+    value = f" {trial.value:.4f}" if trial.value is not None else ""
+    complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    best = ""
+    if complete:
+        best = f", best {(max if ostudy.direction.name == 'MAXIMIZE' else min)(complete):.4f}"
+    return (f"trial {number} {trial.state.name}{value} | {finished}/{n_trials} finished "
+            f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed){best}")
 
 
 def summary(ostudy) -> str:
