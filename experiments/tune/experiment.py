@@ -56,21 +56,22 @@ class Configuration(ConfigurationBase):
     """Resource spec of every job, matched against launchers.yaml"""
 
     device: str = "auto"
+    """Torch device of the jobs"""
 
     tracking_uri: str = ""
-    """MLflow URI; empty: MLFLOW_TRACKING_URI, else the workspace store; "off": no MLflow"
-    """Torch device of the jobs"""
+    """MLflow URI; empty: MLFLOW_TRACKING_URI, else the workspace store; "off": no MLflow"""
 
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
+    space = Space.parse(cfg.space)  # a bad entry fails before anything is written
     tracking = setup_tracking(helper, cfg.tracking_uri)
     base = Learn.C(model=MLP.C(), data=Digits.C(split="train"), optimizer=Adam.C(), epochs=cfg.epochs,
                    val_fraction=cfg.val_fraction, seed=cfg.seed, device=cfg.device, tracking=tracking)
     study = Study(
         label=cfg.label,
         base=base,
-        space=Space.parse(cfg.space),
+        space=space,
         sampler=TPE.C(seed=cfg.seed, n_startup_trials=cfg.startup_trials),
         pruner=MedianPruner.C(n_startup_trials=cfg.pruner_startup_trials, n_warmup_steps=cfg.pruner_warmup_epochs),
     )

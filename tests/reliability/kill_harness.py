@@ -149,6 +149,10 @@ def checkpoint_mode(folder: Path, kills: int, seed: int) -> dict:
 
 
 if __name__ == "__main__":
+    # The job scripts of the plan run with one thread (cpu(cores=1): the local
+    # launcher sets OMP_NUM_THREADS); CPU results are bitwise identical only
+    # for the same number of threads, so the children use one too.
+    torch.set_num_threads(1)
     mode, target, count, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     if mode == "learn":
         sig = signal.Signals[sys.argv[6]] if len(sys.argv) > 6 else signal.SIGKILL
