@@ -55,24 +55,31 @@ def crash_plan_once_started(workdir: Path, timeout: float = 300) -> None:
     finally:
         os.killpg(plan.pid, signal.SIGKILL)
         plan.wait()
-        for pidfile in (workdir / "jobs").glob("*/*/*.pid"):  # jobs run in their own session
-            kill_job(pidfile)
+        kill_job_processes(workdir / "jobs")  # jobs run in their own session: still alive
 
 
-def kill_job(pidfile: Path) -> None:
-    """SIGKILL the job whose pid experimaestro wrote (plain or JSON), and wait until it is gone."""
-    text = pidfile.read_text().strip()
-    pid = json.loads(text)["pid"] if text.startswith("{") else int(text)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def kill_job_processes(jobs: Path) -> None:
+    """SIGKILL every process running a job script under ``jobs`` (found in /proc:
+    the plan may die before it records the job's pid), and wait until they are gone."""
+    victims = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
         try:
-            os.kill(pid, 0)
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(jobs) in command:
+            victims.append(int(proc.name))
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            return
+            pass
+    deadline = time.monotonic() + 30
+    while victims and time.monotonic() < deadline:
+        victims = [pid for pid in victims if Path(f"/proc/{pid}").exists()
+                   and "zombie" not in Path(f"/proc/{pid}/status").read_text(errors="ignore").lower()]
         time.sleep(0.05)
 
 

@@ -44,13 +44,13 @@ def test_two_plans_drive_the_same_study_at_once(tmp_path):
     assert {r["job"].rsplit("/", 1)[-1] for r in rows} == set(starts)
 
 
-def test_an_interrupted_plan_resumes_its_trials(tmp_path):
-    workdir = tmp_path / "ws"
-    params = write_params(tmp_path, n_trials=4, n_parallel=2, epochs=30)
+def interrupt_mid_study(params, workdir) -> list[dict]:
+    """Start the plan, SIGINT it once a trial is done while others are in flight;
+    returns the trials left RUNNING."""
     plan = start_plan(params, workdir)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # stop once a trial is done and others are in flight
-        time.sleep(2)
+        time.sleep(0.5)
         if any(s == 1 for s in learn_jobs(workdir).values()) and (workdir / "tune").exists():
             rows = trials(workdir)
             if any(r["state"] != "RUNNING" for r in rows) and any(r["state"] == "RUNNING" for r in rows):
@@ -61,6 +61,18 @@ def test_an_interrupted_plan_resumes_its_trials(tmp_path):
     except subprocess.TimeoutExpired:
         os.killpg(plan.pid, signal.SIGKILL)
         plan.communicate()
+    return [r for r in trials(workdir) if r["state"] == "RUNNING"]
+
+
+def test_an_interrupted_plan_resumes_its_trials(tmp_path):
+    # long trials (a job runs ~100 epochs/s on one thread) so that some are in
+    # flight when the plan is interrupted; timing-dependent, so up to 3 tries
+    params = write_params(tmp_path, n_trials=4, n_parallel=2, epochs=1500)
+    for attempt in range(3):
+        workdir = tmp_path / f"ws{attempt}"
+        interrupted = interrupt_mid_study(params, workdir)
+        if interrupted:
+            break
     interrupted = [r for r in trials(workdir) if r["state"] == "RUNNING"]
     assert interrupted, "the plan finished before it could be interrupted"
 

@@ -107,13 +107,23 @@ class Tune(Task):
 def mlflow_runs(tracking, folder: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The study's MLflow run and its children, or the reason it could not be made
     (MLflow down: the study is still recorded; ``xpm-train mlflow sync`` later)."""
+    import time
+
     from .tracking import record_study_runs
 
-    try:
-        return record_study_runs(tracking, f"{folder.parent.name}/{folder.name}", summary, rows)
-    except Exception as error:  # noqa: BLE001 - tracking never fails the task
-        logger.warning("MLflow: could not record study %s (%s: %s)", summary["study"], type(error).__name__, error)
-        return {"error": f"{type(error).__name__}: {error}"}
+    for attempt in range(1, MLFLOW_ATTEMPTS + 1):
+        try:
+            return record_study_runs(tracking, f"{folder.parent.name}/{folder.name}", summary, rows)
+        except Exception as error:  # noqa: BLE001 - tracking never fails the task
+            logger.warning("MLflow: could not record study %s, attempt %d/%d (%s: %s)", summary["study"],
+                           attempt, MLFLOW_ATTEMPTS, type(error).__name__, error)
+            if attempt == MLFLOW_ATTEMPTS:
+                return {"error": f"{type(error).__name__}: {error}"}
+            time.sleep(2.0 * attempt)  # e.g. a SQLite store locked by other jobs' writers
+
+
+MLFLOW_ATTEMPTS = 3
+"""Tries to record a study in MLflow before giving up (with a warning)"""
 
 
 def trial_rows(study) -> list[dict[str, Any]]:

@@ -20,8 +20,9 @@ class Configuration(ConfigurationBase):
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     learn = Learn.C(
-        model=MLP.C(hidden_dims=[64, 32], dropout=0.2),
-        data=Synthetic.C(split="train", num_samples=1536, height=12, width=12, num_classes=6, seed=3),
+        # sized so that a step takes milliseconds: the harness can stop it at a chosen step
+        model=MLP.C(hidden_dims=[1024, 512], dropout=0.2),
+        data=Synthetic.C(split="train", num_samples=4096, height=16, width=16, num_classes=6, seed=3),
         optimizer=SGD.C(lr=0.05, momentum=0.9),
         schedule=Cosine.C(warmup_epochs=1),
         epochs=cfg.epochs,
