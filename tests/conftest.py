@@ -17,3 +17,16 @@ def private_host_counters(tmp_path_factory):
         del os.environ["XPM_TRAIN_TOKENS_DIR"]
     else:
         os.environ["XPM_TRAIN_TOKENS_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uri():
+    """A test that sets MLFLOW_TRACKING_URI in this process must not send the
+    plans of later tests to its (stopped) server."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != before:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before

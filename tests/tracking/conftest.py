@@ -15,8 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(autouse=True)
 def no_ambient_uri(monkeypatch):
-    """Tests give every URI explicitly (an ambient MLFLOW_TRACKING_URI would hide bugs)."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    """Tests give every URI explicitly (an ambient MLFLOW_TRACKING_URI would hide bugs).
+    Set-then-delete makes monkeypatch restore the variable after the test even
+    when the test itself wrote it (``jobsim.mlflow_client`` does): no leak into
+    later tests."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ def test_study_is_a_parent_run_of_its_trials(tmp_path):
     from mlflow import MlflowClient
 
     workdir = tmp_path / "ws"
-    result = run_experiment(write_params(tmp_path, n_trials=3, n_parallel=2, epochs=1, tracking_uri=""), workdir)
+    result = run_experiment(write_params(tmp_path, n_trials=3, n_parallel=2, epochs=1, tracking_uri=""), workdir,
+                            env={"MLFLOW_TRACKING_URI": ""})  # the workspace store, whatever the caller has
     assert result.returncode == 0, result.stderr[-3000:]
     (tune,) = list((workdir / "jobs" / "xpm_train.tune.task.tune").glob("*/results.json"))
     summary = json.loads(tune.read_text())
