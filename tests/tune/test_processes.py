@@ -44,16 +44,21 @@ def test_two_plans_drive_the_same_study_at_once(tmp_path):
     assert {r["job"].rsplit("/", 1)[-1] for r in rows} == set(starts)
 
 
+def checkpointed(workdir) -> bool:
+    """Whether a Learn job of ``workdir`` has saved a checkpoint (it can resume)."""
+    return any('"checkpoint"' in events.read_text()
+               for events in (workdir / "jobs").glob("xpm_train.learn.learn/*/events.jsonl"))
+
+
 def interrupt_mid_study(params, workdir) -> list[dict]:
-    """Start the plan, SIGINT it once a trial is done while others are in flight;
+    """Start the plan, SIGINT it while trials are in flight (one has checkpointed);
     returns the trials left RUNNING."""
     plan = start_plan(params, workdir)
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # stop once a trial is done and others are in flight
+    while time.monotonic() < deadline:  # stop once a trial's Learn has checkpointed
         time.sleep(0.5)
-        if any(s == 1 for s in learn_jobs(workdir).values()) and (workdir / "tune").exists():
-            rows = trials(workdir)
-            if any(r["state"] != "RUNNING" for r in rows) and any(r["state"] == "RUNNING" for r in rows):
+        if checkpointed(workdir) and (workdir / "tune").exists():
+            if any(r["state"] == "RUNNING" for r in trials(workdir)):
                 break
     os.killpg(plan.pid, signal.SIGINT)
     try:
