@@ -110,17 +110,33 @@ class MLflowService(ProcessWebService):
         return [sys.executable, "-m", "xpm_train.tracking.service", self.uri, str(self.port)]
 
     def _wait_for_ready(self) -> str:
+        # ready once the wrapper printed its URL: by then it answers SIGTERM by
+        # stopping the server (the URL alone may answer a little earlier)
         url = f"http://{HOST}:{self.port}"
         wait_ready(url, self.process)
+        deadline = time.monotonic() + 60
+        while url not in _read(self.stdout) and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow service exited with code {self.process.returncode}")
+            time.sleep(0.1)
         return url
+
+
+def _read(path: Path | None) -> str:
+    try:
+        return path.read_text() if path else ""
+    except OSError:
+        return ""
 
 
 def main() -> None:
     """``python -m xpm_train.tracking.service URI PORT``: serve until SIGTERM,
     then stop the server and its workers."""
     uri, port = sys.argv[1], int(sys.argv[2])
-    process, url = start_server(uri, port)
+    # before the server starts: a SIGTERM that comes while it starts up
+    # (the URL may answer before start_server returns) must still stop it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    process, url = start_server(uri, port)
     print(url, flush=True)
     try:
         process.wait()
