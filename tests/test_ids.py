@@ -13,7 +13,7 @@ REFERENCE = Path(__file__).with_name("reference_ids.json")
 
 
 def configs():
-    from xpm_train import CNN, MLP, SGD, Adam, Augment, Cosine, Digits, Evaluate, Learn, ResNet
+    from xpm_train import CNN, MLP, SGD, Adam, Augment, Cosine, Digits, Distillation, Evaluate, Learn, ResNet
 
     train, test = Digits.C(split="train"), Digits.C(split="test")
     mlp = MLP.C(hidden_dims=[64])
@@ -39,6 +39,8 @@ def configs():
         "learn-mlp-meta": learn_meta,
         "learn-cnn-sgd-cosine": cnn_learn,
         "evaluate-mlp": Evaluate.C(model=mlp, data=test),
+        "learn-mlp-distilled": Learn.C(model=MLP.C(hidden_dims=[8]), data=train, optimizer=Adam.C(lr=3e-3),
+                                       distill=Distillation.C(teacher=mlp, temperature=2.0)),
         "learn-resnet-augment": Learn.C(model=ResNet.C(), data=train, optimizer=SGD.C(lr=0.1),
                                         augment=Augment.C(crop_padding=1, cutout=2)),
     }

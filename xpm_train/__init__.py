@@ -40,7 +40,7 @@ _EXPORTS = {
     # tasks
     "Learn": "xpm_train.learn",
     "Evaluate": "xpm_train.evaluate",
-    "Distill": "xpm_train.distill",
+    "Distillation": "xpm_train.distill",
     # your own training function
     "training_function": "xpm_train.custom",
     "Result": "xpm_train.custom",

@@ -47,7 +47,7 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
     if not best.exists():
         raise ExportError(
             f"{info.id} has no trained weights (checkpoints/best.pt): export a training job "
-            "(Learn, Distill, a training function), not an evaluation"
+            "(Learn, a training function), not an evaluation"
         )
     target = Path(to)
     if target.exists():

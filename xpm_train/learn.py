@@ -32,6 +32,7 @@ from . import checkpoint
 from .checks import DeviceName, NonNegative, Positive, Range
 from .data.base import ImageDataset
 from .augment import Augment
+from .distill import Distillation
 from .models import LoadWeights, Model
 from .optim import Optimizer, Schedule
 from .hooks import Tracking, Trial
@@ -74,6 +75,10 @@ class Learn(ResumableTask):
 
     augment: Param[Optional[Augment]] = field(default=None, ignore_default=True)
     """Batch augmentation of the training split, on the device (None: none)"""
+
+    distill: Param[Optional[Distillation]] = field(default=None, ignore_default=True)
+    """Knowledge distillation from a trained teacher, given as init task (None:
+    cross-entropy with the labels only); see :mod:`xpm_train.distill`"""
 
     device: Annotated[Meta[str], DeviceName()] = field(default="auto", ignore_default=True)
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
@@ -151,8 +156,16 @@ class Learn(ResumableTask):
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         total_steps = steps_per_epoch * self.epochs
 
-        # --- Model and optimizer
+        # --- Model, teacher (when distilling) and optimizer
+        if self.distill is not None and self.distill.teacher is self.model:
+            raise ValueError("Learn.model and Learn.distill.teacher are the same config object: the "
+                             "student would start from the teacher's weights; give the student its own config")
+        # The student is built first: with the same seed it starts from the
+        # very weights of a plain Learn (a paired comparison)
         net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+        teacher = None
+        if self.distill is not None:
+            teacher = self.distill.teacher_network(arrays.shape, arrays.num_classes).to(device)
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         forward = torch.compile(net) if self.compile else net
@@ -173,7 +186,8 @@ class Learn(ResumableTask):
         log.elapsed_offset = run["elapsed"]
         if state is None:
             log.event("start", device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
-                      val_samples=len(val) if val else 0, steps=total_steps)
+                      val_samples=len(val) if val else 0, steps=total_steps,
+                      **({"distillation": self.distill.summary()} if self.distill else {}))
         else:
             log.event("resume", epoch=run["epoch"], batch=run["batch"], step=run["step"])
             logger.info("Resuming at epoch %d, batch %d (step %d)", run["epoch"], run["batch"], run["step"])
@@ -192,6 +206,8 @@ class Learn(ResumableTask):
                 # Epoch sums stay on the device: no host synchronisation per step
                 loss_sum = torch.tensor(run["sums"]["loss"], device=device)
                 correct = torch.tensor(run["sums"]["correct"], device=device)
+                parts = {k: torch.tensor(float(run["sums"].get(k, 0.0)), device=device)
+                         for k in (("ce", "kl") if teacher is not None else ())}
                 for images, labels in train.batches(self.batch_size, order, start=run["batch"]):
                     factor = schedule.factor(run["step"], total_steps, steps_per_epoch) if schedule else 1.0
                     for group, base_lr in zip(optimizer.param_groups, base_lrs):
@@ -200,7 +216,14 @@ class Learn(ResumableTask):
                         images = self.augment.apply(images, self.seed, epoch, run["batch"])
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                         logits = forward(images)
-                        loss = torch.nn.functional.cross_entropy(logits, labels)
+                        if teacher is None:
+                            loss = torch.nn.functional.cross_entropy(logits, labels)
+                        else:
+                            with torch.no_grad():
+                                teacher_logits = teacher(images)
+                            loss, ce, kl = self.distill.loss(logits, teacher_logits, labels)
+                            parts["ce"] += ce.detach() * len(labels)
+                            parts["kl"] += kl.detach() * len(labels)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if self.grad_clip > 0:
@@ -215,18 +238,19 @@ class Learn(ResumableTask):
                         log.log(epoch=epoch, step=run["step"], split="train_step",
                                 loss=float(loss.detach()), lr=base_lrs[0] * factor)
                     if stop.requested:
-                        run["sums"].update(loss=float(loss_sum), correct=int(correct))
+                        run["sums"].update(loss=float(loss_sum), correct=int(correct),
+                                           **{k: float(v) for k, v in parts.items()})
                         save_last()
                         log.event("preempted", signal=stop.signal_name)
                         log.close()
                         raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run['step']}")
 
                 # --- End of epoch: metrics, best model, checkpoint
-                sums = {**run["sums"], "loss": float(loss_sum), "correct": int(correct)}
-                run["samples_seen"] += sums["samples"]
-                record = {"loss": sums["loss"] / max(sums["samples"], 1),
-                          "accuracy": sums["correct"] / max(sums["samples"], 1)}
-                log.log(epoch=epoch, step=run["step"], split="train", **record)
+                samples = max(run["sums"]["samples"], 1)
+                run["samples_seen"] += run["sums"]["samples"]
+                record = {"loss": float(loss_sum) / samples, "accuracy": int(correct) / samples}
+                log.log(epoch=epoch, step=run["step"], split="train", **record,
+                        **{k: float(v) / samples for k, v in parts.items()})
                 if val is not None:
                     metrics = classification_metrics(net, val, arrays.num_classes)
                     record = {"loss": metrics["loss"], "accuracy": metrics["accuracy"]}
@@ -260,6 +284,8 @@ class Learn(ResumableTask):
         # --- Summary
         wall = log.elapsed()
         final = summary(run, val is not None, wall)
+        if self.distill is not None:
+            final["distillation"] = self.distill.summary()
         checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
         log.event("end", wall_time=wall)
         log.close()

@@ -1,11 +1,11 @@
 """Knowledge distillation: one teacher, students of two sizes trained with and
 without distillation, every student evaluated on the test split.
 
-    Learn(teacher) ──> Distill(student, seed) ──> Evaluate
-                       Learn(student, seed) ────> Evaluate     (the baseline)
+    Learn(teacher) ──> Learn(student, seed, distill) ──> Evaluate
+                       Learn(student, seed) ──────────> Evaluate     (the baseline)
 
 The teacher is one cached job, whatever the number of students: its output is
-the init task of every Distill. The final table gives, per student size, the
+the init task of every distilled student. The final table gives, per student size, the
 mean test accuracy (and standard deviation) over the seeds of both methods.
 """
 
@@ -13,7 +13,7 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, Adam, Digits, Distill, Evaluate, Learn, find_launcher
+from xpm_train import MLP, Adam, Digits, Distillation, Evaluate, Learn, find_launcher
 from xpm_train.plan import finish, fraction, grid, positive
 
 
@@ -77,8 +77,8 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                      role="student", method="plain", student=hidden, seed=seed)
 
             student = MLP.C(hidden_dims=[hidden])
-            distill = Distill.C(model=student, teacher=teacher, temperature=cfg.temperature,
-                                alpha=cfg.alpha, **common)
+            distillation = Distillation.C(teacher=teacher, temperature=cfg.temperature, alpha=cfg.alpha)
+            distill = Learn.C(model=student, distill=distillation, **common)
             tag(distill, role="student", method="distilled", student=hidden, seed=seed)
             trained = distill.submit(launcher=launcher, init_tasks=[trained_teacher])
             evaluate(test, student, trained, launcher, cfg,

@@ -1,4 +1,4 @@
-"""The distillation loss against a computation by hand, and Distill's config."""
+"""The distillation loss against a computation by hand, and the Distillation config."""
 
 from __future__ import annotations
 
@@ -52,15 +52,30 @@ def test_gradient_reaches_only_the_student():
 
 
 def test_distill_params_and_checks():
-    from xpm_train import MLP, Adam, Digits, Distill
+    from xpm_train import MLP, Adam, Digits, Distillation, Learn
 
-    common = dict(model=MLP.C(hidden_dims=[8]), teacher=MLP.C(hidden_dims=[64]),
-                  data=Digits.C(split="train"), optimizer=Adam.C(lr=1e-3))
-    base = Distill.C(**common).__xpm__.identifier.all
-    assert Distill.C(**common, temperature=4.0, alpha=0.5).__xpm__.identifier.all == base
-    assert Distill.C(**common, temperature=2.0).__xpm__.identifier.all != base
-    assert Distill.C(**common, device="cpu", gpu_memory_fraction=0.5).__xpm__.identifier.all == base
+    common = dict(model=MLP.C(hidden_dims=[8]), data=Digits.C(split="train"), optimizer=Adam.C(lr=1e-3))
+    teacher = MLP.C(hidden_dims=[64])
+
+    def ident(distill=None, **meta):
+        return Learn.C(**common, distill=distill, **meta).__xpm__.identifier.all
+
+    base = ident(Distillation.C(teacher=teacher))
+    assert ident(Distillation.C(teacher=teacher, temperature=4.0, alpha=0.5)) == base
+    assert ident(Distillation.C(teacher=teacher, temperature=2.0)) != base
+    assert ident(Distillation.C(teacher=MLP.C(hidden_dims=[32]))) != base
+    assert ident(Distillation.C(teacher=teacher), device="cpu", gpu_memory_fraction=0.5) == base
+    assert ident() != base
+    # a plain Learn keeps its ID: distill=None is the ignored default
+    assert ident() == Learn.C(**common).__xpm__.identifier.all
     with pytest.raises(ValueError, match="must be"):
-        Distill.C(**common, alpha=1.5)
+        Distillation.C(teacher=teacher, alpha=1.5)
     with pytest.raises(ValueError, match="must be"):
-        Distill.C(**common, temperature=0.0)
+        Distillation.C(teacher=teacher, temperature=0.0)
+
+
+def test_a_teacher_without_weights_is_refused():
+    from xpm_train import MLP, Distillation
+
+    with pytest.raises(ValueError, match="init task"):
+        Distillation.C(teacher=MLP.C(hidden_dims=[4])).instance().teacher_network((1, 8, 8), 10)
