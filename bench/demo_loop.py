@@ -6,8 +6,9 @@ IDX files, per-sample PIL images through ``transforms.Compose([ToTensor(),
 Normalize((0.5,), (0.5,))])``, a ``DataLoader(batch_size, shuffle=True)``
 (no workers, as in the demo), Adam, and ``loss.item()`` at every step. What
 it drops (which only helps the demo): the TensorBoard ``add_scalar`` of every
-step and tqdm. The network is built by ``xpm_train.models`` (the demo's CNN
-adds a ``log_softmax`` before ``CrossEntropyLoss``; negligible).
+step and tqdm. The networks are the same functions with the same parameters
+as xpm-train's (the demo's CNN adds a ``log_softmax`` before
+``CrossEntropyLoss``; negligible), see :func:`network`.
 
 Run as its own process by :mod:`bench.throughput`::
 
@@ -24,12 +25,21 @@ import time
 
 
 def network(model: str, hidden: int, layers: int, kernel_size: int):
-    """The same ``nn.Module`` xpm-train's Learn trains for these settings."""
-    from xpm_train.models import CNN, MLP
+    """The network as the demo writes it. The MLP is xpm-train's; the demo's
+    CNN is built here in the demo's order (each convolution followed by a
+    ReLU, then the max-pool): xpm-train's ``CNN`` computes the same function
+    with the same parameters but pools before its last ReLU (cheaper), so
+    building it from ``xpm_train.models`` would hand the demo that speed-up."""
+    import torch.nn as nn
 
-    config = MLP.C(hidden_dims=[hidden]) if model == "mlp" else CNN.C(
-        n_layers=layers, hidden_dim=hidden, kernel_size=kernel_size)
-    return config.instance().module((1, 28, 28), 10)
+    from xpm_train.models import MLP
+
+    if model == "mlp":
+        return MLP.C(hidden_dims=[hidden]).instance().module((1, 28, 28), 10)
+    blocks: list[nn.Module] = []
+    for i in range(layers):
+        blocks += [nn.Conv2d(1 if i == 0 else hidden, hidden, kernel_size, padding="same"), nn.ReLU()]
+    return nn.Sequential(*blocks, nn.MaxPool2d(2), nn.Flatten(), nn.Linear(hidden * 14 * 14, 10))
 
 
 def train(root: str, model: str, hidden: int, layers: int, kernel_size: int, batch_size: int,

@@ -5,7 +5,8 @@
 Runs, side by side in one process tree: training throughput against the
 experimaestro demo loop (:mod:`bench.throughput`), start-up
 (:mod:`bench.startup`), scheduler overhead (:mod:`bench.scheduler`) and time
-to accuracy (:mod:`bench.time_to_accuracy`); prints one markdown table (paste
+to accuracy (:mod:`bench.time_to_accuracy`), tracking overhead
+(:mod:`bench.tracking`); prints one markdown table (paste
 it into the README) and writes the JSON (every measurement, the machine, the
 command) and the table (``.md``) beside it. ``--quick``: small sizes (6000
 MNIST-format images, 10 tasks per plan, 3 repeats). GPU rows are skipped
@@ -28,11 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import scheduler, startup, throughput, time_to_accuracy
+from . import scheduler, startup, throughput, time_to_accuracy, tracking
 from .common import REPO, cuda_available, load, machine
 
-BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy")
-AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": ""}
+BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking")
+AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
+           "tracking": ""}
 
 
 def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[str, Any]]:
@@ -42,6 +44,8 @@ def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[st
         return startup.run(tmp, quick, mnist_folder=tmp / "mnist" / "idx" if (tmp / "mnist" / "idx").exists() else None)
     if name == "scheduler":
         return scheduler.run(tmp, quick)
+    if name == "tracking":
+        return tracking.run(tmp, quick, mnist_folder=tmp / "mnist" / "idx" if (tmp / "mnist" / "idx").exists() else None)
     return time_to_accuracy.run(tmp, quick, cuda)
 
 
@@ -50,6 +54,8 @@ def value(number: float | None, unit: str) -> str:
         return ""
     if unit == "samples/s":
         return f"{number:,.0f} samples/s"
+    if unit == "ms":
+        return f"{number:.3f} ms"
     return f"{number:.2f} s"
 
 
@@ -67,7 +73,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         unit = row.get("unit", "")
         against = ""
         if row.get("baseline") is not None:
-            against = f"{AGAINST[row['benchmark']]} {value(row['baseline'], unit)}".strip()
+            against = f"{row.get('against', AGAINST[row['benchmark']])} {value(row['baseline'], unit)}".strip()
         ratio = f"{row['ratio']:.2f}x" if row.get("ratio") is not None else ""
         lines.append(f"| {name} | {row['case']} | {value(row.get('xpm_train'), unit)} | {against} | {ratio} "
                      f"| {row.get('notes', '')} |")

@@ -11,12 +11,15 @@
    creation: all in the worker process).
 2. The one-time costs of a task process (import mlflow, open the store,
    create the run), measured in a fresh process.
-3. ``--plans``: the quickstart plan (1 Learn, N epochs) run with tracking off
-   and on, interleaved ``--repeats`` times; Learn's epoch times (from
-   metrics.jsonl), steady state (after the first epochs, while the sink
-   imports mlflow) and warm-up.
+3. Learn for real (``bench/plans/learn``: MLP on MNIST-format files, Learn's
+   default ``log_interval`` and validation split) with tracking off and on
+   (the workspace's MLflow store), interleaved pairs; the steady epoch time
+   (after the first epochs, while the sink's worker imports mlflow) from
+   ``metrics.jsonl``, and the spread between the runs with tracking off (the
+   noise floor of the comparison).
 
-    python bench/tracking.py [--epochs 20] [--points 50] [--plans] [--out bench/results/tracking.json]
+    python -m bench --only tracking [--quick]     # in the suite's table
+    python -m bench.tracking [--quick]            # alone
 """
 
 from __future__ import annotations
@@ -128,95 +131,133 @@ def one_time_costs(uri: str, experiment_id: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-WARMUP_EPOCHS = 4
-"""Epochs left out of the steady-state mean (the sink imports mlflow meanwhile)"""
+WARMUP_EPOCHS = 2
+"""Epochs left out of the steady state (the sink's worker imports mlflow meanwhile)"""
 
 
-def plan_epoch_time(tracking_uri: str, epochs: int, workdir: Path) -> dict:
-    """Run the quickstart with one Learn; its epoch times (s)."""
-    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
-               "-c", f"epochs={epochs}", "-c", "hidden_dim=[32]", "-c", "lr=[0.001]",
-               "-c", f"tracking_uri={tracking_uri}", str(REPO / "experiments/quickstart/params.yaml")]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": ""})
-    plan_s = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    learn = next((workdir / "jobs" / "xpm_train.learn.learn").iterdir())
-    from xpm_train.metrics import read_jsonl
+def learn_run(workdir: Path, idx: Path, epochs: int, tracking_uri: str) -> dict:
+    """One Learn (MLP 784-128-10 on the MNIST-format files, Learn's default
+    ``log_interval``, ``val_fraction`` and checkpointing) with tracking off or
+    on; its epoch times (s), from ``metrics.jsonl``."""
+    from .common import job_folders, median, read_jsonl, run_plan
 
-    ends = [p["elapsed"] for p in read_jsonl(learn / "metrics.jsonl") if p["split"] == "val"]
+    wall = run_plan("learn", workdir, "data=mnist", f"mnist_folder={idx}", "model=mlp", "hidden=128",
+                    f"epochs={epochs}", "val_fraction=0.1", "log_interval=50", "device=cpu",
+                    f"tracking_uri={tracking_uri}")
+    (job,) = job_folders(workdir, "xpm_train.learn.learn")
+    ends = [p["elapsed"] for p in read_jsonl(job / "metrics.jsonl") if p["split"] == "val"]
     epoch_times = [b - a for a, b in zip([0.0, *ends], ends)]
-    steady = epoch_times[WARMUP_EPOCHS:]
-    events = read_jsonl(learn / "events.jsonl")
+    events = read_jsonl(job / "events.jsonl")
     start_t = next(e["time"] for e in events if e["event"] == "start")
     end_t = next(e["time"] for e in events if e["event"] == "end")
-    done_t = (learn / "learn.done").stat().st_mtime
-    return {"epoch_s": epoch_times, "warmup_s": sum(epoch_times[:WARMUP_EPOCHS]),
-            "steady_epoch_s": sum(steady) / len(steady),
-            "start_to_end_s": end_t - start_t, "end_to_done_s": done_t - end_t, "plan_s": plan_s}
+    done_t = (job / "learn.done").stat().st_mtime
+    return {"epoch_s": epoch_times, "steady_epoch_s": median(epoch_times[WARMUP_EPOCHS:]),
+            "start_to_end_s": end_t - start_t, "end_to_done_s": done_t - end_t, "plan_s": wall,
+            "tracked": any(e["event"] == "tracking" for e in events)}
+
+
+def learn_comparison(tmp: Path, idx: Path, epochs: int, pairs: int) -> dict:
+    """``pairs`` Learn runs with tracking off and on, interleaved (the load of
+    the host drifts): the steady epoch's median, and the spread between runs
+    of the same setting (the noise floor of the comparison)."""
+    from xpm_train.tracking import store
+
+    from .common import median
+
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for i in range(pairs):
+        for kind in ("off", "on"):
+            workdir = tmp / f"tracking-{kind}{i}"
+            uri = "off" if kind == "off" else store.workspace_uri(workdir)
+            result = learn_run(workdir, idx, epochs, uri)
+            if result["tracked"] != (kind == "on"):
+                raise RuntimeError(f"{workdir}: tracking was {'on' if result['tracked'] else 'off'}, expected {kind}")
+            runs[kind].append(result)
+    steady = {kind: [r["steady_epoch_s"] for r in rows] for kind, rows in runs.items()}
+    off, on = median(steady["off"]), median(steady["on"])
+    return {
+        "runs": runs,
+        "off_epoch_s": off,
+        "on_epoch_s": on,
+        "overhead_pct": 100 * (on / off - 1),
+        "noise_pct": 100 * (max(steady["off"]) - min(steady["off"])) / off,
+        "whole_job_overhead_s": median([r["start_to_end_s"] for r in runs["on"]])
+                                - median([r["start_to_end_s"] for r in runs["off"]]),
+        "end_to_done_on_s": median([r["end_to_done_s"] for r in runs["on"]]),
+        "end_to_done_off_s": median([r["end_to_done_s"] for r in runs["off"]]),
+    }
+
+
+def thread_costs(tmp: Path, epochs: int, points: int) -> dict:
+    """The logging styles on a fresh workspace store, same points (part 1)."""
+    from xpm_train.tracking import store
+
+    report: dict = {"epochs": epochs, "points_per_epoch": points + 2}
+    uri = store.workspace_uri(tmp / "ws")
+    start = time.perf_counter()
+    experiment_id = store.ensure_experiment(uri, "bench")
+    report["create_store_s"] = time.perf_counter() - start
+    for name in ("jsonl", "per_point", "sink"):
+        (tmp / name / name).mkdir(parents=True)
+    report["jsonl"] = style_jsonl(tmp / "jsonl" / "jsonl", epochs, points)
+    report["per_point"] = style_per_point(tmp / "per_point", uri, experiment_id, epochs, points)
+    report["sink"] = style_sink(tmp / "sink" / "sink", uri, experiment_id, epochs, points)
+    report["one_time"] = one_time_costs(uri, experiment_id)
+    report["values"] = epochs * (points * 2 + 4)
+    return report
+
+
+def run(tmp: Path, quick: bool, mnist_folder: Path | None = None) -> list[dict]:
+    """The suite's tracking rows (``python -m bench --only tracking``)."""
+    from .throughput import write_mnist_files
+
+    tmp = tmp / "tracking"
+    tmp.mkdir(parents=True, exist_ok=True)
+    costs = thread_costs(tmp / "styles", epochs=20, points=50)
+    per_value = {name: 1000 * costs[name]["training_thread_s"] / costs["values"]
+                 for name in ("jsonl", "per_point", "sink")}
+    if mnist_folder is None:
+        mnist_folder, _ = write_mnist_files(tmp / "mnist", *((6000, 1000) if quick else (60000, 10000)))
+    samples = 6000 if quick else 60000
+    epochs, pairs = (12, 2) if quick else (8, 3)
+    learn = learn_comparison(tmp, mnist_folder, epochs, pairs)
+    once = costs["one_time"]
+    return [
+        {"benchmark": "tracking", "case": "training-thread time per logged value: MetricsLogger + MLflow sink",
+         "unit": "ms", "against": "log_metric per value", "xpm_train": per_value["sink"], "baseline": per_value["per_point"],
+         "ratio": per_value["per_point"] / per_value["sink"],
+         "notes": (f"{costs['values']} values; jsonl alone {per_value['jsonl']:.3f} ms; against: "
+                   f"MlflowClient.log_metric per value; ratio = how many times cheaper; once per job, in the "
+                   f"sink's worker: import mlflow {once['import_mlflow_s']:.2f} s, open store "
+                   f"{once['open_store_s']:.2f} s, create run {once['create_run_s']:.2f} s"),
+         "styles": costs},
+        {"benchmark": "tracking", "case": (f"Learn steady epoch, tracking on (workspace MLflow store) vs off: MLP, "
+                                           f"{samples} MNIST-format images, default log_interval"),
+         "unit": "s", "against": "tracking off", "xpm_train": learn["on_epoch_s"], "baseline": learn["off_epoch_s"],
+         "ratio": learn["on_epoch_s"] / learn["off_epoch_s"],
+         "notes": (f"{learn['overhead_pct']:+.1f}% (noise between runs with tracking off: "
+                   f"{learn['noise_pct']:.1f}%); median of {pairs} interleaved pairs x {epochs - WARMUP_EPOCHS} "
+                   f"epochs; whole job {learn['whole_job_overhead_s']:+.2f} s; end -> done "
+                   f"{learn['end_to_done_on_s']:.2f} s on, {learn['end_to_done_off_s']:.2f} s off "
+                   f"(the sink's worker finishing: curves, artifacts, status)"),
+         "learn": learn},
+    ]
 
 
 def main() -> None:
+    """Standalone: ``python -m bench.tracking [--quick]`` (the suite runs the same rows)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--points", type=int, default=50, help="train_step points per epoch")
-    parser.add_argument("--plans", action="store_true", help="also time the quickstart with tracking off/on")
-    parser.add_argument("--plan-epochs", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=2, help="off/on plan pairs")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "tracking.json")
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-
-    from xpm_train.tracking import store
-
-    report: dict = {"epochs": args.epochs, "points_per_epoch": args.points + 2}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        uri = store.workspace_uri(tmp / "ws")
-        start = time.perf_counter()
-        experiment_id = store.ensure_experiment(uri, "bench")
-        report["create_store_s"] = time.perf_counter() - start
-        for name in ("jsonl", "per_point", "sink"):
-            (tmp / name / name).mkdir(parents=True)
-        report["jsonl"] = style_jsonl(tmp / "jsonl" / "jsonl", args.epochs, args.points)
-        report["per_point"] = style_per_point(tmp / "per_point", uri, experiment_id, args.epochs, args.points)
-        report["sink"] = style_sink(tmp / "sink" / "sink", uri, experiment_id, args.epochs, args.points)
-        report["one_time"] = one_time_costs(uri, experiment_id)
-        if args.plans:
-            for i in range(args.repeats):  # interleaved: the machine's load drifts
-                report[f"plan_off_{i}"] = plan_epoch_time("off", args.plan_epochs, tmp / f"off{i}")
-                report[f"plan_on_{i}"] = plan_epoch_time("", args.plan_epochs, tmp / f"on{i}")
-
-    values = args.epochs * (args.points * 2 + 4)
-    print(f"{args.epochs} epochs x {args.points + 2} points ({values} values); store creation "
-          f"{report['create_store_s']:.2f} s (once per workspace)")
-    print(f"{'style':<14}{'training thread s':>19}{'ms / value':>12}{'close wait s':>14}")
-    for name in ("jsonl", "per_point", "sink"):
-        row = report[name]
-        print(f"{name:<14}{row['training_thread_s']:>19.3f}{1000 * row['training_thread_s'] / values:>12.3f}"
-              f"{row.get('close_wait_s', 0.0):>14.3f}")
-    once = report["one_time"]
-    print(f"once per job, in the sink's worker process: import mlflow "
-          f"{once['import_mlflow_s']:.2f} s, open store {once['open_store_s']:.2f} s, "
-          f"create run {once['create_run_s']:.2f} s")
-    if args.plans:
-        print(f"quickstart, 1 Learn x {args.plan_epochs} epochs (steady = epochs after the first "
-              f"{WARMUP_EPOCHS}):")
-        print(f"{'run':<10}{'steady epoch s':>16}{'first epochs s':>16}{'start->end s':>14}{'end->done s':>13}")
-        for i in range(args.repeats):
-            for kind in ("off", "on"):
-                row = report[f"plan_{kind}_{i}"]
-                print(f"{kind + str(i):<10}{row['steady_epoch_s']:>16.3f}{row['warmup_s']:>16.2f}"
-                      f"{row['start_to_end_s']:>14.2f}{row['end_to_done_s']:>13.2f}")
-        off = min(report[f"plan_off_{i}"]["steady_epoch_s"] for i in range(args.repeats))
-        on = min(report[f"plan_on_{i}"]["steady_epoch_s"] for i in range(args.repeats))
-        report["steady_epoch_overhead_pct"] = 100 * (on / off - 1)
-        print(f"steady epoch, best of {args.repeats}: off {off:.3f} s, on {on:.3f} s "
-              f"({report['steady_epoch_overhead_pct']:+.1f}%)")
+        rows = run(Path(tmp), args.quick)
+    for row in rows:
+        print(f"{row['case']}: {row['xpm_train']:.4f} {row['unit']} against {row['baseline']:.4f} "
+              f"({row['ratio']:.3f}x); {row['notes']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(rows, indent=2, default=str))
     print(f"written: {args.out}")
 
 

@@ -26,7 +26,7 @@ def test_cuda_step_channels_last_bf16():
 
     device = torch.device("cuda")
     arrays = Synthetic.C(split="train", num_samples=256, channels=3, height=32, width=32).instance().arrays()
-    data = DeviceData(arrays, device)
+    data = DeviceData(arrays, device, channels_last=True)
     assert data.resident and data.images.is_cuda
     net = build(CNN.C(n_layers=2, hidden_dim=16, kernel_size=3).instance(), arrays.shape, arrays.num_classes)
     net = net.to(device).to(memory_format=torch.channels_last)

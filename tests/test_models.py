@@ -35,3 +35,29 @@ def test_model_ids_differ_by_params_only():
     a = MLP.C(hidden_dims=[32]).__xpm__.identifier.all
     assert a == MLP.C(hidden_dims=[32]).__xpm__.identifier.all
     assert a != MLP.C(hidden_dims=[64]).__xpm__.identifier.all
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_cnn_pools_before_its_last_relu_with_the_demos_outputs_and_gradients(n_layers):
+    """CNN applies its last ReLU after the max-pool (cheaper); the demo's order
+    (ReLU, then pool) gives the same outputs, gradients and parameter names."""
+    from torch import nn
+
+    from xpm_train import CNN
+
+    torch.manual_seed(0)
+    net = CNN.C(n_layers=n_layers, hidden_dim=8, kernel_size=3).instance().module((3, 12, 12), 5)
+    convs = [m for m in net if isinstance(m, nn.Conv2d)]
+    demo_layers: list[nn.Module] = []
+    for conv in convs:
+        demo_layers += [conv, nn.ReLU()]
+    demo = nn.Sequential(*demo_layers, nn.MaxPool2d(2), nn.Flatten(), net[-1])
+    assert list(net.state_dict()) == list(demo.state_dict())
+
+    x = torch.randn(4, 3, 12, 12)
+    ours = net(x)
+    grads = torch.autograd.grad(ours.sum(), list(net.parameters()))
+    theirs = demo(x)
+    demo_grads = torch.autograd.grad(theirs.sum(), list(demo.parameters()))
+    assert torch.equal(ours, theirs)
+    assert all(torch.equal(a, b) for a, b in zip(grads, demo_grads))

@@ -44,3 +44,25 @@ def test_optimizers_create(config, kind):
 def test_bad_values_are_refused_when_built(make):
     with pytest.raises(ValueError, match="must be"):
         make()
+
+
+@pytest.mark.parametrize("kind", [Adam, AdamW])
+def test_fused_adam_is_a_param_that_trains_alike(kind):
+    """``fused`` selects torch's fused kernel: another job ID, the same training
+    up to rounding, and the default keeps the IDs of existing configs."""
+    assert kind.C(lr=1e-3, fused=False).__xpm__.identifier.all == kind.C(lr=1e-3).__xpm__.identifier.all
+    assert kind.C(lr=1e-3, fused=True).__xpm__.identifier.all != kind.C(lr=1e-3).__xpm__.identifier.all
+    results = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        optimizer = kind.C(lr=1e-2, fused=fused).instance().create(net.parameters())
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+        for _ in range(20):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        results.append(net.weight.detach().clone())
+    assert torch.allclose(results[0], results[1], atol=1e-5)

@@ -60,3 +60,18 @@ def test_host_staged_batches_equal_device_resident_ones():
     order = epoch_order(100, 0, 1)
     for (a, la), (b, lb) in zip(resident.batches(32, order, start=1), staged.batches(32, order, start=1)):
         assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_channels_last_batches_hold_the_same_values():
+    """Convolutional models get NHWC batches (faster with oneDNN and cuDNN): same values."""
+    from xpm_train import CNN, MLP, ResNet, Synthetic
+
+    arrays = Synthetic.C(split="train", num_samples=40, channels=3, height=6, width=6).instance().arrays()
+    plain = DeviceData(arrays, torch.device("cpu"))
+    nhwc = DeviceData(arrays, torch.device("cpu"), channels_last=True)
+    order = epoch_order(40, 0, 0)
+    for (a, la), (b, lb) in zip(plain.batches(16, order), nhwc.batches(16, order)):
+        assert b.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous(
+            memory_format=torch.channels_last)
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    assert CNN.C().channels_last() and ResNet.C().channels_last() and not MLP.C().channels_last()

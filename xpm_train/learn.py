@@ -151,8 +151,9 @@ class Learn(ResumableTask):
         # --- Data: decoded once, held on the device
         arrays = self.data.arrays()
         train_idx, val_idx = split_indices(len(arrays), self.val_fraction, self.split_seed)
-        train = DeviceData(arrays.subset(train_idx), device)
-        val = DeviceData(arrays.subset(val_idx), device) if len(val_idx) else None
+        layout = self.model.channels_last()  # NHWC for convolutional networks
+        train = DeviceData(arrays.subset(train_idx), device, channels_last=layout)
+        val = DeviceData(arrays.subset(val_idx), device, channels_last=layout) if len(val_idx) else None
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         total_steps = steps_per_epoch * self.epochs
 
@@ -166,7 +167,7 @@ class Learn(ResumableTask):
         teacher = None
         if self.distill is not None:
             teacher = self.distill.teacher_network(arrays.shape, arrays.num_classes).to(device)
-        if device.type == "cuda":
+        if layout:
             net = net.to(memory_format=torch.channels_last)
         forward = torch.compile(net) if self.compile else net
         optimizer = self.optimizer.create(net.parameters())

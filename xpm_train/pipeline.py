@@ -61,7 +61,8 @@ class DeviceData:
     is copied to the device asynchronously instead.
     """
 
-    def __init__(self, arrays: "ImageArrays", device: "torch.device", resident: bool | None = None):
+    def __init__(self, arrays: "ImageArrays", device: "torch.device", resident: bool | None = None,
+                 channels_last: bool = False):
         import torch
 
         self.device = device
@@ -75,13 +76,13 @@ class DeviceData:
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(arrays.mean, device=device).view(shape) * 255
         self.std = torch.tensor(arrays.std, device=device).view(shape) * 255
-        self.channels_last = device.type == "cuda"
+        self.channels_last = channels_last
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def normalize(self, images: "torch.Tensor") -> "torch.Tensor":
-        """uint8 batch -> float batch with zero mean and unit variance (channels-last on CUDA)."""
+        """uint8 batch -> float batch with zero mean and unit variance (channels-last when asked)."""
         import torch
 
         images = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std

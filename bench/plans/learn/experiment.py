@@ -6,6 +6,7 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import CNN, MLP, Adam, Cosine, Digits, Evaluate, Learn, MNIST, Synthetic, find_launcher
+from xpm_train.tracking import setup
 from xpm_train.plan import finish, fraction, positive
 
 
@@ -59,11 +60,14 @@ class Configuration(ConfigurationBase):
     log_interval: int = attrs.field(default=50, validator=positive)
     """Learn logs the training loss every this many steps"""
 
+    fused: bool = False
+    """Adam's fused implementation (an opt-in Param of xpm_train.Adam)"""
+
     launcher: str = "duration=1h & cpu(cores=1)"
     """Resource spec of every job, matched against launchers.yaml"""
 
     tracking_uri: str = "off"
-    """Unused: the benchmarks run without MLflow"""
+    """MLflow store of the jobs (off: none; the tracking benchmark turns it on)"""
 
 
 def datasets(cfg: Configuration):
@@ -86,13 +90,14 @@ def network(cfg: Configuration):
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
+    tracking = setup(helper, cfg.tracking_uri)
     train, test = datasets(cfg)
     for seed in range(cfg.count):
         model = network(cfg)
         learn = Learn.C(
             model=model,
             data=train,
-            optimizer=Adam.C(lr=cfg.lr),
+            optimizer=Adam.C(lr=cfg.lr, fused=cfg.fused),
             schedule=Cosine.C() if cfg.cosine else None,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
@@ -100,6 +105,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
             seed=seed,
             device=cfg.device,
             log_interval=cfg.log_interval,
+            tracking=tracking,
         )
         trained = learn.submit(launcher=launcher)
         if cfg.evaluate:
