@@ -15,6 +15,7 @@ _EXPORTS = {
     "ImageArrays": "xpm_train.data.base",
     "ImageDataset": "xpm_train.data.base",
     "Digits": "xpm_train.data",
+    "HeldOut": "xpm_train.data",
     "MNIST": "xpm_train.data",
     "FashionMNIST": "xpm_train.data",
     "CIFAR10": "xpm_train.data",

@@ -131,6 +131,14 @@ class Learn(ResumableTask):
         """The trained model: an init task loading ``checkpoints/best.pt``."""
         return dep(LoadWeights.C(model=self.model, path=self.checkpoints / "best.pt"))
 
+    def held_out(self) -> "HeldOut":
+        """The validation part of ``data`` this Learn holds out (to give an Evaluate)."""
+        from .data.heldout import HeldOut
+
+        if self.val_fraction <= 0:
+            raise ValueError("this Learn holds nothing out (val_fraction=0): nothing to evaluate on")
+        return HeldOut.C(data=self.data, fraction=self.val_fraction, seed=self.split_seed)
+
     def execute(self):
         import torch
         from experimaestro import GracefulTimeout, progress

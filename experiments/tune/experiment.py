@@ -61,6 +61,12 @@ class Configuration(ConfigurationBase):
     tracking_uri: str = ""
     """MLflow URI; empty: MLFLOW_TRACKING_URI, else the workspace store; "off": no MLflow"""
 
+    evaluate: bool = False
+    """Evaluate each finished trial on the data its Learn held out (a cached job)"""
+
+    metric: str = "best.val_accuracy"
+    """Objective: a key of Learn's final.json, or evaluate.<key> (needs evaluate: true)"""
+
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
@@ -74,6 +80,8 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         space=space,
         sampler=TPE.C(seed=cfg.seed, n_startup_trials=cfg.startup_trials),
         pruner=MedianPruner.C(n_startup_trials=cfg.pruner_startup_trials, n_warmup_steps=cfg.pruner_warmup_epochs),
+        metric=cfg.metric,
+        evaluate=cfg.evaluate,
     )
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher)
 

@@ -11,6 +11,7 @@ One table, one row per input. Kinds:
 - ``cli``: an ``xpm-train`` command (``{ws}``: a workspace holding finished
   jobs, ``{tmp}``: the test's temporary folder);
 - ``tune``: an entry of the tune plan's search space;
+- ``tune_override``: ``-c key=value`` overrides of the tune plan;
 - ``launchers``: a launchers.yaml with the given content, checked by
   ``xpm-train launchers list --file`` and used by the quickstart plan through
   ``XPM_TRAIN_LAUNCHERS`` (nothing may be submitted).
@@ -73,6 +74,10 @@ CATALOGUE = [
     ("space unknown param", "tune", "optimizer.lrr: {float: [0.0001, 0.3]}", "Adam has no parameter 'lrr'"),
     ("space empty choices", "tune", "batch_size: {categorical: []}", "batch_size: choices must be a non-empty list"),
     ("space unknown key", "tune", "optimizer.lr: {uniform: [0, 1]}", "unknown key(s) ['uniform']"),
+    ("objective of an Evaluate not asked for", "tune_override", ["metric=evaluate.accuracy"],
+     "set Study(evaluate=True) (in the tune plan's params.yaml: evaluate: true)"),
+    ("evaluated study without held-out data", "tune_override", ["evaluate=true", "val_fraction=0.0"],
+     "give the base Learn a val_fraction > 0"),
     # --- missing files and datasets
     ("missing params file", "cli", ["run", "{tmp}/nope/params.yaml", "--workdir", "{tmp}/ws2"], "no such file"),
     ("missing dataset mirror", "mnist", ["mirror={tmp}/no-mirror", "data_root={tmp}/data"], "no such folder"),
@@ -130,6 +135,8 @@ def test_bad_input(name, kind, given, message, tmp_path, workspace):
         params = tmp_path / "params.yaml"
         params.write_text(f"imports: [{TUNE}]\nspace:\n  {given}\n")
         result = run_experiment(params, workdir, timeout=120)
+    elif kind == "tune_override":
+        result = run_experiment(TUNE, workdir, *given, timeout=120)
     elif kind == "launchers":
         launchers = tmp_path / "launchers.yaml"
         launchers.write_text(given)

@@ -106,3 +106,35 @@ def test_enqueued_values_are_encoded_for_optuna():
         {"model.hidden_dims": "[32]", "optimizer.lr": 0.1}
     with pytest.raises(SpaceError, match="epochs: not in the search space"):
         space.encode({"epochs": 3})
+
+
+def test_evaluate_option_of_a_study():
+    """``evaluate=True`` is another study; ``evaluate.*`` metrics need it and a
+    held-out split; the studies made before the option kept their names."""
+    space = Space.parse(YAML)
+    plain = Study("s", base(), space)
+    assert "evaluate" not in plain.content()  # the names of earlier studies are unchanged
+    assert Study("s", base(), space, evaluate=True).name != plain.name
+    Study("s", base(), space, evaluate=True, metric="evaluate.top5_accuracy")
+    with pytest.raises(ValueError, match="evaluate=True"):
+        Study("s", base(), space, metric="evaluate.accuracy")
+    with pytest.raises(ValueError, match="val_fraction"):
+        Study("s", base(val_fraction=0.0), space, evaluate=True)
+
+
+def test_held_out_is_the_part_learn_validates_on():
+    import torch
+
+    from xpm_train import HeldOut, Synthetic
+    from xpm_train.pipeline import split_indices
+
+    train = Synthetic.C(split="train", num_samples=50)
+    learn = Learn.C(model=MLP.C(), data=train, optimizer=Adam.C(), val_fraction=0.2, split_seed=3)
+    held_out = learn.held_out()
+    assert held_out.__identifier__().all == HeldOut.C(data=train, fraction=0.2, seed=3).__identifier__().all
+    arrays, part = train.instance().arrays(), held_out.instance().arrays()
+    _, indices = split_indices(50, 0.2, 3)
+    assert len(part) == 10 and torch.equal(part.labels, arrays.labels[indices])
+    assert torch.equal(part.images, arrays.images[indices])
+    with pytest.raises(ValueError, match="val_fraction=0"):
+        Learn.C(model=MLP.C(), data=train, optimizer=Adam.C(), val_fraction=0.0).held_out()

@@ -12,6 +12,7 @@ Importing this package does not import torch (only ``arrays()`` does).
 from .base import ImageArrays, ImageDataset
 from .cifar import CIFAR10
 from .digits import Digits
+from .heldout import HeldOut
 from .download import ChecksumError, DownloadError, RemoteFile
 from .formats import FormatError, read_cifar10_archive, read_idx, write_cifar10_archive, write_idx
 from .mnist import MNIST, FashionMNIST
@@ -36,6 +37,7 @@ __all__ = [
     "FASHION_MNIST_SOURCE",
     "FashionMNIST",
     "FormatError",
+    "HeldOut",
     "ImageArrays",
     "ImageDataset",
     "MNIST",

@@ -9,6 +9,9 @@ experimaestro with an :class:`OptunaTrial` as Meta, so:
 - the Learn process reports every epoch to the journal and stops when the
   pruner says so (``"pruned": true`` in ``final.json``);
 - a failed job is a FAIL trial (it is not asked again by this loop);
+- with ``Study(evaluate=True)``, a finished trial's Learn is followed by an
+  Evaluate on the data it held out (cached too); the trial is told when
+  that ends, and ``evaluate.<key>`` metrics can be the objective;
 - a pruned job is a PRUNED trial; found again by a later trial or study, it
   is counted PRUNED again, with its last reported epoch as value, whatever
   that study's pruner would have said (the job is not trained further).
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from .storage import DriverLock, open_storage, study_dir, write_description
-from .study import Study
+from .study import EVALUATE_PREFIX, Study
 from .trial import OptunaTrial
 
 if TYPE_CHECKING:
@@ -55,6 +58,10 @@ class Pending:
     learn: "Learn"
     path: Path
     """The Learn job's folder"""
+    output: Optional["LoadWeights"] = None
+    """The Learn's output, when this driver submitted it"""
+    evaluation: Optional[Path] = None
+    """The folder of the trial's Evaluate job, once submitted (``Study.evaluate``)"""
 
 
 @dataclass
@@ -181,9 +188,8 @@ class Loop:
         learn = self.study.space.apply(self.study.base, values)
         learn.trial = OptunaTrial.C(journal=str(self.journal), study_name=self.study.name, number=number,
                                     pruner=self.study.pruner)
-        for key, value in {**self.tags, **values}.items():
-            learn.tag(key, value if isinstance(value, (int, float, str, bool)) else json.dumps(value))
-        learn.tag("trial", number)
+        for key, value in self.trial_tags(number, values).items():
+            learn.tag(key, value)
         task_id = str(type(learn).__xpmtype__.identifier)
         job_id = f"{task_id}/{learn.__identifier__().all.hex()}"
         path = self.workspace / "jobs" / job_id
@@ -196,9 +202,62 @@ class Loop:
             logger.info("Trial %d: same Learn as a trial of driver %s, following it", number, owner)
             self.in_flight[follow_in_thread(path, lambda: self.lock.alive(owner))] = pending
             return
-        learn.submit(launcher=self.launcher)
+        pending.output = learn.submit(launcher=self.launcher)
         self.launched.append(job_id)
         self.in_flight[wait_in_thread(learn.__xpm__.job)] = pending
+
+    def trial_tags(self, number: int, values: dict[str, Any]) -> dict[str, Any]:
+        """Tags of a trial's jobs: the plan's, the sampled values and its number."""
+        tags = {key: value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+                for key, value in {**self.tags, **values}.items()}
+        return {**tags, "trial": number}
+
+    def evaluate(self, pending: Pending) -> None:
+        """Submit the trial's Evaluate on the data its Learn held out (a cached
+        job like any other); the trial is answered when it ends."""
+        from ..evaluate import Evaluate
+
+        learn = pending.learn
+        output = pending.output if pending.output is not None else learn.submit(launcher=self.launcher)
+        evaluation = Evaluate.C(model=learn.model, data=learn.held_out(), device=learn.device,
+                                tracking=learn.tracking)
+        for key, value in self.trial_tags(pending.number, pending.values).items():
+            evaluation.tag(key, value)
+        evaluation.submit(launcher=self.launcher, init_tasks=[output])
+        job = evaluation.__xpm__.job
+        pending.evaluation = Path(job.path)
+        self.storage.set_trial_user_attr(pending.trial_id, "evaluation", f"{job.task_id}/{job.identifier}")
+        self.in_flight[wait_in_thread(job)] = pending
+
+    def answer_evaluation(self, pending: Pending, future: concurrent.futures.Future) -> None:
+        """Tell the study the trial's objective once its Evaluate ended."""
+        import optuna
+
+        from ..analysis import flatten
+
+        results_path = pending.evaluation / "results.json"
+        if future.exception() is not None or not results_path.exists():
+            logger.warning("Trial %d: its Evaluate %s failed (log: %s)", pending.number,
+                           pending.evaluation.name[:12], pending.evaluation)
+            self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.evaluation))
+            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            return
+        results = json.loads(results_path.read_text())
+        metrics = flatten(json.loads((pending.path / "final.json").read_text()))
+        metrics.update({EVALUATE_PREFIX + key: value for key, value in results.items()
+                        if isinstance(value, (int, float)) and not isinstance(value, bool)})
+        self.tell(pending, metrics, results_path)
+
+    def tell(self, pending: Pending, metrics: dict[str, Any], source: Path) -> None:
+        """Tell the study the objective found in ``metrics`` (FAIL when absent)."""
+        import optuna
+
+        value = metrics.get(self.study.metric)
+        if value is None:
+            self.storage.set_trial_user_attr(pending.trial_id, "error", f"no '{self.study.metric}' in {source}")
+            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            return
+        self.ostudy.tell(pending.number, float(value), skip_if_finished=True)
 
     def running_elsewhere(self, job_id: str) -> Optional[str]:
         """The live driver (not this one) running a trial of ``job_id``, if any."""
@@ -218,6 +277,9 @@ class Loop:
 
         if self.storage.get_trial(pending.trial_id).state.is_finished():
             return  # answered by another driver
+        if pending.evaluation is not None:
+            self.answer_evaluation(pending, future)
+            return
         if future.exception() is None and future.result() == ORPHANED:
             self.launch(pending.number, pending.trial_id, pending.values)  # its driver died: run it here
             return
@@ -233,13 +295,10 @@ class Loop:
         if final.get("pruned"):
             self.ostudy.tell(pending.number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
             return
-        metrics = flatten(final)
-        if self.study.metric not in metrics or metrics[self.study.metric] is None:
-            self.storage.set_trial_user_attr(pending.trial_id, "error",
-                                             f"no '{self.study.metric}' in {final_path}")
-            self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        if self.study.evaluate:
+            self.evaluate(pending)
             return
-        self.ostudy.tell(pending.number, float(metrics[self.study.metric]), skip_if_finished=True)
+        self.tell(pending, flatten(final), final_path)
 
     def report_history(self, pending: Pending) -> None:
         """Fill the intermediate values the Learn did not report to this trial

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UserError
 from .pruners import MedianPruner, Pruner
 from .samplers import TPE, Sampler
 from .space import Space
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from ..learn import Learn
 
 DIRECTIONS = ("maximize", "minimize")
+
+
+class StudyError(UserError, ValueError):
+    """A study is ill-defined (the message says what to change)."""
+
+
+EVALUATE_PREFIX = "evaluate."
+"""Metrics taken from the trial's Evaluate (``Study.evaluate``)"""
 
 
 @dataclass
@@ -45,19 +54,33 @@ class Study:
     """Optuna pruner (default: MedianPruner)"""
 
     metric: str = "best.val_accuracy"
-    """Objective: a key of the Learn's ``final.json`` (flattened with dots)"""
+    """Objective: a key of the Learn's ``final.json`` (flattened with dots),
+    or ``evaluate.<key>`` of the trial's Evaluate (``evaluate=True``), e.g.
+    ``evaluate.top5_accuracy``"""
 
     direction: str = "maximize"
     """``maximize`` or ``minimize`` the metric"""
 
+    evaluate: bool = False
+    """Also run an Evaluate of each finished (not pruned) trial on the part of
+    the data its Learn held out (:class:`xpm_train.HeldOut`): its
+    ``results.json`` is then kept with the trial, and ``evaluate.<key>`` metrics
+    can be the objective"""
+
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label or ""):
-            raise ValueError(f"study label {self.label!r} must be letters, digits, '-' or '_'")
+            raise StudyError(f"study label {self.label!r} must be letters, digits, '-' or '_'")
         if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+            raise StudyError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         self.sampler = self.sampler if self.sampler is not None else TPE.C()
         self.pruner = self.pruner if self.pruner is not None else MedianPruner.C()
         self.space.validate(self.base)
+        if self.metric.startswith(EVALUATE_PREFIX) and not self.evaluate:
+            raise StudyError(f"metric {self.metric!r} is a result of the trials' Evaluate: set "
+                             "Study(evaluate=True) (in the tune plan's params.yaml: evaluate: true)")
+        if self.evaluate and self.base.val_fraction <= 0:
+            raise StudyError("Study(evaluate=True) evaluates each trial on the data its Learn holds out: "
+                             "give the base Learn a val_fraction > 0")
 
     def content(self) -> dict[str, Any]:
         """Everything that defines the study (hashed into its name)."""
@@ -68,6 +91,8 @@ class Study:
             "metric": self.metric,
             "direction": self.direction,
             "base": config_description(self.base),
+            # only when set: the names of the studies made before it existed stay
+            **({"evaluate": True} if self.evaluate else {}),
         }
 
     @property

@@ -127,7 +127,7 @@ MLFLOW_ATTEMPTS = 3
 
 
 def trial_rows(study) -> list[dict[str, Any]]:
-    """One dict per trial: number, state, value, params, epochs, job."""
+    """One dict per trial: number, state, value, params, epochs, job, evaluation (its Evaluate job)."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         steps = sorted(trial.intermediate_values)
@@ -141,6 +141,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             "epochs": steps[-1] if steps else None,
             "params": dict(trial.params),
             "job": trial.user_attrs.get("job"),
+            "evaluation": trial.user_attrs.get("evaluation"),
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
         })
     return rows

@@ -25,6 +25,8 @@ class Configuration(ConfigurationBase):
     enqueue: list[dict[str, Any]] = attrs.field(factory=list)
     launcher: str = "duration=10m & cpu(cores=1)"
     tracking_uri: str = "off"
+    evaluate: bool = False
+    metric: str = "best.val_accuracy"
 
 
 def pruner_of(cfg: Configuration):
@@ -45,7 +47,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                    tracking=tracking)
     space = Space([Float("optimizer.lr", 1e-5, 0.1, log=True), Categorical("model.hidden_dims", [[8], [32]])])
     study = Study(label=cfg.label, base=base, space=space, sampler=TPE.C(seed=cfg.sampler_seed, n_startup_trials=2),
-                  pruner=pruner_of(cfg))
+                  pruner=pruner_of(cfg), evaluate=cfg.evaluate, metric=cfg.metric)
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
     best = result.task(tracking=tracking).submit(launcher=launcher)
