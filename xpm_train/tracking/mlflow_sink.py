@@ -37,6 +37,10 @@ RETRY_DELAYS = (0.5, 2.0)
 """Seconds between the attempts of one MLflow call (network hiccups)"""
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """... when SQLite says ``database is locked`` (many jobs writing at once)"""
+FLUSH_S = 2.0
+"""The worker writes metrics to MLflow at most this often (and at the end):
+one transaction per epoch of a short epoch costs the training a few ms of
+disk contention (a quick-size Learn's 0.09 s epochs were 2.7% slower)"""
 
 
 class MLflowTracking(Tracking):
@@ -228,6 +232,9 @@ class Mirror:
         self.run_id: str | None = None
         self.client = None
         self._status = "RUNNING"
+        self._records: list = []
+        """Metric records not written yet (see :data:`FLUSH_S`)"""
+        self._flushed = 0.0
 
     def handle(self, message: dict[str, Any]) -> bool:
         """Apply one message; False after ``close``."""
@@ -242,16 +249,28 @@ class Mirror:
                 import matplotlib.backends.backend_agg  # noqa: F401
                 import matplotlib.figure  # noqa: F401
         if kind == "close":
-            self._attempt("finish the run", self._finish)
+            if self._flush() is not None:
+                self._attempt("finish the run", self._finish)
             return False
         if kind == "metrics":
-            from .runs import log_records, metric_records
+            from .runs import metric_records
 
-            records = metric_records(message["item"])
-            self._attempt("log metrics", lambda: log_records(self.client, self.run_id, records))
+            self._records += metric_records(message["item"])
+            if time.monotonic() - self._flushed >= FLUSH_S:
+                self._flush()
         elif kind == "event":
             self._on_event(message["item"])
         return True
+
+    def _flush(self):
+        """Write the pending metric records (None when MLflow was given up)."""
+        from .runs import log_records
+
+        records, self._records = self._records, []
+        self._flushed = time.monotonic()
+        if not records:
+            return True
+        return self._attempt("log metrics", lambda: log_records(self.client, self.run_id, records))
 
     def _connect(self):
         """Open the store and find or create this job's run."""
