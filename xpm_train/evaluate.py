@@ -111,16 +111,10 @@ class Evaluate(Task):
             try:
                 device = pick_device(self.device)
                 arrays = self.data.arrays()
-                layout = self.model.channels_last()
                 net = build(self.model, arrays.shape, arrays.num_classes).to(device)
-                if layout:
-                    import torch
-
-                    net = net.to(memory_format=torch.channels_last)
                 progress(0.0, desc="evaluate")
-                metrics = classification_metrics(
-                    net, DeviceData(arrays, device, channels_last=layout), arrays.num_classes, self.batch_size
-                )
+                data = DeviceData(arrays, device, channels_last=self.model.channels_last())
+                metrics = classification_metrics(net, data, arrays.num_classes, self.batch_size)
                 atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
             except BaseException as error:
                 log.event("error", error=f"{type(error).__name__}: {error}")

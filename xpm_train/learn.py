@@ -175,8 +175,6 @@ class Learn(ResumableTask):
         teacher = None
         if self.distill is not None:
             teacher = self.distill.teacher_network(arrays.shape, arrays.num_classes).to(device)
-        if layout:
-            net = net.to(memory_format=torch.channels_last)
         forward = torch.compile(net) if self.compile else net
         optimizer = self.optimizer.create(net.parameters())
         base_lrs = [group["lr"] for group in optimizer.param_groups]

@@ -138,11 +138,16 @@ class LoadWeights(LightweightTask):
 
 def build(model: Model, shape, num_classes: int) -> "nn.Module":
     """The network of ``model``, with its trained weights when an init task
-    (:class:`LoadWeights`) provided them."""
+    (:class:`LoadWeights`) provided them, in channels-last layout when the
+    model prefers it (:meth:`Model.channels_last`)."""
     from .checkpoint import load_weights
 
     net = model.module(tuple(shape), num_classes)
     path = model.__dict__.get("_xpm_train_weights")
     if path is not None:
         net.load_state_dict(load_weights(Path(path)))
+    if model.channels_last():
+        import torch
+
+        net = net.to(memory_format=torch.channels_last)
     return net
