@@ -10,12 +10,13 @@ Learn job, against a bare ``python -c "import torch"``.
   of ``metrics.jsonl`` (both clocks start together in the task's logger).
   One more run under ``python -X importtime`` lists which heavy modules the
   job process imported.
-- **Second baseline**: ``python -c "import torch, torch._dynamo"``. Every
-  ``torch.optim`` optimizer imports ``torch._dynamo`` (and sympy) at its first
-  ``zero_grad``/``step`` (torch 2.x: ``_use_grad_for_differentiable``,
-  ``_disable_dynamo``), about 1.3 s here: any torch training script pays it,
-  the demo loop included. The overhead above this baseline is what
-  experimaestro and xpm-train add.
+- **Second baseline**: the smallest torch training script (:data:`TORCH_STEP`:
+  ``import torch``, a ``Linear``, one Adam step). Every ``torch.optim``
+  optimizer imports ``torch._dynamo`` (and sympy, triton) when it is built and
+  at each step (torch 2.x: ``_disable_dynamo``, ``_use_grad_for_differentiable``),
+  about 1.2 s here: any torch training script pays it, the demo loop
+  included. The overhead above this baseline is what experimaestro and
+  xpm-train add.
 - **Imports**: wall time of ``python -c "import X"`` (median of ``repeats``)
   for ``pass``, ``torch``, ``xpm_train``, ``xpm_train.learn`` and each heavy
   module, and the module's cumulative import time from ``-X importtime``.
@@ -33,8 +34,10 @@ from typing import Any
 
 from .common import PYTHON, BenchError, bench_env, job_folders, median, read_jsonl, run_plan, wall_of
 
-TORCH_OPTIM = "import torch, torch._dynamo"
-"""What a torch script has imported once its optimizer made a first step"""
+TORCH_STEP = ("import torch; net = torch.nn.Linear(4, 2); "
+              "optimizer = torch.optim.Adam(net.parameters(), fused=True); "
+              "net(torch.ones(1, 4)).sum().backward(); optimizer.step()")
+"""The smallest torch training script: one step of Adam (as Learn's default)"""
 
 HEAVY = ("torchvision", "mlflow", "pandas", "optuna", "sklearn")
 OUTPUTS = ("metrics.jsonl", "events.jsonl", "final.json", "checkpoints", "learn.done", "learn.failed")
@@ -105,7 +108,7 @@ def learn_job(workdir: Path, repeats: int, *overrides: str) -> dict[str, Any]:
     runs = []
     for _ in range(repeats):
         torch_s = wall_of([PYTHON, "-c", "import torch"])
-        optim_s = wall_of([PYTHON, "-c", TORCH_OPTIM])
+        optim_s = wall_of([PYTHON, "-c", TORCH_STEP])
         runs.append({**time_job(job), "import_torch_s": torch_s, "torch_optim_s": optim_s})
     traced = time_job(job, importtime=True)
     return {
@@ -136,8 +139,8 @@ def run(tmp: Path, quick: bool, mnist_folder: Path | None = None) -> list[dict[s
             "xpm_train": job["to_first_step_s"], "baseline": job["import_torch_s"],
             "overhead_s": job["overhead_s"],
             "notes": (f"{job['overhead_s']:+.2f} s over bare import torch (median of {repeats} paired runs); "
-                      f"{job['overhead_over_optim_s']:+.2f} s over import torch + torch._dynamo "
-                      f"({job['torch_optim_s']:.2f} s, what torch.optim's first step imports); "
+                      f"{job['overhead_over_optim_s']:+.2f} s over a one-step torch script "
+                      f"({job['torch_optim_s']:.2f} s: torch.optim imports torch._dynamo); "
                       f"task start event at {job['to_start_event_s']:.2f} s; "
                       f"heavy modules imported: {', '.join(job['heavy_imported']) or 'none'}"),
             "job": job,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from xpm_train.learn import autocast_bf16
+from xpm_train.learn import autocast_bf16, mixed_precision
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -15,6 +15,17 @@ def test_amp_policy_on_cpu():
     assert autocast_bf16("bf16", cpu) is True
     with pytest.raises(ValueError, match="amp='fp8'"):
         autocast_bf16("fp8", cpu)
+
+
+def test_mixed_precision_context():
+    """bf16 when asked (the forward pass runs in bf16); no autocast at all otherwise."""
+    cpu = torch.device("cpu")
+    linear = torch.nn.Linear(4, 2)
+    with mixed_precision(True, cpu):
+        assert linear(torch.ones(1, 4)).dtype == torch.bfloat16
+    with mixed_precision(False, cpu):
+        assert not torch.is_autocast_enabled("cpu")
+        assert linear(torch.ones(1, 4)).dtype == torch.float32
 
 
 @pytest.mark.gpu

@@ -41,6 +41,8 @@ def configs():
         "evaluate-mlp": Evaluate.C(model=mlp, data=test),
         "learn-mlp-distilled": Learn.C(model=MLP.C(hidden_dims=[8]), data=train, optimizer=Adam.C(lr=3e-3),
                                        distill=Distillation.C(teacher=mlp, temperature=2.0)),
+        "learn-mlp-adam-loop": Learn.C(model=mlp, data=train, optimizer=Adam.C(lr=3e-3, fused=False), epochs=10,
+                                       batch_size=32),
         "learn-resnet-augment": Learn.C(model=ResNet.C(), data=train, optimizer=SGD.C(lr=0.1),
                                         augment=Augment.C(crop_padding=1, cutout=2)),
     }

@@ -47,11 +47,11 @@ def test_bad_values_are_refused_when_built(make):
 
 
 @pytest.mark.parametrize("kind", [Adam, AdamW])
-def test_fused_adam_is_a_param_that_trains_alike(kind):
-    """``fused`` selects torch's fused kernel: another job ID, the same training
-    up to rounding, and the default keeps the IDs of existing configs."""
-    assert kind.C(lr=1e-3, fused=False).__xpm__.identifier.all == kind.C(lr=1e-3).__xpm__.identifier.all
-    assert kind.C(lr=1e-3, fused=True).__xpm__.identifier.all != kind.C(lr=1e-3).__xpm__.identifier.all
+def test_fused_adam_is_the_default_and_trains_alike(kind):
+    """``fused`` (default) selects torch's fused kernel; ``fused=False`` the
+    for-loop implementation: another job ID, the same training up to rounding."""
+    assert kind.C(lr=1e-3, fused=True).__xpm__.identifier.all == kind.C(lr=1e-3).__xpm__.identifier.all
+    assert kind.C(lr=1e-3, fused=False).__xpm__.identifier.all != kind.C(lr=1e-3).__xpm__.identifier.all
     results = []
     for fused in (False, True):
         torch.manual_seed(0)

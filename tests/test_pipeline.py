@@ -75,3 +75,30 @@ def test_channels_last_batches_hold_the_same_values():
             memory_format=torch.channels_last)
         assert torch.equal(a, b) and torch.equal(la, lb)
     assert CNN.C().channels_last() and ResNet.C().channels_last() and not MLP.C().channels_last()
+
+
+def test_batches_are_bit_identical_to_the_textbook_formula():
+    """The in-place, index_select batches hold exactly ``(images[index].float() - mean) / std``:
+    the speed-up changes no result (and so no job needs another ID)."""
+    from xpm_train import Synthetic
+
+    source = Synthetic.C(split="train", num_samples=100, channels=3).instance().arrays()
+    data = DeviceData(source, torch.device("cpu"))
+    order = epoch_order(100, 0, 0)
+    mean = torch.tensor(source.mean).view(1, -1, 1, 1) * 255
+    std = torch.tensor(source.std).view(1, -1, 1, 1) * 255
+    for number, (images, labels) in enumerate(data.batches(32, order)):
+        index = order[number * 32:(number + 1) * 32]
+        assert torch.equal(images, (source.images[index].float() - mean) / std)
+        assert torch.equal(labels, source.labels[index])
+
+
+def test_subset_of_everything_in_order_is_the_split_itself():
+    """``val_fraction=0`` trains on the whole split: no 47 MB copy of MNIST at start-up."""
+    source = arrays()
+    assert source.subset(torch.arange(50)) is source
+    shuffled = source.subset(torch.arange(50).flip(0))
+    assert shuffled is not source and torch.equal(shuffled.images, source.images.flip(0))
+    part = source.subset(torch.arange(10))
+    assert len(part) == 10 and torch.equal(part.labels, source.labels[:10])
+    assert len(source.subset(source.labels == 0)) == int((source.labels == 0).sum())

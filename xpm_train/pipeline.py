@@ -85,7 +85,9 @@ class DeviceData:
         """uint8 batch -> float batch with zero mean and unit variance (channels-last when asked)."""
         import torch
 
-        images = (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
+        # In place on the fresh float copy: the same values as ``(x - mean) / std``
+        # without two temporaries
+        images = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def batches(
@@ -102,7 +104,9 @@ class DeviceData:
                 labels = self.labels[begin : begin + batch_size]
             else:
                 index = order[begin : begin + batch_size]
-                images, labels = self.images[index], self.labels[index]
+                # index_select: the same gather as ``images[index]``, without
+                # advanced indexing's overhead (a tenth of a small step)
+                images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
 
 

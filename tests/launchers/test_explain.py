@@ -151,7 +151,29 @@ def test_local_plan_and_job_script_hook(cluster, tmp_path):
     assert f"pin(1, ['0', '1'], '{tmp_path / 'gpu-locks'}')" in code
     cpu_only = find_launcher("cpu(cores=1)", config=cluster)
     assert "pin(0, ['0', '1']" in cpu_only.launcher_info_code()  # hides the GPUs
-    assert "os.environ.setdefault(_name, '1')" in cpu_only.launcher_info_code()  # one thread per core
+    assert "'1')" in cpu_only.launcher_info_code()  # one thread per core
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({}, ("2", "2")),                                             # one thread per reserved core
+    ({"OMP_NUM_THREADS": "1"}, ("1", "1")),                       # the user's size, for both pools
+    ({"MKL_NUM_THREADS": "3"}, ("3", "3")),
+    ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "4"}, ("1", "4")),  # both set: left alone
+])
+def test_job_script_sizes_both_thread_pools(cluster, monkeypatch, environment, expected):
+    """torch uses the larger of OMP_NUM_THREADS and MKL_NUM_THREADS: setting only one
+    of them must not leave the other at the reserved cores."""
+    import os
+    import textwrap
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    code = find_launcher("cpu(cores=2)", config=cluster).launcher_info_code()
+    exec(textwrap.dedent(code).replace("from xpm_train.launchers.gpurun import pin\n", "")
+         .replace("pin(", "(lambda *args: None)("), {})
+    assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == expected
 
 
 def test_empty_spec_uses_default_spec():

@@ -63,7 +63,13 @@ class ImageArrays:
         return int(self.images.shape[0])
 
     def subset(self, indices: "torch.Tensor") -> "ImageArrays":
-        """The same split restricted to ``indices`` (statistics are kept)."""
+        """The same split restricted to ``indices`` (statistics are kept); the
+        split itself, not a copy, when ``indices`` is ``0..n-1`` in order."""
+        import torch
+
+        whole = indices.dtype == torch.long and len(indices) == len(self)
+        if whole and torch.equal(indices, torch.arange(len(self))):
+            return self
         return ImageArrays(
             images=self.images[indices],
             labels=self.labels[indices],

@@ -67,7 +67,7 @@ def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement
                    if reservation.gpus else '""')
         lines.append(f"CUDA_VISIBLE_DEVICES={visible}  (GPU locks in {lock_dir()})")
     lines.append(f"{'='.join((THREAD_VARIABLES[0], str(reservation.cores)))} (and MKL_NUM_THREADS): "
-                 "one thread per reserved core, unless already set")
+                 "one thread per reserved core, unless either is already set")
     for resource, share, total in reservation.shares:
         if resource == "memory-mib":
             shown = (f"memory {format_memory(requirement.cpu.memory)} ({share} MiB) "
@@ -106,10 +106,14 @@ class LocalLauncher(Launcher):
     def launcher_info_code(self) -> str:
         """Job-script lines (inside ``if __name__ == '__main__':``, before torch is
         imported) that size the job's thread pools to its cores and pin its GPUs."""
+        # A size the user set for one pool (OMP or MKL) is kept and given to the
+        # other: torch takes the larger of the two
         code = (
             "    import os\n"
+            f"    _threads = next(filter(None, map(os.environ.get, {THREAD_VARIABLES!r})), "
+            f"'{self.reservation.cores}')\n"
             f"    for _name in {THREAD_VARIABLES!r}:\n"
-            f"        os.environ.setdefault(_name, '{self.reservation.cores}')\n"
+            "        os.environ.setdefault(_name, _threads)\n"
         )
         if self.devices:
             code += (

@@ -60,8 +60,8 @@ class Configuration(ConfigurationBase):
     log_interval: int = attrs.field(default=50, validator=positive)
     """Learn logs the training loss every this many steps"""
 
-    fused: bool = False
-    """Adam's fused implementation (an opt-in Param of xpm_train.Adam)"""
+    fused: bool = True
+    """Adam's fused kernel (xpm_train.Adam's default); false: torch's for-loop Adam"""
 
     launcher: str = "duration=1h & cpu(cores=1)"
     """Resource spec of every job, matched against launchers.yaml"""
