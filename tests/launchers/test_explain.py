@@ -1,5 +1,7 @@
 """Choosing a launcher: representative specs, explained launcher by launcher."""
 
+import os
+
 import pytest
 
 from xpm_train.launchers import NoLauncherError, explain, find_launcher, load_text
@@ -163,17 +165,28 @@ def test_local_plan_and_job_script_hook(cluster, tmp_path):
 def test_job_script_sizes_both_thread_pools(cluster, monkeypatch, environment, expected):
     """torch uses the larger of OMP_NUM_THREADS and MKL_NUM_THREADS: setting only one
     of them must not leave the other at the reserved cores."""
-    import os
     import textwrap
 
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then delete: monkeypatch restores a variable only once it has
+        # recorded it, and the job-script code below writes os.environ
+        monkeypatch.setenv(name, "recorded")
+        monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     code = find_launcher("cpu(cores=2)", config=cluster).launcher_info_code()
     exec(textwrap.dedent(code).replace("from xpm_train.launchers.gpurun import pin\n", "")
          .replace("pin(", "(lambda *args: None)("), {})
     assert (os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == expected
+
+
+THREADS_AT_COLLECTION = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def test_thread_variables_did_not_leak_from_the_test_above():
+    """The job-script test writes os.environ; later tests' jobs must not inherit it
+    (a 2-thread job is not bitwise identical to the 1-thread reference runs)."""
+    assert {name: os.environ.get(name) for name in THREADS_AT_COLLECTION} == THREADS_AT_COLLECTION
 
 
 def test_empty_spec_uses_default_spec():
