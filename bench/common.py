@@ -74,17 +74,6 @@ def done_markers(workdir: Path) -> dict[str, int]:
     return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in (workdir / "jobs").glob("*/*/*.done")}
 
 
-def wall_of(command: list[str], env: dict | None = None, timeout: float = 300) -> float:
-    """Wall time of one run of ``command`` (fails when it fails)."""
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env or bench_env(),
-                          timeout=timeout)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return wall
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

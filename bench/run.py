@@ -37,15 +37,21 @@ AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "r
            "tracking": ""}
 
 
+def written_mnist(tmp: Path) -> Path | None:
+    """The MNIST-format files the throughput benchmark wrote, when it ran first."""
+    folder = tmp / "mnist" / "idx"
+    return folder if folder.exists() else None
+
+
 def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[str, Any]]:
     if name == "throughput":
         return throughput.run(tmp, quick, cuda)
     if name == "startup":
-        return startup.run(tmp, quick, mnist_folder=tmp / "mnist" / "idx" if (tmp / "mnist" / "idx").exists() else None)
+        return startup.run(tmp, quick, mnist_folder=written_mnist(tmp))
     if name == "scheduler":
         return scheduler.run(tmp, quick)
     if name == "tracking":
-        return tracking.run(tmp, quick, mnist_folder=tmp / "mnist" / "idx" if (tmp / "mnist" / "idx").exists() else None)
+        return tracking.run(tmp, quick, mnist_folder=written_mnist(tmp))
     return time_to_accuracy.run(tmp, quick, cuda)
 
 

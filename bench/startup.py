@@ -19,7 +19,7 @@ with torch loaded.
   ``import torch``, a ``Linear``, one Adam step). Every ``torch.optim``
   optimizer imports ``torch._dynamo`` (and sympy, triton) when it is built and
   at each step (torch 2.x: ``_disable_dynamo``, ``_use_grad_for_differentiable``),
-  about 1.2 s here: any torch training script pays it, the demo loop
+  about 1 s here: any torch training script pays it, the demo loop
   included. The overhead above this baseline is what experimaestro and
   xpm-train add.
 - **Imports**: time to the end of ``python -c "import X"`` (median of ``repeats``)
@@ -73,10 +73,10 @@ def time_to_mark(statement: str) -> float:
     return float(done.stdout.strip().splitlines()[-1]) - spawned
 
 
-def import_wall(module: str, repeats: int) -> dict[str, Any]:
+def import_time(module: str, repeats: int) -> dict[str, Any]:
     statement = "pass" if module == "pass" else f"import {module}"
-    walls = [time_to_mark(statement) for _ in range(repeats)]
-    result = {"wall_s": median(walls), "walls": walls}
+    times = [time_to_mark(statement) for _ in range(repeats)]
+    result = {"seconds": median(times), "runs": times}
     if module != "pass":
         done = subprocess.run([PYTHON, "-X", "importtime", "-c", statement], capture_output=True, text=True,
                               env=bench_env(), timeout=300)
@@ -146,8 +146,8 @@ def learn_job(workdir: Path, repeats: int, *overrides: str) -> dict[str, Any]:
 
 def run(tmp: Path, quick: bool, mnist_folder: Path | None = None) -> list[dict[str, Any]]:
     repeats = 3 if quick else 5
-    imports = {name: import_wall(name, repeats) for name in ("pass", "torch", "xpm_train", "xpm_train.learn", *HEAVY)}
-    torch_s = imports["torch"]["wall_s"]
+    imports = {name: import_time(name, repeats) for name in ("pass", "torch", "xpm_train", "xpm_train.learn", *HEAVY)}
+    torch_s = imports["torch"]["seconds"]
     rows = []
     cases = {"Synthetic 8x8 data": ("data=synthetic",)}
     if mnist_folder is not None:
@@ -169,12 +169,12 @@ def run(tmp: Path, quick: bool, mnist_folder: Path | None = None) -> list[dict[s
         item = imports[name]
         rows.append({
             "benchmark": "startup", "case": f'python -c "import {name}"', "unit": "s",
-            "xpm_train": item["wall_s"], "baseline": torch_s,
+            "xpm_train": item["seconds"], "baseline": torch_s,
             "notes": (f"-X importtime cumulative {item['importtime_s']:.3f} s; process start to end of import, "
                       f"median of {repeats}"),
             "imports": item,
         })
     rows.append({"benchmark": "startup", "case": 'python -c "pass" / "import torch"', "unit": "s",
-                 "xpm_train": imports["pass"]["wall_s"], "baseline": torch_s,
+                 "xpm_train": imports["pass"]["seconds"], "baseline": torch_s,
                  "notes": "interpreter alone / bare torch (the baseline of the rows above)"})
     return rows
