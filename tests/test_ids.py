@@ -1,8 +1,11 @@
 """Task IDs are a contract: an accidental change would silently retrain
 everything. The IDs of representative configs are kept in reference_ids.json.
 
-If a change of ID is intended (a bumped ``version`` Constant), regenerate the
-file with ``python tests/test_ids.py --update`` and say why in the commit.
+Every Config and Task class that ``xpm_train`` exports has at least one entry
+(``test_every_exported_config_is_pinned``). ``python tests/test_ids.py --update``
+adds the entries of new configs and never changes an existing one; if a change
+of ID is intended (a bumped ``version`` Constant), ``--update --accept-changes``
+rewrites them: say why in the commit.
 """
 
 import json
@@ -45,7 +48,47 @@ def configs():
                                        batch_size=32),
         "learn-resnet-augment": Learn.C(model=ResNet.C(), data=train, optimizer=SGD.C(lr=0.1),
                                         augment=Augment.C(crop_padding=1, cutout=2)),
+        **more_configs(mlp, train),
     }
+
+
+def more_configs(mlp, train):
+    """One entry for each exported class not pinned above (added 2026-12-01)."""
+    from xpm_train import (CIFAR10, CNN, MNIST, SGD, Adam, AdamW, Augment, Constant, Cosine, Distillation,
+                           FashionMNIST, HeldOut, Hyperband, Learn, LoadWeights, MedianPruner, MLflowTracking,
+                           StepDecay, SuccessiveHalving, Synthetic, TPE, Tune)
+
+    mnist = MNIST.C(split="train", folder=Path("/data/mnist"))
+    weights = LoadWeights.C(model=mlp, path=Path("/jobs/learn/best.pt"))
+    return {
+        "adam": Adam.C(lr=3e-3),
+        "adamw": AdamW.C(lr=1e-3, weight_decay=0.01),
+        "sgd": SGD.C(lr=0.1, momentum=0.9, nesterov=True),
+        "constant": Constant.C(warmup_epochs=2),
+        "step-decay": StepDecay.C(milestones=[0.5, 0.8], gamma=0.1),
+        "cosine": Cosine.C(min_factor=0.01),
+        "cnn": CNN.C(n_layers=2, hidden_dim=32, kernel_size=5),
+        "augment": Augment.C(crop_padding=1, cutout=2),
+        "distillation": Distillation.C(teacher=mlp, temperature=2.0, alpha=0.5),
+        "mnist-train": mnist,
+        "fashion-mnist-test": FashionMNIST.C(split="test", folder=Path("/data/fashion")),
+        "cifar10-train": CIFAR10.C(split="train", folder=Path("/data/cifar10")),
+        "synthetic": Synthetic.C(split="train", num_samples=64, num_classes=3, seed=1),
+        "held-out": HeldOut.C(data=train, fraction=0.1, seed=0),
+        "load-weights": weights,
+        "learn-mnist-adamw-step": Learn.C(model=mlp, data=mnist, optimizer=AdamW.C(lr=1e-3),
+                                          schedule=StepDecay.C(milestones=[0.6]), epochs=3),
+        "tune": Tune.C(study="digits-mlp-0123abcd", n_trials=20, best=weights),
+        "tpe": TPE.C(seed=1, n_startup_trials=5),
+        "median-pruner": MedianPruner.C(n_startup_trials=3),
+        "successive-halving": SuccessiveHalving.C(min_resource=2),
+        "hyperband": Hyperband.C(max_resource=10),
+        "mlflow-tracking": MLflowTracking.C(tracking_uri="file:///tmp/mlflow", experiment_id="1"),
+    }
+
+
+INTERFACES = {"ImageDataset", "Model"}
+"""Exported abstract bases: their subclasses are pinned instead"""
 
 
 def current_ids():
@@ -55,16 +98,63 @@ def current_ids():
 def test_ids_match_reference():
     reference = json.loads(REFERENCE.read_text())
     current = current_ids()
-    changed = {k: (reference.get(k), v) for k, v in current.items() if reference.get(k) != v}
+    missing = sorted(current.keys() - reference.keys())
+    assert not missing, f"no reference ID for {missing}: run `python tests/test_ids.py --update`"
+    changed = sorted(k for k, v in current.items() if reference[k] != v)
     assert not changed, (
-        f"task IDs changed for {sorted(changed)}: every existing job of these would be retrained. "
-        "If intended, run `python tests/test_ids.py --update`."
+        f"task IDs changed for {changed}: every existing job of these would be retrained. "
+        "If intended, run `python tests/test_ids.py --update --accept-changes` and say why in the commit."
     )
+
+
+def test_every_exported_config_is_pinned():
+    import inspect
+
+    import xpm_train
+    from experimaestro import Config
+
+    exported = {name for name in xpm_train.__all__
+                if inspect.isclass(getattr(xpm_train, name)) and issubclass(getattr(xpm_train, name), Config)}
+    pinned = {config.__xpm__.xpmtype.value_type.__name__ for config in configs().values()}
+    reference = json.loads(REFERENCE.read_text())
+    assert exported - INTERFACES <= pinned, f"exported but with no reference ID: {sorted(exported - INTERFACES - pinned)}"
+    assert set(configs()) <= set(reference), f"not in reference_ids.json: {sorted(set(configs()) - set(reference))}"
 
 
 def test_meta_does_not_change_id():
     ids = current_ids()
     assert ids["learn-mlp"] == ids["learn-mlp-meta"]
+
+
+def identifier(config) -> str:
+    return config.__xpm__.identifier.all.hex()
+
+
+def test_no_meta_field_changes_an_id():
+    """Every Meta of Learn and Evaluate (device, intervals, tracking, the Optuna
+    trial, precision, ...) and of a dataset's folder leaves the ID unchanged."""
+    from xpm_train import MNIST, MLP, Adam, Digits, Evaluate, Learn, MedianPruner, MLflowTracking
+    from xpm_train.tune.trial import OptunaTrial
+
+    model, train, test = MLP.C(hidden_dims=[64]), Digits.C(split="train"), Digits.C(split="test")
+    tracking = MLflowTracking.C(tracking_uri="file:///elsewhere/mlflow", experiment_id="7",
+                                experiment_name="x", git_commit="abc", git_dirty=True, log_checkpoints=True)
+    trial = OptunaTrial.C(journal="/ws/tune/s/journal.log", study_name="s", number=3, pruner=MedianPruner.C())
+
+    def learn(**meta):
+        return Learn.C(model=model, data=train, optimizer=Adam.C(lr=3e-3), epochs=10, batch_size=32, **meta)
+
+    base = identifier(learn())
+    metas = dict(device="cpu", gpu_memory_fraction=0.5, tracking=tracking, trial=trial, amp="off",
+                 compile=True, deterministic=True, log_interval=7, checkpoint_interval=3)
+    for name, value in metas.items():
+        assert identifier(learn(**{name: value})) == base, f"Learn.{name} changed the ID"
+    assert identifier(learn(**metas)) == base
+    assert identifier(learn(seed=1)) != base, "a Param must change the ID (else this test proves nothing)"
+
+    evaluate = identifier(Evaluate.C(model=model, data=test))
+    assert identifier(Evaluate.C(model=model, data=test, device="cpu", batch_size=7, tracking=tracking)) == evaluate
+    assert identifier(MNIST.C(split="train", folder=Path("/a"))) == identifier(MNIST.C(split="train", folder=Path("/b")))
 
 
 def test_explicit_defaults_do_not_change_id():
@@ -82,5 +172,11 @@ def test_explicit_defaults_do_not_change_id():
 
 
 if __name__ == "__main__" and "--update" in sys.argv:
-    REFERENCE.write_text(json.dumps(current_ids(), indent=2) + "\n")
-    print(f"wrote {REFERENCE}")
+    reference, current = json.loads(REFERENCE.read_text()), current_ids()
+    changed = sorted(k for k in reference.keys() & current.keys() if reference[k] != current[k])
+    if changed and "--accept-changes" not in sys.argv:
+        sys.exit(f"IDs changed for {changed}: existing jobs would be retrained. Not written; if "
+                 "intended, run again with --update --accept-changes and say why in the commit.")
+    added = sorted(current.keys() - reference.keys())
+    REFERENCE.write_text(json.dumps({**reference, **current}, indent=2) + "\n")
+    print(f"wrote {REFERENCE}: added {added}, changed {changed}")
