@@ -136,3 +136,27 @@ def test_export_best_action_registered_by_the_plan(workspace, tmp_path):
               for p in (workdir / "jobs" / "xpm_train.learn.learn").glob("*/final.json")}
     exported = json.loads((target / "final.json").read_text())["best"]["val_accuracy"]
     assert exported == max(finals.values())
+
+
+def test_carbon_tracking_is_off(workspace):
+    """The plan ran with carbon tracking off: experimaestro writes the setting
+    every job runs with into its params.json."""
+    workdir, _ = workspace
+    params = sorted((workdir / "jobs").glob("*/*/params.json"))
+    assert len(params) == 8
+    assert all(json.loads(p.read_text())["carbon"]["enabled"] is False for p in params)
+
+
+@pytest.mark.parametrize("value, enabled", [(None, False), ("0", False), ("1", True)])
+def test_carbon_tracking_only_when_asked(tmp_path, value, enabled):
+    """xpm_train.preflight turns carbon tracking off unless XPM_TRAIN_CARBON=1
+    (experimaestro's own default is on: checked with the variable set)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "XPM_TRAIN_CARBON"}
+    env["HOME"] = str(tmp_path)  # no user settings.yaml
+    if value is not None:
+        env["XPM_TRAIN_CARBON"] = value
+    code = "import xpm_train.preflight; from experimaestro.settings import get_settings; print(get_settings().carbon.enabled)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == str(enabled), out.stderr[-2000:]
