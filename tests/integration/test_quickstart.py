@@ -160,3 +160,29 @@ def test_carbon_tracking_only_when_asked(tmp_path, value, enabled):
     code = "import xpm_train.preflight; from experimaestro.settings import get_settings; print(get_settings().carbon.enabled)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == str(enabled), out.stderr[-2000:]
+
+
+def test_evaluate_results_match_scikit_learn(workspace):
+    """An Evaluate job's results.json (top-5, per-class accuracy, confusion
+    matrix) equals scikit-learn's on the loaded model's logits."""
+    import numpy as np
+    import torch
+
+    import xpm_train
+    from test_evaluate import assert_match, sklearn_metrics
+
+    workdir, _ = workspace
+    table = xpm_train.results(workdir, experiment="quickstart", where={"hidden_dim": 32, "lr": 0.001})
+    learn_row = table[table.task.str.endswith("learn")].iloc[0]
+    evaluate_row = table[table.task.str.endswith("evaluate")].iloc[0]
+    evaluation = xpm_train.load(evaluate_row.job, workspace=workdir)
+    results = json.loads((evaluation.info.path / "results.json").read_text())
+
+    network = xpm_train.load(learn_row.job, workspace=workdir).network
+    test = xpm_train.Digits.C(split="test").instance().arrays()
+    mean = torch.tensor(test.mean).view(1, -1, 1, 1) * 255
+    std = torch.tensor(test.std).view(1, -1, 1, 1) * 255
+    with torch.no_grad():
+        logits = network.eval()((test.images.float() - mean) / std).numpy()
+    assert_match(results, sklearn_metrics(logits, test.labels.numpy(), 10), len(test.labels))
+    assert np.trace(np.array(results["confusion_matrix"])) < len(test.labels)  # some errors: a real check
