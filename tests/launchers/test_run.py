@@ -201,3 +201,22 @@ def test_local_limits_hold_across_experiments_of_the_host(cores, memory, gpus, s
     spans = sorted((r["start"], r["end"]) for r in records)
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert start >= end, f"two jobs ran at once although only one fits: {spans}"
+
+
+def test_local_max_jobs_limits_jobs_at_a_time(tmp_path, monkeypatch, fresh_scheduler):
+    """8 cores declared but ``max_jobs: 2``: six one-core jobs never run more than two at a time."""
+    path = tmp_path / "launchers.yaml"
+    path.write_text("launchers:\n  - name: box\n    type: local\n    cpu: {cores: 8, memory: 8G}\n"
+                    "    max_jobs: 2\n")
+    monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
+    with experiment(tmp_path / "xp", "max-jobs", no_environmental_impact=True) as xp:
+        launcher = find_launcher("cpu(cores=1)")
+        tasks = [RecordDevices.C(index=i, hold=1.5).submit(launcher=launcher) for i in range(6)]
+        xp.wait()
+    records = [read_record(task) for task in tasks]
+    events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
+    running, most = 0, 0
+    for _, change in events:  # an end before a start at the same instant
+        running += change
+        most = max(most, running)
+    assert most <= 2, f"{most} jobs ran at once with max_jobs: 2"
