@@ -15,9 +15,10 @@ killed with SIGKILL by this process, so that many injections cost one import.
     child is waited for, and the time it took to exit is reported.
 
 ``checkpoint FOLDER N SEED``
-    A child saves checkpoints of growing versions in a loop; it is killed
-    after a random delay, then ``load_latest`` must return an intact version
-    that was written. Prints a JSON report.
+    After a first checkpoint (version 0), a child saves checkpoints of growing
+    versions in a loop, going on from the version found; it is killed after a
+    random delay, then ``load_latest`` must return an intact version that was
+    written, never older than the one found before. Prints a JSON report.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def learn_mode(script: Path, kills: int, seed: int, total_steps: int, sig: int =
     return report
 
 
-def write_versions(path: Path, size: int):
-    version = 0
+def write_versions(path: Path, size: int, version: int):
+    """Save versions ``version + 1``, ``version + 2``... until killed."""
     while True:
         version += 1
         checkpoint.save(path, {"version": version, "payload": torch.full((size,), float(version))})
@@ -134,8 +135,10 @@ def checkpoint_mode(folder: Path, kills: int, seed: int) -> dict:
     rng = random.Random(seed)
     path = folder / "last.pt"
     report = {"injections": [], "corrupt": [], "bad_content": []}
+    checkpoint.save(path, {"version": 0, "payload": torch.full((1 << 20,), 0.0)})  # as after a job's first save
+    found = 0
     for _ in range(kills):
-        pid = run_child(write_versions, path, 1 << 20)
+        pid = run_child(write_versions, path, 1 << 20, found)  # each child goes on from what it finds
         time.sleep(rng.uniform(0.05, 0.4))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -145,6 +148,7 @@ def checkpoint_mode(folder: Path, kills: int, seed: int) -> dict:
         if state is not None and not bool((state["payload"] == state["version"]).all()):
             report["bad_content"].append(state["version"])
         report["injections"].append(None if state is None else state["version"])
+        found = found if state is None else state["version"]
     return report
 
 

@@ -141,8 +141,10 @@ def test_sigkill_inside_checkpoint_writes_never_corrupts(tmp_path):
     report = json.loads(harness.stdout.splitlines()[-1])
     assert len(report["injections"]) == 30
     assert report["corrupt"] == [] and report["bad_content"] == []
-    versions = [v for v in report["injections"] if v is not None]
-    assert len(versions) >= 25  # an intact checkpoint was there after (nearly) every kill
+    versions = report["injections"]
+    assert None not in versions, versions  # an intact checkpoint after every kill
+    assert versions == sorted(versions), versions  # never an older one than found before
+    assert versions[-1] > 0  # the children did write (the kills landed during writes)
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1"])
