@@ -49,6 +49,24 @@ def configs():
         "learn-resnet-augment": Learn.C(model=ResNet.C(), data=train, optimizer=SGD.C(lr=0.1),
                                         augment=Augment.C(crop_padding=1, cutout=2)),
         **more_configs(mlp, train),
+        **lightning_configs(),
+    }
+
+
+def lightning_configs():
+    """The Lightning task with the example's configs (no Lightning import needed)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments" / "lightning"))
+    from digits_configs import DigitsClassifier, DigitsData
+
+    from xpm_train.lightning import LightningFit
+
+    module, data = DigitsClassifier.C(hidden=32), DigitsData.C()
+    return {
+        "lightning-module": module,
+        "lightning-data": data,
+        "lightning-fit": LightningFit.C(module=module, datamodule=data, max_epochs=5),
+        "lightning-fit-meta": LightningFit.C(module=module, datamodule=data, max_epochs=5, accelerator="cpu",
+                                             log_every_n_steps=7, enable_progress_bar=True),
     }
 
 
@@ -124,6 +142,7 @@ def test_every_exported_config_is_pinned():
 def test_meta_does_not_change_id():
     ids = current_ids()
     assert ids["learn-mlp"] == ids["learn-mlp-meta"]
+    assert ids["lightning-fit"] == ids["lightning-fit-meta"]
 
 
 def identifier(config) -> str:

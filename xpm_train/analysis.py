@@ -152,7 +152,7 @@ class LoadedJob:
     """``final.json`` (Learn) or ``results.json`` (Evaluate)"""
 
     network: "nn.Module | None" = None
-    """The trained network with its best weights (Learn jobs only)"""
+    """The trained network with its best weights (Learn and LightningFit jobs)"""
 
     def history(self) -> "pandas.DataFrame":
         """``metrics.jsonl`` as a DataFrame (one row per logged point)."""
@@ -176,7 +176,9 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     config = from_task_dir(info.path, as_instance=True)
     network = None
     best = info.path / "checkpoints" / "best.pt"
-    if best.exists() and hasattr(config, "model") and hasattr(config, "data"):
+    if best.exists() and hasattr(config, "trained_network"):  # a task that builds its own (LightningFit)
+        network = config.trained_network(best)
+    elif best.exists() and hasattr(config, "model") and hasattr(config, "data"):
         from .models import build
 
         config.model.__dict__["_xpm_train_weights"] = best

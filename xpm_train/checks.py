@@ -67,3 +67,18 @@ class DeviceName(Checker):
 
     def __str__(self):
         return "a device name (auto, cpu, cuda, cuda:N, mps)"
+
+
+class OneOf(Checker):
+    """``value`` is one of ``choices``."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def check(self, value):
+        if value not in self.choices:
+            raise InvalidValue(f"must be {self}, got {value!r}")
+        return True
+
+    def __str__(self):
+        return "one of " + ", ".join(repr(choice) for choice in self.choices)

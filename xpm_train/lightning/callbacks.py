@@ -1,0 +1,176 @@
+"""What the Lightning task adds to a ``Trainer``: checkpoints in the job
+folder, preemption, Optuna pruning.
+
+- :class:`JobCheckpointIO` makes Lightning write and read its checkpoints
+  with :mod:`xpm_train.checkpoint` (atomic, checksummed, ``.prev`` fallback).
+- :class:`JobCheckpoint` saves ``checkpoints/last.ckpt`` at the end of every
+  epoch, with the global RNG states (Lightning does not save them), and
+  ``checkpoints/best.pt`` (the weights with the best ``monitor``, the file
+  ``load(...).network`` and export read). A run resumed from ``last.ckpt``
+  sets the RNG states back before anything draws from them, so on the CPU it
+  ends with the weights of an uninterrupted run.
+- :class:`Preemption` turns SIGTERM/SIGUSR1 into experimaestro's
+  ``GracefulTimeout`` after the current step: the job is run again and
+  resumes from the last epoch's checkpoint (Lightning's own mid-epoch
+  checkpoints cannot resume a plain DataLoader where it stopped).
+- :class:`TrialPruning` reports ``monitor`` to the Optuna trial after each
+  epoch and stops the run when the trial is pruned.
+
+This module imports Lightning: only the Lightning task process imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch import Callback
+from lightning.pytorch.plugins.io import CheckpointIO
+
+from .. import checkpoint
+from ..hooks import Trial
+from ..learn import PreemptionFlag
+from ..metrics import MetricsLogger
+
+# Lightning sets ``callback.log`` to the module's ``log`` method: the job's
+# MetricsLogger is ``job_log`` in these callbacks
+
+STATE_KEY = "xpm_train"
+"""Key of the adapter's own state inside a Lightning checkpoint"""
+
+
+class JobCheckpointIO(CheckpointIO):
+    """Lightning checkpoints written and read by :mod:`xpm_train.checkpoint`.
+
+    ``resume_state``: a checkpoint already read (and checked) by the task,
+    handed to Lightning instead of reading the file again."""
+
+    def __init__(self, resume_state: Optional[dict[str, Any]] = None):
+        self.resume_state = resume_state
+
+    def save_checkpoint(self, checkpoint_dict: dict[str, Any], path, storage_options=None) -> None:
+        checkpoint.save(Path(path), checkpoint_dict)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        if self.resume_state is not None:
+            state, self.resume_state = self.resume_state, None
+            return state
+        state = checkpoint.load_latest(Path(path))
+        if state is None:
+            raise FileNotFoundError(f"no intact checkpoint at {path} (nor {path}.prev)")
+        return state
+
+    def remove_checkpoint(self, path) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
+def better(value: float, best: Optional[float], mode: str) -> bool:
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """Lightning's ``callback_metrics`` (tensors) as floats."""
+    return {key: float(value) for key, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1}
+
+
+class JobCheckpoint(Callback):
+    """``last.ckpt`` every epoch, ``best.pt`` on a better ``monitor``.
+
+    ``run`` holds what ``final.json`` needs and is saved in every checkpoint:
+    epochs done, last and best metrics, best epoch, elapsed time."""
+
+    def __init__(self, folder: Path, monitor: str, mode: str, log: MetricsLogger,
+                 resumed: Optional[dict[str, Any]] = None):
+        self.folder, self.monitor, self.mode, self.job_log = folder, monitor, mode, log
+        resumed = resumed or {}
+        self.rng = resumed.get("rng")
+        self.run: dict[str, Any] = resumed.get("run") or {"last": {}, "best": None, "best_epoch": None}
+
+    @property
+    def last_path(self) -> Path:
+        return self.folder / "last.ckpt"
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # After Lightning restored the checkpoint and before the first draw
+        # (sanity validation runs under isolate_rng, then the train iterator)
+        if self.rng is not None:
+            _set_rng_states(self.rng)
+            self.rng = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = scalars(trainer.callback_metrics)
+        if self.monitor not in metrics:
+            raise KeyError(
+                f"monitor {self.monitor!r} was not logged by the end of epoch {trainer.current_epoch} "
+                f"(logged: {', '.join(sorted(metrics)) or 'nothing'}): log it with self.log({self.monitor!r}, ...) "
+                "in the LightningModule, or set the task's monitor to one of these"
+            )
+        value = metrics[self.monitor]
+        if math.isnan(value):
+            raise FloatingPointError(f"{self.monitor} is NaN at epoch {trainer.current_epoch}: training diverged")
+        epoch = trainer.current_epoch
+        self.run["last"] = metrics
+        if better(value, (self.run["best"] or {}).get(self.monitor), self.mode):
+            self.run["best"], self.run["best_epoch"] = metrics, epoch
+            if trainer.is_global_zero:
+                checkpoint.save(self.folder / "best.pt", {"model": pl_module.state_dict(), "epoch": epoch},
+                                keep_previous=False)
+        trainer.save_checkpoint(self.last_path)
+        if trainer.is_global_zero:
+            self.job_log.event("checkpoint", epoch=epoch, step=trainer.global_step)
+            self.job_log.sync()
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint_dict: dict[str, Any]) -> None:
+        checkpoint_dict[STATE_KEY] = {"rng": _collect_rng_states(include_cuda=True),
+                                      "run": {**self.run, "elapsed": self.job_log.elapsed()}}
+
+
+class Preemption(Callback):
+    """SIGTERM/SIGUSR1: stop after the current step with ``GracefulTimeout``."""
+
+    def __init__(self, log: MetricsLogger):
+        self.job_log = log
+        self.flag: Optional[PreemptionFlag] = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # Installed before Lightning's own SIGTERM handler, which calls it too
+        self.flag = PreemptionFlag()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.flag is not None and self.flag.requested:
+            raise self.stopped(trainer)
+
+    def stopped(self, trainer) -> BaseException:
+        from experimaestro import GracefulTimeout
+
+        self.job_log.event("preempted", signal=self.flag.signal_name, step=trainer.global_step)
+        return GracefulTimeout(f"stopped by {self.flag.signal_name} at step {trainer.global_step}")
+
+    @property
+    def requested(self) -> bool:
+        return self.flag is not None and self.flag.requested
+
+    def restore(self) -> None:
+        if self.flag is not None:
+            self.flag.restore()
+
+
+class TrialPruning(Callback):
+    """Report ``monitor`` to the trial after each epoch; stop when pruned."""
+
+    def __init__(self, trial: Trial, monitor: str, log: MetricsLogger):
+        self.trial, self.monitor, self.job_log = trial, monitor, log
+        self.pruned = False
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = scalars(trainer.callback_metrics).get(self.monitor)
+        if value is None or not trainer.is_global_zero:
+            return
+        if self.trial.should_prune(trainer.current_epoch, value):
+            self.pruned = True
+            self.job_log.event("pruned", epoch=trainer.current_epoch)
+            trainer.should_stop = True

@@ -1,0 +1,262 @@
+"""LightningFit: a LightningModule trained by Lightning's ``Trainer`` as a
+content-addressed, resumable task.
+
+Params (they make the job ID): the module and data module configs, the seed,
+and the trainer options that change results (``max_epochs``, ``precision``,
+gradient clipping and accumulation, what "best" means). Meta: where and how it
+runs (accelerator, devices, logging intervals, progress bar, tracking, trial).
+
+Job folder::
+
+    metrics.jsonl         every self.log(...) of the module (JobLogger)
+    events.jsonl          start / resume / checkpoint / preempted / pruned / end / error
+    checkpoints/last.ckpt Lightning's checkpoint of the last epoch (atomic, checksummed), RNG states
+    checkpoints/best.pt   the weights with the best ``monitor`` (what load() and export read)
+    final.json            final and best metrics, best epoch, epochs, steps, wall time, pruned[, test]
+
+A job killed or preempted (SIGTERM/SIGUSR1) is run again by experimaestro and
+resumes from ``last.ckpt``; on the CPU it ends with the weights of an
+uninterrupted run. See docs/lightning.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
+
+from ..checks import NonNegative, OneOf, Positive
+from ..hooks import Tracking, Trial
+from .configs import DataModuleConfig, ModuleConfig, require_lightning, uncovered_arguments
+
+if TYPE_CHECKING:
+    from torch import nn
+
+logger = logging.getLogger("xpm_train.lightning")
+
+PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true")
+"""Lightning's precision settings accepted by :class:`LightningFit`"""
+
+
+class LightningFit(ResumableTask):
+    """Fit ``module`` on ``datamodule`` with Lightning's ``Trainer``."""
+
+    module: Param[ModuleConfig]
+    """The LightningModule to train (its constructor arguments are the config's Params)"""
+
+    datamodule: Param[DataModuleConfig]
+    """The LightningDataModule giving the training and validation (and test) data"""
+
+    max_epochs: Annotated[Param[int], Positive()] = field(default=10, ignore_default=True)
+    """Number of passes over the training data (``Trainer(max_epochs=...)``)"""
+
+    seed: Param[int] = field(default=0, ignore_default=True)
+    """Seed of the initialisation, the sample order and dropout (``seed_everything``)"""
+
+    precision: Annotated[Param[str], OneOf(*PRECISIONS)] = field(default="32-true", ignore_default=True)
+    """``Trainer(precision=...)``: it changes results, so it is a Param"""
+
+    gradient_clip_val: Annotated[Param[float], NonNegative()] = field(default=0.0, ignore_default=True)
+    """Clip gradients to this value (0: no clipping)"""
+
+    gradient_clip_algorithm: Annotated[Param[str], OneOf("norm", "value")] = field(default="norm",
+                                                                                   ignore_default=True)
+    """Clip the gradients' ``norm`` or each ``value``"""
+
+    accumulate_grad_batches: Annotated[Param[int], Positive()] = field(default=1, ignore_default=True)
+    """Accumulate the gradients of this many batches per optimizer step"""
+
+    monitor: Param[str] = field(default="val_accuracy", ignore_default=True)
+    """Metric logged by the module that picks the best epoch (``best.pt``),
+    and that is reported to the Optuna trial under Tune"""
+
+    mode: Annotated[Param[str], OneOf("max", "min")] = field(default="max", ignore_default=True)
+    """Whether ``monitor`` is better when higher (``max``) or lower (``min``)"""
+
+    test: Param[bool] = field(default=False, ignore_default=True)
+    """After fitting, run ``Trainer.test`` with the best weights (the data
+    module's ``test_dataloader``); its metrics go to ``final.json`` under ``test``"""
+
+    accelerator: Meta[str] = field(default="auto", ignore_default=True)
+    """``Trainer(accelerator=...)``: ``auto`` (a GPU when present), ``cpu``, ``gpu``..."""
+
+    devices: Annotated[Meta[int], Positive()] = field(default=1, ignore_default=True)
+    """Devices of the job; only 1 is supported by this adapter so far"""
+
+    log_every_n_steps: Annotated[Meta[int], Positive()] = field(default=50, ignore_default=True)
+    """Log step-level metrics every this many steps"""
+
+    num_sanity_val_steps: Meta[int] = field(default=0, ignore_default=True)
+    """Validation batches run before training (Lightning runs them with the
+    RNG isolated: no effect on results)"""
+
+    enable_progress_bar: Meta[bool] = field(default=False, ignore_default=True)
+    """Lightning's progress bar (off: job logs stay readable)"""
+
+    deterministic: Meta[bool] = field(default=False, ignore_default=True)
+    """``Trainer(deterministic=True)``: deterministic CUDA algorithms (CPU runs are always reproducible)"""
+
+    tracking: Meta[Optional[Tracking]] = field(default=None, ignore_default=True)
+    """Where metrics are mirrored besides the job folder (e.g. MLflow)"""
+
+    trial: Meta[Optional[Trial]] = field(default=None, ignore_default=True)
+    """The Optuna trial this training answers (set by Tune): ``monitor`` is
+    reported every epoch and training stops when the trial is pruned"""
+
+    checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
+    """Folder of ``last.ckpt`` and ``best.pt``"""
+
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    """Metrics, one JSON object per line"""
+
+    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    """Events, one JSON object per line"""
+
+    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    """Summary written at the end"""
+
+    version: Constant[str] = "1"
+    """Bumped only to invalidate previous trainings on purpose"""
+
+    def execute(self):
+        require_lightning()
+        import lightning.pytorch as pl
+
+        from .. import checkpoint
+        from ..metrics import MetricsLogger
+        from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
+        from .logger import JobLogger
+
+        if self.devices != 1:
+            raise ValueError(f"devices={self.devices}: the Lightning adapter runs one device per job so far "
+                             "(see docs/lightning.md); use devices=1")
+
+        # --- The job folder: logger, last checkpoint (if any)
+        sinks = self.tracking.sinks(self) if self.tracking is not None else []
+        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        last_path = self.checkpoints / "last.ckpt"
+        checkpoint.remove_stale_temporaries(self.checkpoints)
+        state = checkpoint.load_latest(
+            last_path,
+            on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
+        )
+        resumed = state.get(STATE_KEY) if state is not None else None
+        if resumed is not None:
+            log.elapsed_offset = resumed["run"]["elapsed"]
+
+        # --- The user's module and data, built from their configs
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        module = self.module.module()
+        datamodule = self.datamodule.datamodule()
+        for config, built in ((self.module, module), (self.datamodule, datamodule)):
+            missing = uncovered_arguments(config, built)
+            if missing:
+                logger.warning("%s.__init__ arguments %s are not Params of %s: their defaults are used and are "
+                               "not part of the job ID", type(built).__name__, ", ".join(missing),
+                               type(config).__name__)
+        if state is None:
+            log.event("start", module=type(module).__qualname__, datamodule=type(datamodule).__qualname__,
+                      max_epochs=self.max_epochs)
+        else:
+            log.event("resume", epoch=state.get("epoch"), step=state.get("global_step"))
+            logger.info("Resuming at epoch %s (step %s)", state.get("epoch"), state.get("global_step"))
+
+        # --- The trainer, with the job's logger, checkpoints, preemption and pruning
+        saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed)
+        preemption = Preemption(log)
+        pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
+        trainer = pl.Trainer(
+            max_epochs=self.max_epochs,
+            precision=self.precision,
+            gradient_clip_val=self.gradient_clip_val or None,
+            gradient_clip_algorithm=self.gradient_clip_algorithm,
+            accumulate_grad_batches=self.accumulate_grad_batches,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            deterministic=self.deterministic or None,
+            log_every_n_steps=self.log_every_n_steps,
+            num_sanity_val_steps=self.num_sanity_val_steps,
+            enable_progress_bar=self.enable_progress_bar,
+            enable_model_summary=False,
+            enable_checkpointing=False,  # JobCheckpoint writes the job's checkpoints
+            logger=JobLogger(log),
+            callbacks=[saver, preemption] + ([pruning] if pruning else []),
+            plugins=[JobCheckpointIO(resume_state=state), *slurm_plugins()],
+            default_root_dir=str(self.final_path.parent),
+        )
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last_path) if state is not None else None)
+            pruned = pruning is not None and pruning.pruned
+            tested = self.run_test(trainer, module, datamodule) if self.test and not pruned else None
+        except BaseException as error:
+            from experimaestro import GracefulTimeout
+
+            if preemption.requested and not isinstance(error, GracefulTimeout):
+                # Lightning stopped on SIGTERM itself (e.g. during validation)
+                log.event("preempted", signal=preemption.flag.signal_name, step=trainer.global_step)
+                error = GracefulTimeout(f"stopped by {preemption.flag.signal_name}")
+            if not isinstance(error, GracefulTimeout):
+                log.event("error", error=f"{type(error).__name__}: {error}")
+            log.close()
+            raise error
+        finally:
+            preemption.restore()
+
+        # --- Summary
+        wall = log.elapsed()
+        final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned)
+        if tested is not None:
+            final["test"] = tested
+        checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        log.event("end", wall_time=wall)
+        log.close()
+
+    def run_test(self, trainer, module, datamodule) -> dict[str, float]:
+        """``Trainer.test`` with the best weights; its metrics."""
+        from .. import checkpoint
+
+        module.load_state_dict(checkpoint.load_weights(self.checkpoints / "best.pt"))
+        results = trainer.test(module, datamodule=datamodule, verbose=False)
+        return {key: float(value) for result in results for key, value in result.items()}
+
+    def trained_network(self, best: Path) -> "nn.Module":
+        """The LightningModule with the weights of ``best`` (this job's
+        ``checkpoints/best.pt``), for ``xpm_train.load(...).network``."""
+        require_lightning()
+        from .. import checkpoint
+
+        module = self.module.module()
+        module.load_state_dict(checkpoint.load_weights(best))
+        return module.eval()
+
+
+def slurm_plugins() -> list:
+    """Lightning's SLURM environment without its ``scontrol requeue``: a
+    preempted job is resubmitted by experimaestro (it ends with GracefulTimeout)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def summary(run: dict[str, Any], monitor: str, epochs: int, steps: int, wall: float,
+            pruned: bool) -> dict[str, Any]:
+    """Content of ``final.json``: the keys of Learn's summary (``final``,
+    ``best``, ``best_epoch``, ``epochs``, ``steps``, ``wall_time``, ``pruned``),
+    metrics named as the module logged them: ``final`` holds the epoch-level
+    metrics of the last epoch (``*_step`` values left out), ``best`` those of
+    the best epoch that share the monitor's split (``val_*`` for ``val_accuracy``)."""
+    split = monitor.split("_", 1)[0] + "_" if "_" in monitor else monitor
+    best = run["best"] or {}
+    return {
+        "final": {key: value for key, value in run["last"].items() if not key.endswith("_step")},
+        "best": {key: value for key, value in best.items() if key.startswith(split) and not key.endswith("_step")},
+        "best_epoch": run["best_epoch"],
+        "monitor": monitor,
+        "epochs": epochs,
+        "steps": steps,
+        "wall_time": wall,
+        "pruned": pruned,
+    }
