@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "experiments" / "lightning"
 PLAN = EXAMPLE / "params.yaml"
-OVERRIDES = ("hidden=[16, 32]", "max_epochs=2", "n_trials=3", "tracking_uri=off")
+OVERRIDES = ("hidden=[16, 32]", "max_epochs=2", "n_trials=2", "tracking_uri=off")
 TASK = "xpm_train.lightning.fit.lightningfit"
 
 
@@ -36,7 +36,7 @@ def finals(workdir):
 
 def test_the_grid_and_the_study_run_as_lightning_jobs(workdir):
     jobs = finals(workdir)
-    assert len(jobs) == 5  # 2 grid points + 3 trials
+    assert len(jobs) == 4  # 2 grid points + 2 trials
     for final in jobs.values():
         assert final["monitor"] == "val_accuracy" and 0 <= final["best"]["val_accuracy"] <= 1
         if not final["pruned"]:
@@ -45,7 +45,7 @@ def test_the_grid_and_the_study_run_as_lightning_jobs(workdir):
             assert final["epochs"] < 2 and "test" not in final
     output = (workdir / "first-run.out").read_text()
     assert "study digits-lightning-" in output and "best.val_accuracy" in output
-    assert output.count("COMPLETE") + output.count("PRUNED") >= 3
+    assert output.count("COMPLETE") + output.count("PRUNED") >= 2
     for folder in (workdir / "jobs" / TASK).iterdir():
         points = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         assert {p["split"] for p in points} >= {"train", "val"}

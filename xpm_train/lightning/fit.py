@@ -148,6 +148,8 @@ class LightningFit(ResumableTask):
             log.elapsed_offset = resumed["run"]["elapsed"]
 
         # --- The user's module and data, built from their configs
+        for config in (self.module, self.datamodule):
+            beside_config_module(type(config))
         pl.seed_everything(self.seed, workers=True, verbose=False)
         module = self.module.module()
         datamodule = self.datamodule.datamodule()
@@ -231,6 +233,23 @@ class LightningFit(ResumableTask):
         module = self.module.module()
         module.load_state_dict(checkpoint.load_weights(best))
         return module.eval()
+
+
+def beside_config_module(config_type: type) -> None:
+    """Put the folder of a top-level config module (``digits_configs.py`` next
+    to the plan) on ``sys.path``, so that the Lightning code beside it imports
+    when experimaestro 2.7 runs the job again (a retry after a preemption
+    loses the plan's ``pythonpath``; the config module itself is loaded from
+    its recorded file)."""
+    import sys
+
+    module = sys.modules.get(config_type.__module__)
+    path = getattr(module, "__file__", None)
+    if "." in config_type.__module__ or path is None:
+        return  # in a package: importable like any installed code
+    folder = str(Path(path).resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def slurm_plugins() -> list:
