@@ -25,6 +25,10 @@ class JobNotFound(UserError, LookupError):
     """No job (or more than one) matches the given ID."""
 
 
+class CodeNotFound(UserError, ImportError):
+    """A job's task or config class is in a module this Python cannot import."""
+
+
 @dataclass
 class JobInfo:
     """Where a job lives and what it produced (cheap: no config is loaded)."""
@@ -131,12 +135,37 @@ def experiment_tags(workspace: Path, experiment: str | None = None) -> dict[str,
     return tags
 
 
+def experiment_jobs(workspace: Path, experiment: str) -> set[str]:
+    """Hashes of the jobs submitted by the current run of ``experiment``, tagged or not."""
+    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+
+    return set(WorkspaceStateProvider.get_instance(workspace).get_experiment_job_info(experiment))
+
+
 def tags_of(path: Path) -> dict[str, Any]:
+    """The tags of the job in ``path``: from the current run of the experiments
+    that submitted it, else from the latest earlier run that tagged it
+    (experimaestro 2.7 keeps tags per run: a cached job that the latest run
+    did not submit has none there)."""
     workspace = path.parent.parent.parent
     try:
-        return experiment_tags(workspace).get(path.name, {})
+        current = experiment_tags(workspace).get(path.name)
+        return current if current else earlier_tags(workspace, path.name)
     except Exception:  # not in a workspace we can read: no tags
         return {}
+
+
+def earlier_tags(workspace: Path, job_hash: str) -> dict[str, Any]:
+    """Tags of ``job_hash`` in the latest run of any experiment that tagged it."""
+    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+
+    provider = WorkspaceStateProvider.get_instance(workspace)
+    runs = [run for name in sorted(p.name for p in (workspace / "experiments").glob("*") if p.is_dir())
+            for run in provider.get_experiment_runs(name)]
+    for run in sorted(runs, key=lambda run: str(run.run_id), reverse=True):  # run IDs are timestamps
+        if run.tags.get(job_hash):
+            return dict(run.tags[job_hash])
+    return {}
 
 
 @dataclass
@@ -173,7 +202,14 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     from experimaestro import from_task_dir
 
     info = resolve(job, workspace)
-    config = from_task_dir(info.path, as_instance=True)
+    try:
+        config = from_task_dir(info.path, as_instance=True)
+    except ModuleNotFoundError as error:
+        raise CodeNotFound(
+            f"cannot load {info.id}: its code is in module '{error.name}', which Python cannot import here; "
+            f"put the folder holding {error.name.split('.')[0]} on the path (PYTHONPATH=that/folder, "
+            "the folder the plan's params.yaml gave as `pythonpath`, or sys.path.insert(0, ...) before loading)"
+        ) from None
     network = None
     best = info.path / "checkpoints" / "best.pt"
     if best.exists() and hasattr(config, "trained_network"):  # a task that builds its own (LightningFit)
@@ -226,22 +262,49 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
 
     workspace = check_workspace(workspace)
     tags = experiment_tags(workspace, experiment)
-    if experiment and not tags:
+    members = experiment_jobs(workspace, experiment) | set(tags) if experiment else set()
+    if experiment and not members:
         known = sorted(p.name for p in (workspace / "experiments").glob("*"))
         raise JobNotFound(f"no experiment '{experiment}' in {workspace} (known: {', '.join(known) or 'none'})")
     filters = parse_where(where)
     rows = []
     for path in all_jobs(workspace):
-        if experiment and path.name not in tags:
+        if experiment and path.name not in members:
             continue
         info = job_info(path, tags.get(path.name, {}))
         if any(str(info.tags.get(k)) != v for k, v in filters.items()):
             continue
-        row = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state}
+        row = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state,
+               "model": model_class(info)}
         row.update(info.tags)
         row.update(flatten(info.metrics()))
         rows.append(row)
-    return pandas.DataFrame(rows)
+    return integers_as_integers(pandas.DataFrame(rows), rows)
+
+
+def model_class(info: JobInfo) -> str | None:
+    """Class name of the job's ``model`` Param (``MLP``, ``CNN``...), read from
+    its ``params.json``; None for a task without one."""
+    try:
+        objects = json.loads((info.path / "params.json").read_text())["objects"]
+    except (OSError, ValueError, KeyError):
+        return None
+    by_id = {o.get("id"): o for o in objects}
+    task = next((o for o in objects if o.get("identifier") == info.hash), None)
+    model = (task or {}).get("fields", {}).get("model")
+    if not (isinstance(model, dict) and model.get("type") == "python" and model.get("value") in by_id):
+        return None
+    return by_id[model["value"]]["typename"].rsplit(".", 1)[-1]
+
+
+def integers_as_integers(frame: "pandas.DataFrame", rows: list[dict[str, Any]]) -> "pandas.DataFrame":
+    """Columns whose values are all integers (tags, counts) as pandas' nullable
+    ``Int64``: a missing value would otherwise turn them into floats (32.0)."""
+    for column in frame.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 COUNT_COLUMNS = ("samples", "epochs", "steps", "best_epoch")
@@ -251,11 +314,16 @@ SUMMARY_COLUMNS = ("confusion_matrix", "per_class_accuracy")
 
 
 def format_table(frame: "pandas.DataFrame") -> str:
-    """A readable text table (long list-valued columns left out)."""
+    """A readable text table (long list-valued columns left out, ``-`` where a
+    job has no value)."""
+    import pandas
+
     columns = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
     frame = frame[columns].dropna(axis=1, how="all").copy()
     for column in frame.columns:  # counts read next to NaN come back as floats
         values = frame[column]
         if values.dtype.kind == "f" and values.dropna().apply(float.is_integer).all() and column in COUNT_COLUMNS:
             frame[column] = values.astype("Int64")
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+        if str(frame[column].dtype) == "Int64":  # pandas prints their missing values <NA>
+            frame[column] = frame[column].map(lambda v: "-" if v is pandas.NA else str(v))
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")

@@ -39,8 +39,9 @@ def ui_command(workdir: Path, port: int | None, uri: str | None):
     from .tracking.service import start_server, stop_server
 
     uri = uri or store.workspace_uri(check_workspace(workdir))
-    click.echo(f"Starting the MLflow UI on {uri} ...", err=True)
-    process, url = start_server(uri, port)
+    click.echo(f"Starting the MLflow UI on {uri} (the MLflow server takes a while to start) ...", err=True)
+    process, url = start_server(uri, port, progress=lambda waited: click.echo(
+        f"  ... still starting ({waited:.0f} s)", err=True))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the server with us
     click.echo(url)
     click.echo("Press Ctrl-C to stop.", err=True)

@@ -6,6 +6,8 @@
 - :func:`finish`: waits for the jobs, then fails the plan (non-zero exit) with
   a summary of the failed jobs and their log paths; experimaestro 2.7 itself
   exits 0 when jobs fail.
+- :func:`job_of`: the job of a task the plan submitted (its folder, state,
+  tags and results), e.g. to print a result after :func:`finish`.
 - :func:`print_table`: the results of this experiment's jobs as a table.
 """
 
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
+
+if TYPE_CHECKING:
+    from .analysis import JobInfo
 
 logger = logging.getLogger("xpm_train.plan")
 
@@ -46,29 +51,46 @@ def grid(default: list, *validators) -> Any:
 
 
 def failed_jobs_summary(jobs: Iterable) -> list[str]:
-    """One line per failed job: what failed, why, where its log is."""
+    """One line per failed job: what happened to it, and its log when it has one."""
+    return sorted(f"  {job.relpath}: {failure_of(job)}" for job in jobs)
+
+
+def failure_of(job) -> str:
+    """What happened to a failed job, in words true for its state: a job that
+    never ran is said so, with the jobs it waited for, and has no log to point at.
+
+    experimaestro 2.7 keeps two states: ``scheduler_state`` (what the plan
+    decided: a dependency failed) and ``state`` (what the job folder says: a
+    job SIGKILLed while running has no ``.failed`` marker and still reads
+    RUNNING); the failure reason is read from the first."""
     from experimaestro.scheduler.jobs import JobFailureStatus
 
-    lines = []
-    for job in jobs:
-        reason = getattr(job.state, "failure_reason", None)
-        if reason == JobFailureStatus.DEPENDENCY or (not Path(job.stderr).exists() and failed_dependency(job)):
-            lines.append(f"  {job.relpath}: not run, a job it depends on failed")
-        else:
-            why = reason.name.lower() if reason is not None else "error"
-            lines.append(f"  {job.relpath}: {why}; log: {job.stderr}")
-    return sorted(lines)
+    reason = getattr(scheduler_state(job), "failure_reason", None)
+    log = Path(job.stderr)
+    failed = failed_dependencies(job)
+    if reason == JobFailureStatus.DEPENDENCY or (failed and not log.exists()):
+        return "not run, a job it depends on failed" + (f" ({', '.join(failed)})" if failed else "")
+    why = reason.name.lower() if reason is not None else "error"
+    if not log.exists():
+        return f"not run ({why} before it started: it wrote no log; see the plan's output above)"
+    return f"{why}; log: {log}"
 
 
-def failed_dependency(job) -> bool:
-    """Whether a job that ``job`` depends on ended in error (then ``job`` never ran;
-    experimaestro 2.7 does not always record that reason)."""
+def scheduler_state(job):
+    """The plan's view of ``job`` (``scheduler_state``), else its folder's (``state``)."""
+    return getattr(job, "scheduler_state", None) or getattr(job, "state", None)
+
+
+def failed_dependencies(job) -> list[str]:
+    """``<task>/<hash prefix>`` of the jobs ``job`` depends on that ended in error."""
+    failed = []
     for dependency in getattr(job, "dependencies", ()):
         origin = getattr(dependency, "origin", None)
-        state = getattr(origin, "state", None)
+        state = scheduler_state(origin) if origin is not None else None
         if state is not None and state.is_error():
-            return True
-    return False
+            relpath = Path(origin.relpath)
+            failed.append(f"{relpath.parent.name}/{relpath.name[:12]}")
+    return sorted(failed)
 
 
 def finish(helper) -> None:
@@ -86,6 +108,20 @@ def finish(helper) -> None:
             + "\nFix the cause shown in the log, then run the same command again:"
             " finished jobs are reused."
         )
+
+
+def job_of(task) -> "JobInfo":
+    """The job of ``task``, a task this plan submitted: ``.path`` (its folder),
+    ``.state``, ``.tags`` and ``.metrics()`` (its ``results.json`` or
+    ``final.json``). Results are there once the job ended: after
+    :func:`finish`, e.g. ``job_of(evaluate).metrics()["accuracy"]``."""
+    from .analysis import job_info
+    from .errors import UserError
+
+    job = getattr(getattr(task, "__xpm__", None), "job", None)
+    if job is None:
+        raise UserError(f"{type(task).__xpmtype__.value_type.__name__} was not submitted: call its .submit(...) before job_of(...)")
+    return job_info(Path(job.path), dict(task.tags()))
 
 
 def print_table(helper, task: str = "evaluate", sort: str | None = None) -> None:

@@ -7,7 +7,6 @@ their Learn process. The ``Tune`` task records the study and outputs the best
 model, which ``Evaluate`` scores on the test split.
 """
 
-import json
 from typing import Any
 
 import attrs
@@ -15,7 +14,7 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import Adam, Digits, Evaluate, Learn, MLP, find_launcher
-from xpm_train.plan import finish, fraction, positive
+from xpm_train.plan import finish, fraction, job_of, positive
 from xpm_train.tracking import setup as setup_tracking
 from xpm_train.tune import TPE, MedianPruner, Space, Study, optimize
 
@@ -94,7 +93,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
 
     from xpm_train.tune.report import format_trials, load_trials
 
-    test = json.loads((evaluate.__xpm__.job.path / "results.json").read_text())
+    test = job_of(evaluate).metrics()
     print(format_trials(load_trials(result.journal, study.name)))  # noqa: T201
     print(f"study {study.name}: best trial {result.best_number}, "  # noqa: T201
           f"{study.metric} = {result.best_value:.4f} ({result.best_job})")

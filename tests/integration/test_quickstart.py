@@ -35,6 +35,9 @@ def test_first_run_trains_the_grid_and_prints_the_table(workspace):
     assert len(table) == 4, result.stdout
     accuracies = [json.loads(p.read_text())["accuracy"] for p in evaluations]
     assert max(accuracies) > 0.9  # 3 epochs only; the full quickstart reaches >= 0.95
+    # experimaestro's "ended with code -1" for jobs that succeeded (launchers/process.py)
+    ended = [line for line in result.stderr.splitlines() if "ended with code" in line]
+    assert len(ended) == 8 and all(line.endswith("ended with code 0") for line in ended), ended
 
 
 def test_second_run_starts_no_job(workspace):

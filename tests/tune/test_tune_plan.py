@@ -36,10 +36,11 @@ def test_first_run_trains_each_trial_once(study):
     assert set(jobs.values()) == {1}  # every Learn started exactly once
     assert {r["job"].rsplit("/", 1)[-1] for r in rows} == set(jobs)
     assert not our_tracebacks(result.stderr)
+    assert "ended with code -1" not in result.stderr  # jobs that succeeded (launchers/process.py)
 
 
 def test_tune_records_the_study_and_evaluate_uses_the_best(study):
-    _, workdir, _ = study
+    _, workdir, result = study
     (tune,) = (workdir / "jobs" / "xpm_train.tune.task.tune").glob("*")
     summary = json.loads((tune / "results.json").read_text())
     rows = trials(workdir)
@@ -52,6 +53,9 @@ def test_tune_records_the_study_and_evaluate_uses_the_best(study):
     # The edge Tune -> Evaluate: Evaluate's init task is the Tune's output
     params = (evaluate / "params.json").read_text()
     assert tune.name in params
+    # the plan read the Evaluate's result with xpm_train.plan.job_of
+    accuracy = json.loads((evaluate / "results.json").read_text())["accuracy"]
+    assert f"TEST {accuracy:.4f}" in result.stdout
 
 
 def test_second_run_starts_nothing(study):

@@ -82,9 +82,9 @@ class LocalLauncher(Launcher):
     """experimaestro launcher for one job size on a ``type: local`` launcher."""
 
     def __init__(self, config: LocalLauncherConfig, requirement: "HostSimpleRequirement"):
-        from experimaestro.connectors.local import LocalConnector
+        from .process import JobConnector
 
-        super().__init__(LocalConnector.instance(), priority=config.priority)
+        super().__init__(JobConnector.instance(), priority=config.priority)
         self.config = config
         self.reservation = Reservation.of(config, requirement)
         self.devices = [gpu.device for gpu in config.gpus]

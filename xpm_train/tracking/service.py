@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from experimaestro.scheduler.services import ProcessWebService
 
@@ -38,13 +39,25 @@ def server_command(uri: str, port: int, workers: int = 1) -> list[str]:
 
 
 def server_env(uri: str) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    """The server's environment. MLflow's job execution (GenAI evaluation jobs:
+    a job runner and five huey consumers started with the server) is off
+    unless set: nothing of xpm-train uses it, and its processes compete with
+    the server for the CPU while it starts."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "MLFLOW_TRACKING_URI": uri}
 
 
-def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
-    """Wait until ``url/health`` answers; raise when the process died or time ran out."""
-    deadline = time.monotonic() + timeout
+def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 120.0,
+               progress: Callable[[float], None] | None = None, every: float = 5.0) -> None:
+    """Wait until ``url/health`` answers; raise when the process died or time ran out.
+    ``progress(seconds waited)`` is called every ``every`` seconds meanwhile."""
+    start = time.monotonic()
+    deadline = start + timeout
+    told = 0
     while time.monotonic() < deadline:
+        waited = time.monotonic() - start
+        if progress is not None and waited >= (told + 1) * every:
+            told = int(waited // every)
+            progress(waited)
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"mlflow server exited with code {process.returncode} before answering")
         try:
@@ -57,9 +70,10 @@ def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float
     raise TimeoutError(f"mlflow server did not answer on {url} within {timeout:g} s")
 
 
-def start_server(uri: str, port: int | None = None, log: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``mlflow server`` on ``uri``; returns the process and its URL once it answers.
-    A SQLite store is created first (under the lock) when missing."""
+def start_server(uri: str, port: int | None = None, log: Path | None = None,
+                 progress: Callable[[float], None] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``mlflow server`` on ``uri``; returns the process and its URL once it answers
+    (``progress``: see :func:`wait_ready`). A SQLite store is created first (under the lock) when missing."""
     if store.sqlite_path(uri) is not None:
         store.client(uri)
     port = port or free_port()
@@ -68,7 +82,7 @@ def start_server(uri: str, port: int | None = None, log: Path | None = None) -> 
                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        wait_ready(url, process)
+        wait_ready(url, process, progress=progress)
     except BaseException:
         stop_server(process)
         raise

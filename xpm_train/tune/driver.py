@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .storage import DriverLock, open_storage, study_dir, write_description
+from .samplers import run_seed
+from .storage import DriverLock, open_storage, study_dir, trials_in, write_description
 from .study import EVALUATE_PREFIX, Study
 from .trial import OptunaTrial
 
@@ -82,6 +83,9 @@ class TuneResult:
     """``<task>/<hash>`` of the best Learn job"""
     launched: list[str] = field(default_factory=list)
     """Job IDs submitted for new trials in this run"""
+    recorded_n_trials: int = 0
+    """``n_trials`` of the study's Tune task: the ``n_trials`` the study was run
+    to when its best trial was first recorded (see :meth:`Loop.recorded_n_trials`)"""
 
     def task(self, tracking=None) -> "Tune":
         """The :class:`Tune` task recording this study (submit it; its output
@@ -90,7 +94,7 @@ class TuneResult:
         whose children are the trials' Learn runs."""
         from .task import Tune
 
-        return Tune.C(study=self.study.name, n_trials=self.n_trials, best=self.best_model,
+        return Tune.C(study=self.study.name, n_trials=self.recorded_n_trials or self.n_trials, best=self.best_model,
                       metric=self.study.metric, journal=str(self.journal), best_job=self.best_job,
                       best_trial=self.best_number, tracking=tracking)
 
@@ -115,8 +119,9 @@ def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
     storage = open_storage(journal)
     lock = DriverLock(study_dir(workspace, study.name) / "drivers")
     try:
+        seed = run_seed(study.sampler.seed, trials_in(storage, study.name), lock.rank)
         ostudy = optuna.create_study(study_name=study.name, storage=storage,
-                                     sampler=study.sampler.create(lock.rank), pruner=study.pruner.create(),
+                                     sampler=study.sampler.create(seed), pruner=study.pruner.create(),
                                      direction=study.direction, load_if_exists=True)
         if ostudy.user_attrs.get("label") != study.label:
             ostudy.set_user_attr("label", study.label)
@@ -134,9 +139,10 @@ def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
                 pending = loop.in_flight.pop(future)
                 loop.answer(pending, future)
                 logger.info("study %s: %s", study.name, progress_line(ostudy, pending.number, n_trials))
+        loop.register_finished()
+        return loop.result(n_trials)
     finally:
         lock.release()
-    return loop.result(n_trials)
 
 
 class Loop:
@@ -148,6 +154,8 @@ class Loop:
         self.lock, self.launcher, self.tags = lock, launcher, tags
         self.in_flight: dict[concurrent.futures.Future, Pending] = {}
         self.launched: list[str] = []
+        self.outputs: dict[str, tuple["Learn", "LoadWeights"]] = {}
+        """Learn job ID -> (config, output) of every Learn this run submitted"""
 
     @property
     def storage(self):
@@ -185,13 +193,10 @@ class Loop:
         """Submit the trial's Learn, or follow it when another live driver of
         the study already runs that very configuration (two schedulers must
         not start the same job at the same moment)."""
-        learn = self.study.space.apply(self.study.base, values)
+        learn = self.trial_learn(number, values)
         learn.trial = OptunaTrial.C(journal=str(self.journal), study_name=self.study.name, number=number,
                                     pruner=self.study.pruner)
-        for key, value in self.trial_tags(number, values).items():
-            learn.tag(key, value)
-        task_id = str(type(learn).__xpmtype__.identifier)
-        job_id = f"{task_id}/{learn.__identifier__().all.hex()}"
+        job_id = learn_job_id(learn)
         path = self.workspace / "jobs" / job_id
         with self.lock.submitting():
             owner = self.running_elsewhere(job_id)
@@ -202,9 +207,74 @@ class Loop:
             logger.info("Trial %d: same Learn as a trial of driver %s, following it", number, owner)
             self.in_flight[follow_in_thread(path, lambda: self.lock.alive(owner))] = pending
             return
-        pending.output = learn.submit(launcher=self.launcher)
+        pending.output = self.submit(learn)
         self.launched.append(job_id)
-        self.in_flight[wait_in_thread(learn.__xpm__.job)] = pending
+        submitted = self.outputs[job_id][0]  # a trial of this run may have submitted the same job
+        self.in_flight[wait_in_thread(submitted.__xpm__.job)] = pending
+
+    def trial_learn(self, number: int, values: dict[str, Any]) -> "Learn":
+        """The Learn config of a trial, tagged with the trial's values and number."""
+        learn = self.study.space.apply(self.study.base, values)
+        for key, value in self.trial_tags(number, values).items():
+            learn.tag(key, value)
+        return learn
+
+    def submit(self, learn: "Learn") -> "LoadWeights":
+        """Submit a trial's Learn (once per run of the plan: a second submission
+        of a job would be ignored by experimaestro, with a warning)."""
+        job_id = learn_job_id(learn)
+        if job_id not in self.outputs:
+            self.outputs[job_id] = (learn, learn.submit(launcher=self.launcher))
+        return self.outputs[job_id][1]
+
+    def register_finished(self) -> None:
+        """Submit again, in this experiment, the finished trials' jobs that this
+        run did not submit (trials of earlier runs, answered from cache).
+
+        experimaestro 2.7 keeps tags per experiment run: a cached job that the
+        latest run did not submit has no tags there, so `xpm-train results
+        --experiment`, `experimaestro jobs list --tags` and the study's own
+        views would lose every trial of earlier runs. Their jobs are done:
+        submitting them runs nothing. Failed trials are left alone (submitting
+        a failed job would run it again)."""
+        import optuna
+
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        for trial in self.ostudy.get_trials(deepcopy=False, states=finished):
+            job_id = trial.user_attrs.get("job")
+            if job_id is None or job_id in self.outputs or not is_done(self.workspace / "jobs" / job_id):
+                continue
+            values = self.study.space.decode(trial.params)
+            learn = self.trial_learn(trial.number, values)
+            if learn_job_id(learn) != job_id:  # the journal names another job: not ours to tag
+                continue
+            output = self.submit(learn)
+            evaluation = trial.user_attrs.get("evaluation")
+            if self.study.evaluate and evaluation and is_done(self.workspace / "jobs" / evaluation):
+                self.evaluation_of(trial.number, values, learn).submit(launcher=self.launcher,
+                                                                       init_tasks=[output])
+
+    def evaluation_of(self, number: int, values: dict[str, Any], learn: "Learn"):
+        """The Evaluate of a trial (``Study.evaluate``) on the data its Learn held out, tagged like it."""
+        from ..evaluate import Evaluate
+
+        evaluation = Evaluate.C(model=learn.model, data=learn.held_out(), device=learn.device,
+                                tracking=learn.tracking)
+        for key, value in self.trial_tags(number, values).items():
+            evaluation.tag(key, value)
+        return evaluation
+
+    def recorded_n_trials(self, best_number: int, n_trials: int) -> int:
+        """The ``n_trials`` of the Tune task for best trial ``best_number``: the
+        ``n_trials`` of the run that first found it best (kept in the study's
+        journal). A study extended without a better trial thus keeps its Tune
+        job, and so the Evaluate of the best model: nothing runs again."""
+        with self.lock.submitting():
+            recorded = dict(self.ostudy.user_attrs.get(TUNE_N_TRIALS, {}))
+            if str(best_number) not in recorded:
+                recorded[str(best_number)] = n_trials
+                self.ostudy.set_user_attr(TUNE_N_TRIALS, recorded)
+        return int(recorded[str(best_number)])
 
     def trial_tags(self, number: int, values: dict[str, Any]) -> dict[str, Any]:
         """Tags of a trial's jobs: the plan's, the sampled values and its number."""
@@ -215,14 +285,9 @@ class Loop:
     def evaluate(self, pending: Pending) -> None:
         """Submit the trial's Evaluate on the data its Learn held out (a cached
         job like any other); the trial is answered when it ends."""
-        from ..evaluate import Evaluate
-
         learn = pending.learn
-        output = pending.output if pending.output is not None else learn.submit(launcher=self.launcher)
-        evaluation = Evaluate.C(model=learn.model, data=learn.held_out(), device=learn.device,
-                                tracking=learn.tracking)
-        for key, value in self.trial_tags(pending.number, pending.values).items():
-            evaluation.tag(key, value)
+        output = pending.output if pending.output is not None else self.submit(learn)
+        evaluation = self.evaluation_of(pending.number, pending.values, learn)
         evaluation.submit(launcher=self.launcher, init_tasks=[output])
         job = evaluation.__xpm__.job
         pending.evaluation = Path(job.path)
@@ -317,12 +382,29 @@ class Loop:
                 f"study {self.study.name}: no trial completed ({states}); "
                 f"see the failed jobs' logs (`xpm-train tune show {self.study.name}`)") from None
         values = self.study.space.decode(best.params)
-        learn = self.study.space.apply(self.study.base, values)
-        model = learn.submit(launcher=self.launcher)
-        job = learn.__xpm__.job
+        learn = self.trial_learn(best.number, values)
+        job_id = learn_job_id(learn)
+        if job_id in self.outputs:  # submitted by this run: the same config and output
+            learn = self.outputs[job_id][0]
+        model = self.submit(learn)
         return TuneResult(study=self.study, journal=self.journal, n_trials=n_trials, best_number=best.number,
                           best_value=best.value, best_params=values, best_learn=learn, best_model=model,
-                          best_job=f"{job.task_id}/{job.identifier}", launched=self.launched)
+                          best_job=job_id, launched=self.launched,
+                          recorded_n_trials=self.recorded_n_trials(best.number, n_trials))
+
+
+TUNE_N_TRIALS = "tune_n_trials"
+"""Study user attribute: best trial number -> ``n_trials`` of its Tune task"""
+
+
+def learn_job_id(learn: "Learn") -> str:
+    """``<task>/<hash>`` of a Learn config (submitted or not)."""
+    return f"{type(learn).__xpmtype__.identifier}/{learn.__identifier__().all.hex()}"
+
+
+def is_done(path: Path) -> bool:
+    """Whether the job in ``path`` finished (its ``<task>.done`` marker)."""
+    return any(path.glob("*.done"))
 
 
 def wait_in_thread(job) -> concurrent.futures.Future:

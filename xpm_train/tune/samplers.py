@@ -1,7 +1,9 @@
-"""Samplers as typed configs (part of a study's content hash)."""
+"""Samplers as typed configs (part of a study's content hash), and the seed
+each run of a study gives its sampler (:func:`run_seed`)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Annotated
 
 from experimaestro import Config, Param, field
@@ -18,10 +20,27 @@ class Sampler(Config):
     seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the sampler"""
 
-    def create(self, offset: int = 0) -> "optuna.samplers.BaseSampler":
-        """The sampler, seeded with ``seed + offset`` (drivers running the same
-        study at once use different offsets, so they do not draw alike)."""
+    def create(self, seed: int) -> "optuna.samplers.BaseSampler":
+        """The Optuna sampler, seeded with ``seed`` (the driver gives
+        :func:`run_seed` of this config's ``seed``)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement create()")
+
+
+def run_seed(seed: int, started: int, rank: int) -> int:
+    """The seed of the sampler of one driver (plan process) of a study.
+
+    ``started``: trials the study already had when the driver started;
+    ``rank``: drivers of the study already running then. A new study driven
+    alone uses ``seed`` itself (``seed + rank`` beside other drivers), so a
+    study run in one go is reproducible. A study run again — resumed after a
+    kill, or extended with a larger ``n_trials`` — gets a seed of its own:
+    seeded alike, a sampler still in its random start-up phase would replay
+    the first run's suggestions, and spend trials on configurations the study
+    already has."""
+    if started == 0:
+        return seed + rank
+    digest = hashlib.sha256(f"{seed}/{started}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 class TPE(Sampler):
@@ -36,10 +55,10 @@ class TPE(Sampler):
     constant_liar: Param[bool] = field(default=True, ignore_default=True)
     """Treat running trials as bad results so parallel trials explore apart"""
 
-    def create(self, offset: int = 0):
+    def create(self, seed: int):
         import optuna
 
-        return optuna.samplers.TPESampler(seed=self.seed + offset, n_startup_trials=self.n_startup_trials,
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials,
                                           multivariate=self.multivariate, group=self.multivariate,
                                           constant_liar=self.constant_liar)
 
@@ -47,7 +66,7 @@ class TPE(Sampler):
 class Random(Sampler):
     """Independent uniform sampling."""
 
-    def create(self, offset: int = 0):
+    def create(self, seed: int):
         import optuna
 
-        return optuna.samplers.RandomSampler(seed=self.seed + offset)
+        return optuna.samplers.RandomSampler(seed=seed)

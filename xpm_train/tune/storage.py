@@ -49,6 +49,15 @@ def open_storage(journal: Path | str) -> "JournalStorage":
     return JournalStorage(JournalFileBackend(journal, lock_obj=JournalFileOpenLock(journal)))
 
 
+def trials_in(storage: "JournalStorage", name: str) -> int:
+    """How many trials study ``name`` holds (0 when it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
 def write_description(workspace: Path | str, name: str, description: dict[str, Any]) -> Path:
     """Create the study folder and its ``study.json`` (kept when present: it
     only depends on the name)."""
@@ -103,7 +112,7 @@ class DriverLock:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True, exist_ok=True)
         with self.submitting():
-            # How many other drivers run the study now (offsets the sampler's seed)
+            # How many other drivers run the study now (part of the sampler's seed)
             self.rank = sum(self.alive(p.stem) for p in folder.glob("*.lock"))
             if not self.take(self.id):
                 raise RuntimeError(f"could not lock {self.folder / self.id}.lock")

@@ -43,7 +43,9 @@ class Tune(Task):
     """Name of the study (derived from its content)"""
 
     n_trials: Param[int]
-    """Number of trials the study was run to"""
+    """Number of trials the study was run to when its best trial was first
+    recorded (a study extended without a better trial keeps its Tune job:
+    its record then shows the study as it was at that point)"""
 
     best: Param[LoadWeights]
     """The best trial's trained model (the output of its Learn)"""

@@ -8,7 +8,7 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import Adam, Evaluate, Learn, MLP, Synthetic, find_launcher
-from xpm_train.plan import finish
+from xpm_train.plan import finish, job_of
 from xpm_train.tracking import setup as setup_tracking
 from xpm_train.tune import (TPE, Categorical, Float, Hyperband, MedianPruner, Space, Study,
                             SuccessiveHalving, optimize)
@@ -22,6 +22,7 @@ class Configuration(ConfigurationBase):
     epochs: int = 2
     pruner: str = "median"
     sampler_seed: int = 0
+    startup_trials: int = 2
     enqueue: list[dict[str, Any]] = attrs.field(factory=list)
     launcher: str = "duration=10m & cpu(cores=1)"
     tracking_uri: str = "off"
@@ -46,12 +47,14 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                    epochs=cfg.epochs, batch_size=32, val_fraction=0.25, device="cpu", log_interval=1000,
                    tracking=tracking)
     space = Space([Float("optimizer.lr", 1e-5, 0.1, log=True), Categorical("model.hidden_dims", [[8], [32]])])
-    study = Study(label=cfg.label, base=base, space=space, sampler=TPE.C(seed=cfg.sampler_seed, n_startup_trials=2),
+    sampler = TPE.C(seed=cfg.sampler_seed, n_startup_trials=cfg.startup_trials)
+    study = Study(label=cfg.label, base=base, space=space, sampler=sampler,
                   pruner=pruner_of(cfg), evaluate=cfg.evaluate, metric=cfg.metric)
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
     best = result.task(tracking=tracking).submit(launcher=launcher)
-    Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu").submit(
-        launcher=launcher, init_tasks=[best])
+    evaluate = Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu")
+    evaluate.submit(launcher=launcher, init_tasks=[best])
     finish(helper)
-    print(f"STUDY {study.name} BEST {result.best_number} {result.best_value:.4f} LAUNCHED {len(result.launched)}")  # noqa: T201
+    print(f"STUDY {study.name} BEST {result.best_number} {result.best_value:.4f} LAUNCHED {len(result.launched)} "  # noqa: T201
+          f"TEST {job_of(evaluate).metrics()['accuracy']:.4f}")
