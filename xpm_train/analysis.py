@@ -205,9 +205,10 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     try:
         config = from_task_dir(info.path, as_instance=True)
     except ModuleNotFoundError as error:
+        module = error.name or str(error)
         raise CodeNotFound(
-            f"cannot load {info.id}: its code is in module '{error.name}', which Python cannot import here; "
-            f"put the folder holding {error.name.split('.')[0]} on the path (PYTHONPATH=that/folder, "
+            f"cannot load {info.id}: its code is in module '{module}', which Python cannot import here; "
+            f"put the folder holding {module.split('.')[0]} on the path (PYTHONPATH=that/folder, "
             "the folder the plan's params.yaml gave as `pythonpath`, or sys.path.insert(0, ...) before loading)"
         ) from None
     network = None

@@ -349,7 +349,7 @@ class Loop:
             self.launch(pending.number, pending.trial_id, pending.values)  # its driver died: run it here
             return
         final_path = pending.path / "final.json"
-        if future.exception() is not None or not final_path.exists() or not any(pending.path.glob("*.done")):
+        if future.exception() is not None or not final_path.exists() or not is_done(pending.path):
             logger.warning("Trial %d: job %s failed (log: %s)", pending.number, pending.path.name[:12],
                            pending.path)
             self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.path))
@@ -403,7 +403,7 @@ def learn_job_id(learn: "Learn") -> str:
 
 
 def is_done(path: Path) -> bool:
-    """Whether the job in ``path`` finished (its ``<task>.done`` marker)."""
+    """Whether the job in ``path`` finished (its ``<task>.done`` marker: learn.done, train.done...)."""
     return any(path.glob("*.done"))
 
 
@@ -431,7 +431,7 @@ def follow_in_thread(path: Path, alive, poll_s: float = 2.0) -> concurrent.futur
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def follow():
-        while not (any(path.glob("*.done")) or any(path.glob("*.failed"))):  # learn.done, train.done...
+        while not (is_done(path) or any(path.glob("*.failed"))):  # learn.done, train.done...
             if not alive():
                 future.set_result(ORPHANED)
                 return
