@@ -62,7 +62,7 @@ def test_params_make_the_id_meta_does_not():
 
 
 @pytest.mark.parametrize("bad", [dict(precision="fp8"), dict(mode="maximum"), dict(gradient_clip_algorithm="l2"),
-                                 dict(max_epochs=0), dict(devices=0)])
+                                 dict(max_epochs=0), dict(devices=0), dict(devices=2)])
 def test_bad_trainer_options_fail_when_the_config_is_built(bad):
     from digits_configs import DigitsClassifier, DigitsData
 
@@ -87,3 +87,16 @@ def test_constructor_arguments_missing_from_the_config_are_named():
     from xpm_train.lightning.configs import uncovered_arguments
 
     assert uncovered_arguments(NetConfig.C(), Net()) == ["lr", "weight_decay"]
+
+
+def test_a_study_reads_lightning_jobs_that_log_no_accuracy(tmp_path):
+    """Tune fills a trial's history from metrics.jsonl: validation rows without
+    ``accuracy`` (a module monitoring ``val_loss``) are skipped, not a crash."""
+    import json
+
+    from xpm_train.tune.driver import epoch_values
+
+    rows = [{"epoch": 0, "step": 9, "split": "val", "loss": 0.9}, {"epoch": 1, "step": 19, "split": "val", "loss": 0.5},
+            {"epoch": 1, "step": 19, "split": "val", "accuracy": 0.7}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert epoch_values(tmp_path / "metrics.jsonl") == {2: 0.7}

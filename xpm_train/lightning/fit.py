@@ -83,8 +83,9 @@ class LightningFit(ResumableTask):
     accelerator: Meta[str] = field(default="auto", ignore_default=True)
     """``Trainer(accelerator=...)``: ``auto`` (a GPU when present), ``cpu``, ``gpu``..."""
 
-    devices: Annotated[Meta[int], Positive()] = field(default=1, ignore_default=True)
-    """Devices of the job; only 1 is supported by this adapter so far"""
+    devices: Annotated[Meta[int], OneOf(1)] = field(default=1, ignore_default=True)
+    """Devices of the job: only 1 so far (several devices through DDP are not
+    supported by the adapter yet, see docs/lightning.md)"""
 
     log_every_n_steps: Annotated[Meta[int], Positive()] = field(default=50, ignore_default=True)
     """Log step-level metrics every this many steps"""
@@ -129,10 +130,6 @@ class LightningFit(ResumableTask):
         from ..metrics import MetricsLogger
         from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
         from .logger import JobLogger
-
-        if self.devices != 1:
-            raise ValueError(f"devices={self.devices}: the Lightning adapter runs one device per job so far "
-                             "(see docs/lightning.md); use devices=1")
 
         # --- The job folder: logger, last checkpoint (if any)
         sinks = self.tracking.sinks(self) if self.tracking is not None else []

@@ -451,7 +451,7 @@ def epoch_values(metrics_path: Path) -> dict[int, float]:
         return {}
     rows = read_jsonl(metrics_path)
     split = "val" if any(r.get("split") == "val" for r in rows) else "train"
-    return {int(r["epoch"]) + 1: float(r["accuracy"]) for r in rows if r.get("split") == split}
+    return {int(r["epoch"]) + 1: float(r["accuracy"]) for r in rows if r.get("split") == split and "accuracy" in r}
 
 
 def progress_line(ostudy, number: int, n_trials: int) -> str:
