@@ -22,15 +22,20 @@ from .models import Model
 if TYPE_CHECKING:
     import torch
 
+    from .distributed import Ranks
     from .pipeline import DeviceData
 
 logger = logging.getLogger("xpm_train.evaluate")
 
 
 def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_classes: int,
-                           batch_size: int = 1024) -> dict[str, Any]:
+                           batch_size: int = 1024, ranks: "Ranks | None" = None) -> dict[str, Any]:
     """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of
-    ``net`` on ``data`` (the network is put in eval mode and left so)."""
+    ``net`` on ``data`` (the network is put in eval mode and left so).
+
+    With ``ranks`` of a distributed job, each rank evaluates its shard of
+    ``data`` and the sums are added over the ranks: every rank returns the
+    metrics of the whole of ``data``."""
     import torch
 
     net.eval()
@@ -39,7 +44,8 @@ def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_class
     loss_sum = torch.zeros((), device=device)
     top5_hits = torch.zeros((), dtype=torch.long, device=device)
     with torch.no_grad():
-        for images, labels in data.batches(batch_size):
+        shard = {"rank": ranks.rank, "world": ranks.world_size} if ranks is not None else {}
+        for images, labels in data.batches(batch_size, **shard):
             logits = net(images).float()
             loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
             predicted = logits.argmax(dim=1)
@@ -49,6 +55,8 @@ def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_class
             if num_classes > 5:
                 top5 = logits.topk(5, dim=1).indices
                 top5_hits += (top5 == labels[:, None]).any(dim=1).sum()
+    if ranks is not None:
+        ranks.sum_(confusion, loss_sum, top5_hits)
     confusion = confusion.cpu()
     n = max(int(confusion.sum()), 1)
     per_class_total = confusion.sum(dim=1).clamp(min=1)

@@ -132,6 +132,17 @@ class Learn(ResumableTask):
         """The trained model: an init task loading ``checkpoints/best.pt``."""
         return dep(LoadWeights.C(model=self.model, path=self.checkpoints / "best.pt"))
 
+    def check_ranks(self, world_size: int) -> None:
+        """Called at ``submit()`` when the launcher gives the job several ranks
+        (:mod:`xpm_train.distributed`): the global batch must split evenly."""
+        from .launchers.ranks import RanksSpecError
+
+        if self.batch_size % world_size:
+            multiple = -(-self.batch_size // world_size) * world_size
+            raise RanksSpecError(
+                f"Learn.batch_size={self.batch_size} does not split into the {world_size} ranks of its "
+                f"launcher: make it a multiple of {world_size} (e.g. {multiple}) or change processes=/nodes=")
+
     def held_out(self) -> "HeldOut":
         """The validation part of ``data`` this Learn holds out (to give an Evaluate)."""
         from .data.heldout import HeldOut
@@ -144,12 +155,17 @@ class Learn(ResumableTask):
         import torch
         from experimaestro import GracefulTimeout, progress
 
+        from . import distributed
         from .evaluate import classification_metrics
         from .metrics import MetricsLogger
         from .models import build
-        from .pipeline import DeviceData, epoch_order, pick_device, split_indices
+        from .pipeline import DeviceData, split_indices
+        from .sampler import batch_length, epoch_order
 
-        device = pick_device(self.device)
+        # One process, or this process's rank of a job the launcher gave several
+        # (see xpm_train.distributed: only rank 0 writes)
+        ranks = distributed.start(self.device)
+        device = ranks.device
         cap_gpu_memory(device, self.gpu_memory_fraction)
         torch.manual_seed(self.seed)
         use_bf16 = autocast_bf16(self.amp, device)
@@ -176,24 +192,32 @@ class Learn(ResumableTask):
         teacher = None
         if self.distill is not None:
             teacher = self.distill.teacher_network(arrays.shape, arrays.num_classes).to(device)
-        forward = torch.compile(net) if self.compile else net
+        forward = torch.compile(ranks.wrap(net)) if self.compile else ranks.wrap(net)
         optimizer = self.optimizer.create(net.parameters())
         base_lrs = [group["lr"] for group in optimizer.param_groups]
         schedule = self.schedule
 
         # --- Resume from the last intact checkpoint, if any
-        sinks = self.tracking.sinks(self) if self.tracking is not None else []
-        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        if ranks.is_main:
+            sinks = self.tracking.sinks(self) if self.tracking is not None else []
+            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+            checkpoint.remove_stale_temporaries(self.checkpoints)
+        else:
+            log = distributed.SilentLogger()
         last_path = self.checkpoints / "last.pt"
-        checkpoint.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
         )
         run = fresh_run_state() if state is None else restore(state, net, optimizer)
+        if state is not None:
+            ranks.restore_rng(state)
+            if not ranks.is_main:  # the saved partial sums are the ranks' total: rank 0 holds them
+                run["sums"] = fresh_run_state()["sums"]
         log.elapsed_offset = run["elapsed"]
         if state is None:
             log.event("start", device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
+                      **({"ranks": ranks.world_size} if ranks.distributed else {}),
                       val_samples=len(val) if val else 0, steps=total_steps,
                       **({"distillation": self.distill.summary()} if self.distill else {}))
         else:
@@ -201,8 +225,10 @@ class Learn(ResumableTask):
             logger.info("Resuming at epoch %d, batch %d (step %d)", run["epoch"], run["batch"], run["step"])
 
         def save_last():
-            checkpoint.save(last_path, snapshot(net, optimizer, run, log.elapsed()))
-            log.event("checkpoint", epoch=run["epoch"], batch=run["batch"], step=run["step"])
+            state = {**snapshot(net, optimizer, run, log.elapsed()), **ranks.rng_states()}
+            if ranks.is_main:
+                checkpoint.save(last_path, state)
+                log.event("checkpoint", epoch=run["epoch"], batch=run["batch"], step=run["step"])
 
         # --- Training loop
         stop = PreemptionFlag()
@@ -216,7 +242,8 @@ class Learn(ResumableTask):
                 correct = torch.tensor(run["sums"]["correct"], device=device)
                 parts = {k: torch.tensor(float(run["sums"].get(k, 0.0)), device=device)
                          for k in (("ce", "kl") if teacher is not None else ())}
-                for images, labels in train.batches(self.batch_size, order, start=run["batch"]):
+                for images, labels in train.batches(self.batch_size, order, start=run["batch"],
+                                                    rank=ranks.rank, world=ranks.world_size):
                     factor = schedule.factor(run["step"], total_steps, steps_per_epoch) if schedule else 1.0
                     for group, base_lr in zip(optimizer.param_groups, base_lrs):
                         group["lr"] = base_lr * factor
@@ -233,7 +260,9 @@ class Learn(ResumableTask):
                             parts["ce"] += ce.detach() * len(labels)
                             parts["kl"] += kl.detach() * len(labels)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    # With several ranks, each rank's share of the global batch's mean
+                    weight = ranks.loss_weight(len(labels), batch_length(len(train), self.batch_size, run["batch"]))
+                    (loss * weight if weight != 1.0 else loss).backward()
                     if self.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
                     optimizer.step()
@@ -245,29 +274,35 @@ class Learn(ResumableTask):
                     if run["step"] % self.log_interval == 0:
                         log.log(epoch=epoch, step=run["step"], split="train_step",
                                 loss=float(loss.detach()), lr=base_lrs[0] * factor)
-                    if stop.requested:
-                        run["sums"].update(loss=float(loss_sum), correct=int(correct),
+                    if ranks.any(stop.requested):  # every rank stops after the same step
+                        samples = torch.tensor(float(run["sums"]["samples"]), device=device)
+                        ranks.sum_(loss_sum, correct, samples, *parts.values())
+                        run["sums"].update(loss=float(loss_sum), correct=int(correct), samples=int(samples),
                                            **{k: float(v) for k, v in parts.items()})
                         save_last()
                         log.event("preempted", signal=stop.signal_name)
                         log.close()
                         raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run['step']}")
 
-                # --- End of epoch: metrics, best model, checkpoint
+                # --- End of epoch: metrics (summed over the ranks), best model, checkpoint
+                samples = torch.tensor(float(run["sums"]["samples"]), device=device)
+                ranks.sum_(loss_sum, correct, samples, *parts.values())
+                run["sums"]["samples"] = int(samples)
                 samples = max(run["sums"]["samples"], 1)
                 run["samples_seen"] += run["sums"]["samples"]
                 record = {"loss": float(loss_sum) / samples, "accuracy": int(correct) / samples}
                 log.log(epoch=epoch, step=run["step"], split="train", **record,
                         **{k: float(v) / samples for k, v in parts.items()})
                 if val is not None:
-                    metrics = classification_metrics(net, val, arrays.num_classes)
+                    metrics = classification_metrics(net, val, arrays.num_classes, ranks=ranks)
                     record = {"loss": metrics["loss"], "accuracy": metrics["accuracy"]}
                     log.log(epoch=epoch, step=run["step"], split="val", **record)
                 run["last"] = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
                 if run["best"] is None or record["accuracy"] > run["best"]["accuracy"]:
                     run["best"] = {"epoch": epoch, **record}
-                    checkpoint.save(self.checkpoints / "best.pt",
-                                    {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
+                    if ranks.is_main:
+                        checkpoint.save(self.checkpoints / "best.pt",
+                                        {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
                 run["epoch"] += 1
                 run["batch"] = 0
                 run["sums"] = {"loss": 0.0, "correct": 0, "samples": 0}
@@ -277,7 +312,8 @@ class Learn(ResumableTask):
                 progress(run["epoch"] / self.epochs, desc="epochs")
                 logger.info("epoch %d/%d %s", run["epoch"], self.epochs,
                             " ".join(f"{k}={v:.4f}" for k, v in run["last"].items()))
-                if self.trial is not None and self.trial.should_prune(epoch, record["accuracy"]):
+                if self.trial is not None and ranks.any(
+                        ranks.is_main and self.trial.should_prune(epoch, record["accuracy"])):
                     run["pruned"] = True
                     log.event("pruned", epoch=epoch)
                     break
@@ -285,11 +321,15 @@ class Learn(ResumableTask):
             if not isinstance(error, GracefulTimeout):
                 log.event("error", error=f"{type(error).__name__}: {error}")
                 log.close()
+            ranks.close(failed=True)
             raise
         finally:
             stop.restore()
 
         # --- Summary
+        ranks.close()
+        if not ranks.is_main:
+            return
         wall = log.elapsed()
         final = summary(run, val is not None, wall)
         if self.distill is not None:

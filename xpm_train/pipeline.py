@@ -2,7 +2,7 @@
 
 Datasets that fit in memory are moved once to the device as uint8 tensors;
 each epoch draws a permutation (every sample exactly once, as a shuffled
-DataLoader does) and slices batches out of it; normalisation runs on whole
+DataLoader does) and slices batches out of it (:mod:`xpm_train.sampler`); normalisation runs on whole
 batches on the device. The permutation of epoch ``e`` depends only on the
 seed and ``e``, so a run resumed in the middle of an epoch sees the very
 batches an uninterrupted run would.
@@ -11,6 +11,10 @@ batches an uninterrupted run would.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
+
+from .sampler import epoch_order, shard_batches
+
+__all__ = ["DeviceData", "epoch_order", "fits_on_device", "pick_device", "split_indices"]
 
 if TYPE_CHECKING:
     import torch
@@ -31,15 +35,6 @@ def pick_device(name: str) -> "torch.device":
             "use device='auto' or 'cpu'"
         )
     return device
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> "torch.Tensor":
-    """The sample order of ``epoch``: a permutation of ``range(n)`` that depends
-    only on ``(seed, epoch)``."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator)
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -91,22 +86,26 @@ class DeviceData:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def batches(
-        self, batch_size: int, order: "torch.Tensor | None" = None, start: int = 0
+        self, batch_size: int, order: "torch.Tensor | None" = None, start: int = 0,
+        rank: int = 0, world: int = 1,
     ) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
         """Normalised ``(images, labels)`` batches in ``order`` (default: as
-        stored), starting at batch number ``start``."""
-        n = len(self)
-        if order is not None:
-            order = order.to(self.images.device)
-        for begin in range(start * batch_size, n, batch_size):
-            if order is None:
+        stored), starting at batch number ``start``; with ``world`` ranks, this
+        ``rank``'s shard of each batch (see :mod:`xpm_train.sampler`)."""
+        import torch
+
+        if order is None and world == 1:
+            for begin in range(start * batch_size, len(self), batch_size):
                 images = self.images[begin : begin + batch_size]
                 labels = self.labels[begin : begin + batch_size]
-            else:
-                index = order[begin : begin + batch_size]
-                # index_select: the same gather as ``images[index]``, without
-                # advanced indexing's overhead (a tenth of a small step)
-                images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
+                yield self.normalize(images), labels.to(self.device, non_blocking=True)
+            return
+        if order is None:
+            order = torch.arange(len(self))
+        for index in shard_batches(order.to(self.images.device), batch_size, start, rank, world):
+            # index_select: the same gather as ``images[index]``, without
+            # advanced indexing's overhead (a tenth of a small step)
+            images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
 
 

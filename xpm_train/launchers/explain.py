@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from .match import Choice, Spec, Verdict, alternatives, choose, describe, judge
+from .match import Choice, Spec, Verdict, choose, describe, judge, laid_out
+from .ranks import Layout
 from .schema import LaunchersConfig
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class Alternative:
 
     requirement: "HostSimpleRequirement"
     verdicts: tuple[Verdict, ...]
+    layout: Layout = Layout()
 
     def verdict(self, launcher: str) -> Verdict:
         return next(v for v in self.verdicts if v.launcher.name == launcher)
@@ -60,7 +62,9 @@ class Explanation:
             lines.append(f"tags: {', '.join(self.tags)}")
         lines.append(f"launchers: {self.source}")
         for index, alternative in enumerate(self.alternatives, 1):
-            lines.append(f"alternative {index}: {describe(alternative.requirement)}")
+            ranks = alternative.layout.describe()
+            lines.append(f"alternative {index}: {describe(alternative.requirement)}"
+                         + (f" & {ranks}" if ranks else ""))
             for verdict in alternative.verdicts:
                 answer = "yes" if verdict.fits else f"no: {verdict.reason}"
                 lines.append(f"  {verdict.launcher.name:<{width}}  {answer}")
@@ -81,10 +85,9 @@ def explain(spec: Spec, tags: Iterable[str] = (), *,
 
     config = resolve_config(config, start)
     tags = tuple(tags)
-    requirements = alternatives(spec, config.default_spec)
     verdicts = tuple(
-        Alternative(r, tuple(judge(r, launcher, tags) for launcher in config.launchers))
-        for r in requirements
+        Alternative(r, tuple(judge(r, launcher, tags, layout) for launcher in config.launchers), layout)
+        for r, layout in laid_out(spec, config.default_spec)
     )
     choice = choose(config, spec, tags)
     return Explanation(
@@ -95,11 +98,13 @@ def explain(spec: Spec, tags: Iterable[str] = (), *,
 
 
 def plan(choice: Choice) -> list[str]:
-    """The sbatch command line, or the local environment, of a choice."""
+    """The sbatch command line, or the local environment, of a choice (and its ranks)."""
     if choice.launcher.type == "slurm":
-        from .slurm import sbatch_command_line
+        from .slurm import sbatch_command_line, srun_lines
 
-        return [sbatch_command_line(choice.launcher, choice.requirement)]
+        return [sbatch_command_line(choice.launcher, choice.requirement, choice.layout),
+                *srun_lines(choice.launcher, choice.requirement, choice.layout)]
     from .local import environment
 
-    return environment(choice.launcher, choice.requirement) or ["(no GPU, no reservation)"]
+    return (environment(choice.launcher, choice.requirement, choice.layout)
+            or ["(no GPU, no reservation)"])

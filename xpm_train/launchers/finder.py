@@ -65,7 +65,16 @@ def build_launcher(choice: Choice) -> "Launcher":
     if choice.launcher.type == "local":
         from .local import LocalLauncher
 
-        return LocalLauncher(choice.launcher, choice.requirement)
-    from .slurm import slurm_launcher
+        launcher = LocalLauncher(choice.launcher, choice.requirement, choice.layout)
+    else:
+        from .slurm import slurm_launcher
 
-    return slurm_launcher(choice.launcher, choice.requirement)
+        launcher = slurm_launcher(choice.launcher, choice.requirement, choice.layout)
+    if choice.layout.world_size > 1:
+        from ..distributed import RANKS_ENV
+        from .ranks import submit_check
+
+        # The job script sets it: the task learns its world size (xpm_train.distributed)
+        launcher.setenv(RANKS_ENV, str(choice.layout.world_size))
+        launcher.addListener(submit_check(choice.layout))
+    return launcher

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from experimaestro.launchers import Launcher
 
 from .gpurun import lock_dir
+from .ranks import Layout
 from .schema import LocalLauncherConfig
 from .units import format_memory, mebibytes
 
@@ -57,10 +58,17 @@ class Reservation:
         return Reservation(tuple(s for s in shares if s[1] > 0), gpus)
 
 
-def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement") -> list[str]:
+def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement",
+                layout: Layout = Layout()) -> list[str]:
     """What a job of ``requirement`` gets on ``config``, in words (for ``explain``)."""
     reservation = Reservation.of(config, requirement)
     lines = []
+    if layout.world_size > 1:
+        device = "one pinned GPU each (cuda:RANK), nccl" if reservation.gpus else "cpu, gloo"
+        lines.append(f"ranks: {layout.world_size} processes on this machine, XPM_TRAIN_RANKS="
+                     f"{layout.world_size}: the job process is rank 0 and starts ranks 1..{layout.world_size - 1} "
+                     "(the job script again, with RANK set); rank 0 writes")
+        lines.append(f"each rank: {device}, {max(1, reservation.cores // layout.world_size)} thread(s)")
     if config.gpus:
         devices = ",".join(gpu.device for gpu in config.gpus)
         visible = (f"<{reservation.gpus} free of {devices}, chosen at start>"
@@ -81,12 +89,14 @@ def environment(config: LocalLauncherConfig, requirement: "HostSimpleRequirement
 class LocalLauncher(Launcher):
     """experimaestro launcher for one job size on a ``type: local`` launcher."""
 
-    def __init__(self, config: LocalLauncherConfig, requirement: "HostSimpleRequirement"):
+    def __init__(self, config: LocalLauncherConfig, requirement: "HostSimpleRequirement",
+                 layout: Layout = Layout()):
         from .process import JobConnector
 
         super().__init__(JobConnector.instance(), priority=config.priority)
         self.config = config
         self.reservation = Reservation.of(config, requirement)
+        self.layout = layout
         self.devices = [gpu.device for gpu in config.gpus]
         self.gpu_lock_dir = str(lock_dir())
         self.addListener(self._reserve)
@@ -116,10 +126,10 @@ class LocalLauncher(Launcher):
             "        os.environ.setdefault(_name, _threads)\n"
         )
         if self.devices:
-            code += (
-                "    from xpm_train.launchers.gpurun import pin\n"
-                f"    pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
-            )
+            pin = f"pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
+            if self.layout.world_size > 1:  # ranks > 0 (RANK set) use rank 0's GPUs
+                pin = "if not os.environ.get('RANK'):\n        " + pin
+            code += "    from xpm_train.launchers.gpurun import pin\n    " + pin
         return code
 
     def __str__(self) -> str:

@@ -10,6 +10,9 @@ decided by experimaestro's ``HostSimpleRequirement.match`` against a
 3. Among the launchers that fit, the highest ``priority`` wins, then the
    smallest sufficient one (fewest GPUs, least GPU memory, fewest cores,
    least memory, shortest time limit), then the first in the file.
+4. ``processes=``/``nodes=`` terms (:mod:`.ranks`) are taken out of each
+   alternative before experimaestro parses it; a job on several nodes fits
+   only Slurm launchers.
 
 When a launcher does not fit, :func:`misfit` names the requirement that did
 not (for ``explain`` and error messages only, never to decide).
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Union
 
 from ..errors import UserError
+from .ranks import Layout, check_gpus, split_spec
 from .schema import LauncherConfig, LaunchersConfig
 from .units import format_duration, format_memory
 
@@ -52,6 +56,8 @@ class Choice:
     requirement: "HostSimpleRequirement"
     alternative: int
     """Index of the ``|`` alternative used"""
+    layout: Layout = Layout()
+    """Its ranks (``processes=``, ``nodes=``)"""
 
 
 def parse_spec(text: str) -> "HostRequirement":
@@ -80,15 +86,29 @@ def alternatives(spec: Spec, default_spec: str | None = None) -> list["HostSimpl
 
     An empty spec means ``default_spec``, or no requirement at all.
     """
+    return [requirement for requirement, _ in laid_out(spec, default_spec)]
+
+
+def laid_out(spec: Spec, default_spec: str | None = None) -> list[tuple["HostSimpleRequirement", Layout]]:
+    """The ``|`` alternatives of a spec with their ranks, in order. A rank
+    needs a core: an alternative asking for fewer cores than processes asks
+    for one per process."""
     from experimaestro.launcherfinder.specs import HostSimpleRequirement
 
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         if not default_spec:
-            return [HostSimpleRequirement()]
+            return [(HostSimpleRequirement(), Layout())]
         spec = default_spec
-    if isinstance(spec, str):
-        spec = parse_spec(spec)
-    return _flatten(spec)
+    if not isinstance(spec, str):
+        return [(requirement, Layout()) for requirement in _flatten(spec)]
+    result = []
+    for text, layout in split_spec(spec):
+        requirement = _flatten(parse_spec(text))[0] if text else HostSimpleRequirement()
+        check_gpus(layout, len(requirement.accelerators), text)
+        if requirement.cpu.cores < layout.processes:
+            requirement.cpu.cores = layout.processes
+        result.append((requirement, layout))
+    return result
 
 
 def _flatten(requirement) -> list["HostSimpleRequirement"]:
@@ -122,11 +142,13 @@ def host_of(launcher: LauncherConfig) -> "HostSpecification":
 
 
 def judge(requirement: "HostSimpleRequirement", launcher: LauncherConfig,
-          tags: Iterable[str] = ()) -> Verdict:
-    """Does ``launcher`` run ``requirement`` (with the requested ``tags``)?"""
+          tags: Iterable[str] = (), layout: Layout = Layout()) -> Verdict:
+    """Does ``launcher`` run ``requirement`` (with the requested ``tags``, on ``layout``'s ranks)?"""
     missing = sorted(set(tags) - set(launcher.tags))
     if missing:
         return Verdict(launcher, False, f"lacks tag(s) {', '.join(missing)}")
+    if layout.nodes > 1 and launcher.type == "local":
+        return Verdict(launcher, False, f"is one machine (nodes={layout.nodes} needs a Slurm launcher)")
     host = host_of(launcher)
     if requirement.match(host) is not None:
         return Verdict(launcher, True, "")
@@ -136,12 +158,12 @@ def judge(requirement: "HostSimpleRequirement", launcher: LauncherConfig,
 def choose(config: LaunchersConfig, spec: Spec, tags: Iterable[str] = ()) -> Choice | None:
     """The launcher of ``config`` that runs ``spec`` (None if none fits)."""
     tags = tuple(tags)
-    for index, requirement in enumerate(alternatives(spec, config.default_spec)):
-        fitting = [v.launcher for v in (judge(requirement, launcher, tags)
+    for index, (requirement, layout) in enumerate(laid_out(spec, config.default_spec)):
+        fitting = [v.launcher for v in (judge(requirement, launcher, tags, layout)
                                         for launcher in config.launchers) if v.fits]
         if fitting:
             best = min(fitting, key=lambda launcher: _preference(config, launcher))
-            return Choice(best, requirement, index)
+            return Choice(best, requirement, index, layout)
     return None
 
 

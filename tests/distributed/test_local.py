@@ -1,0 +1,48 @@
+"""Two ranks on this machine (gloo): the weights of a 1-process run with the
+same global batch, to float32 tolerance; only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import PLAN, events, learn_folder, max_difference, weights
+from helpers import run_experiment
+
+pytestmark = pytest.mark.integration
+
+TWO_RANKS = "duration=10m & cpu(cores=2) & processes=2"
+ONE = "duration=10m & cpu(cores=2)"
+
+
+def test_two_ranks_train_the_weights_of_one_process(tmp_path, local_launchers):
+    walls = {}
+    for name, spec in (("one", ONE), ("two", TWO_RANKS)):
+        start = time.monotonic()
+        # 901 training samples, batch 26: the last global batch (17) splits 9 + 8
+        result = run_experiment(PLAN, tmp_path / name, f"spec={spec}", "batch_size=26")
+        walls[name] = time.monotonic() - start
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    one, two = learn_folder(tmp_path / "one"), learn_folder(tmp_path / "two")
+    assert one.name == two.name  # the number of ranks is not a Param
+    difference = max_difference(weights(one), weights(two))
+    print(f"max |w1 - w2| = {difference:.2e}; wall one={walls['one']:.1f}s two={walls['two']:.1f}s")
+    assert difference < 1e-5
+    start, = [e for e in events(two) if e["event"] == "start"]
+    assert start["ranks"] == 2 and start["threads"] == 1
+    # rank 0 alone wrote: one start, one end, one line per logged point
+    assert [e["event"] for e in events(two)].count("end") == 1
+    metrics_one = [json.loads(l) for l in (one / "metrics.jsonl").read_text().splitlines()]
+    metrics_two = [json.loads(l) for l in (two / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["epoch"], m["step"], m["split"]) for m in metrics_one] == \
+        [(m["epoch"], m["step"], m["split"]) for m in metrics_two]
+    # validation and training metrics are those of the whole splits, not of rank 0's shard
+    for a, b in zip(metrics_one, metrics_two):
+        if a["split"] in ("train", "val"):
+            assert a["accuracy"] == pytest.approx(b["accuracy"], abs=2e-3)
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    final_one = json.loads((one / "final.json").read_text())
+    final_two = json.loads((two / "final.json").read_text())
+    assert final_one["steps"] == final_two["steps"]
