@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,40 @@ launchers:
 """
 
 
-@pytest.fixture
-def local_launchers(tmp_path, monkeypatch) -> Path:
-    """A local launcher of 2 cores, no GPU, in effect through $XPM_TRAIN_LAUNCHERS
-    (inherited by the plans the test runs)."""
-    path = tmp_path / "launchers.yaml"
+TWO_RANKS = "duration=10m & cpu(cores=2) & processes=2"
+RUN = ("batch_size=26", "log_interval=1")
+"""Overrides of every run compared: 901 training samples, so the last global
+batch (17) splits 9 + 8; every step logged (the fault tests watch the steps)"""
+
+
+@pytest.fixture(scope="session")
+def launchers_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of the plans: a local launcher of 2 cores and no GPU, a
+    60 s collective timeout."""
+    path = tmp_path_factory.mktemp("launchers") / "launchers.yaml"
     path.write_text(LOCAL)
-    monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
-    monkeypatch.setenv("XPM_TRAIN_DDP_TIMEOUT", "60")
-    return path
+    return {"XPM_TRAIN_LAUNCHERS": str(path), "XPM_TRAIN_DDP_TIMEOUT": "60"}
+
+
+@pytest.fixture
+def local_launchers(launchers_env, monkeypatch) -> dict[str, str]:
+    """:func:`launchers_env` in effect in this process (inherited by the plans)."""
+    for name, value in launchers_env.items():
+        monkeypatch.setenv(name, value)
+    return launchers_env
+
+
+@pytest.fixture(scope="session")
+def two_rank_reference(tmp_path_factory, launchers_env) -> Path:
+    """The job folder of an uninterrupted 2-rank run."""
+    from helpers import run_experiment
+
+    workdir = tmp_path_factory.mktemp("two-ranks")
+    start = time.monotonic()
+    result = run_experiment(PLAN, workdir, f"spec={TWO_RANKS}", *RUN, env=launchers_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    print(f"2-rank plan: {time.monotonic() - start:.1f}s")
+    return learn_folder(workdir)
 
 
 def learn_folder(workdir: Path) -> Path:

@@ -91,8 +91,9 @@ def submit_check(layout: Layout):
         task = job.config
         check_ranks = getattr(task, "check_ranks", None)
         if check_ranks is None:
+            name = type(task).__qualname__.removesuffix(".XPMConfig")
             raise RanksSpecError(
-                f"{type(task).__name__} does not run on several ranks, but its launcher's spec asks for "
+                f"{name} does not run on several ranks, but its launcher's spec asks for "
                 f"{layout.world_size} ({layout.describe()}): submit it with a spec without processes=/nodes=")
         check_ranks(layout.world_size)
 

@@ -4,7 +4,7 @@ the same job ID whatever the spec, so runs with 1 and 2 ranks can be compared.""
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, SGD, Learn, Synthetic, find_launcher
+from xpm_train import MLP, SGD, Evaluate, Learn, Synthetic, find_launcher
 from xpm_train.plan import finish
 
 
@@ -22,6 +22,9 @@ class Configuration(ConfigurationBase):
     log_interval: int = 5
     """Steps between logged points (Meta)"""
 
+    evaluate_spec: str = ""
+    """When set, also an Evaluate of the trained model, submitted with this spec"""
+
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     learn = Learn.C(
@@ -34,5 +37,9 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         device="cpu",
         log_interval=cfg.log_interval,
     )
-    learn.submit(launcher=find_launcher(cfg.spec))
+    trained = learn.submit(launcher=find_launcher(cfg.spec))
+    if cfg.evaluate_spec:
+        test = Synthetic.C(split="test", num_samples=200, height=8, width=8, num_classes=4, seed=3)
+        Evaluate.C(model=learn.model, data=test).submit(launcher=find_launcher(cfg.evaluate_spec),
+                                                         init_tasks=[trained])
     finish(helper)
