@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xpm_train.sampler import batch_length, epoch_order, shard_batches
+from xpm_train.sampler import batch_length, check_shards, epoch_order, shard_batches
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
@@ -32,3 +32,10 @@ def test_shards_resume_at_a_batch_and_depend_on_seed_and_epoch_only():
     assert torch.equal(order, epoch_order(50, seed=1, epoch=2))
     with pytest.raises(ValueError):
         next(shard_batches(order, 8, rank=2, world=2))
+
+
+def test_a_last_batch_smaller_than_the_ranks_is_refused():
+    check_shards(101, 10, 1)
+    check_shards(102, 10, 2)
+    with pytest.raises(ValueError, match="fewer than the 2 ranks: change batch_size"):
+        check_shards(101, 10, 2)

@@ -160,7 +160,7 @@ class Learn(ResumableTask):
         from .metrics import MetricsLogger
         from .models import build
         from .pipeline import DeviceData, split_indices
-        from .sampler import batch_length, epoch_order
+        from .sampler import batch_length, check_shards, epoch_order
 
         # One process, or this process's rank of a job the launcher gave several
         # (see xpm_train.distributed: only rank 0 writes)
@@ -179,6 +179,7 @@ class Learn(ResumableTask):
         layout = self.model.channels_last()  # NHWC for convolutional networks
         train = DeviceData(arrays.subset(train_idx), device, channels_last=layout)
         val = DeviceData(arrays.subset(val_idx), device, channels_last=layout) if len(val_idx) else None
+        check_shards(len(train), self.batch_size, ranks.world_size)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         total_steps = steps_per_epoch * self.epochs
 

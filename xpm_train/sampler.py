@@ -48,3 +48,14 @@ def shard_batches(order: "torch.Tensor", batch_size: int, start: int = 0, rank: 
     for begin in range(start * batch_size, len(order), batch_size):
         batch = order[begin : begin + batch_size]
         yield batch if world == 1 else batch[rank::world]
+
+
+def check_shards(n: int, batch_size: int, world: int) -> None:
+    """Every rank must get a sample of every global batch: refuse an epoch whose
+    last batch has fewer samples than there are ranks."""
+    last = n % batch_size
+    if world > 1 and 0 < last < world:
+        raise ValueError(
+            f"the last batch of each epoch ({n} samples, batch_size={batch_size}) has {last} sample(s), "
+            f"fewer than the {world} ranks: change batch_size (e.g. {batch_size + world}) so that every "
+            "rank gets a share of every batch")

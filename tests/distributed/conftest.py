@@ -22,8 +22,8 @@ launchers:
 
 TWO_RANKS = "duration=10m & cpu(cores=2) & processes=2"
 RUN = ("batch_size=26", "log_interval=1")
-"""Overrides of every run compared: 901 training samples, so the last global
-batch (17) splits 9 + 8; every step logged (the fault tests watch the steps)"""
+"""Overrides of every run compared: 887 training samples, so the last global
+batch (3) splits 2 + 1; every step logged (the fault tests watch the steps)"""
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def test_two_ranks_train_the_weights_of_one_process(tmp_path, launchers_env, two
     print(f"max |w1 - w2| = {difference:.2e}; 1-process plan {time.monotonic() - start:.1f}s; "
           f"training {json.loads((one / 'final.json').read_text())['wall_time']:.2f}s (1) vs "
           f"{json.loads((two / 'final.json').read_text())['wall_time']:.2f}s (2 ranks)")
-    assert difference < 1e-5
+    assert difference < 1e-6  # without the loss weight of uneven shards: 2.5e-6
     start, = [e for e in events(two) if e["event"] == "start"]
     assert start["ranks"] == 2 and start["threads"] == 1
     # rank 0 alone wrote: one start, one end, one line per logged point

@@ -29,7 +29,7 @@ class Configuration(ConfigurationBase):
 def run(helper: ExperimentHelper, cfg: Configuration):
     learn = Learn.C(
         model=MLP.C(hidden_dims=[64]),
-        data=Synthetic.C(split="train", num_samples=1001, height=8, width=8, num_classes=4, seed=3),
+        data=Synthetic.C(split="train", num_samples=986, height=8, width=8, num_classes=4, seed=3),
         optimizer=SGD.C(lr=0.05, momentum=0.9),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
