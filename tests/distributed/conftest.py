@@ -1,29 +1,14 @@
-"""Fixtures of the distributed tests: a local launcher of 2 cores for the plans."""
+"""Fixtures of the distributed tests: the launchers of the plans, and the
+2-rank reference run that the others are compared with."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-PLAN = HERE / "plan" / "params.yaml"
-
-LOCAL = """\
-launchers:
-  - name: box
-    type: local
-    cpu: {cores: 2, memory: 8G}
-    gpus: []
-"""
-
-
-TWO_RANKS = "duration=10m & cpu(cores=2) & processes=2"
-RUN = ("batch_size=26", "log_interval=1")
-"""Overrides of every run compared: 887 training samples, so the last global
-batch (3) splits 2 + 1; every step logged (the fault tests watch the steps)"""
+from ddphelpers import LOCAL, PLAN, RUN, TWO_RANKS, learn_folder
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PLAN
+from ddphelpers import PLAN
 from helpers import run_experiment
 
 pytestmark = pytest.mark.integration

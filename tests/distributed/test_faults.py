@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLAN, RUN, TWO_RANKS, events, max_difference, weights
+from ddphelpers import PLAN, RUN, TWO_RANKS, events, max_difference, weights
 from helpers import REPO, run_experiment
 
 pytestmark = pytest.mark.integration

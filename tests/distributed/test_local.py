@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import PLAN, RUN, events, learn_folder, max_difference, weights
+from ddphelpers import PLAN, RUN, events, learn_folder, max_difference, weights
 from helpers import run_experiment
 
 pytestmark = pytest.mark.integration

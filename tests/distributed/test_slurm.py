@@ -1,0 +1,107 @@
+"""Ranks from Slurm, for real: a 2-task job on the CI's single-node cluster,
+and 2 ranks on 2 nodes of a real 2-node cluster started for the test; both
+end with the weights of the local 2-rank run.
+
+The 2-node cluster replaces the single-node one for the duration of the
+module (one slurm.conf per host) and the single-node one is started again
+afterwards. Scripts: ``$XPM_TRAIN_SLURM_SCRIPTS``, default ``../shared/slurm``
+beside the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ddphelpers import PLAN, RUN, events, learn_folder, max_difference, weights
+from helpers import REPO, run_experiment
+from slurmhelpers import PARTITION_ENV, SLURM_ENV, find_slurm
+
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]
+
+SCRIPTS = Path(os.environ.get("XPM_TRAIN_SLURM_SCRIPTS") or REPO.parent / "shared" / "slurm")
+TWO_NODES_DIR = "/tmp/local-slurm-2n"
+
+
+def slurm_launchers(tmp_path: Path, cluster) -> dict[str, str]:
+    path = tmp_path / "launchers.yaml"
+    path.write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=0.5))
+    return {"XPM_TRAIN_LAUNCHERS": str(path), "XPM_TRAIN_DDP_TIMEOUT": "120"}
+
+
+def run_on_slurm(tmp_path, cluster, spec: str) -> Path:
+    result = run_experiment(PLAN, tmp_path / "ws", f"spec={spec}", *RUN, env=slurm_launchers(tmp_path, cluster))
+    job = learn_folder(tmp_path / "ws")
+    logs = "".join(p.read_text()[-2000:] for p in job.glob("*.err")) if job.exists() else ""
+    assert result.returncode == 0, result.stderr[-3000:] + logs
+    return job
+
+
+def sbatch_lines(job: Path) -> list[str]:
+    return [line for line in (job / "learn.sh").read_text().splitlines() if line.startswith(("#SBATCH", "srun"))]
+
+
+@pytest.fixture(scope="module")
+def single_node_cluster():
+    """The CI's Slurm (skipped unless XPM_TRAIN_SLURM=1, failing if it does not answer)."""
+    if os.environ.get(SLURM_ENV) != "1":
+        pytest.skip(f"Slurm tests run only with {SLURM_ENV}=1")
+    cluster = find_slurm(os.environ.get(PARTITION_ENV))
+    if cluster is None:
+        pytest.fail(f"{SLURM_ENV}=1 but no Slurm answers: run `source .ci/slurm.sh`")
+    return cluster
+
+
+def test_two_tasks_on_one_node(tmp_path, single_node_cluster, two_rank_reference):
+    job = run_on_slurm(tmp_path, single_node_cluster, "duration=10m & cpu(cores=2) & processes=2")
+    lines = sbatch_lines(job)
+    assert "#SBATCH --ntasks-per-node=2" in lines and "#SBATCH --cpus-per-task=1" in lines, lines
+    start, = [e for e in events(job) if e["event"] == "start"]
+    assert start["ranks"] == 2
+    difference = max_difference(weights(job), weights(two_rank_reference))
+    print(f"Slurm 1 node x 2 tasks vs local 2 ranks: max |dw| = {difference:.2e}")
+    assert difference < 1e-6
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A real 2-node Slurm (n1, n2, 1 CPU each) in place of the single-node one."""
+    if os.environ.get(SLURM_ENV) != "1":
+        pytest.skip(f"Slurm tests run only with {SLURM_ENV}=1")
+    if os.geteuid() != 0 or not (SCRIPTS / "start_slurm.sh").exists():
+        pytest.fail(f"{SLURM_ENV}=1 but {SCRIPTS}/start_slurm.sh cannot be run as root "
+                    "(set XPM_TRAIN_SLURM_SCRIPTS to the folder of start_slurm.sh)")
+
+    def script(name: str, **env: str) -> None:
+        done = subprocess.run(["bash", str(SCRIPTS / name)], env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{name} {env}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+    single = {k: os.environ[k] for k in ("SLURM_LOCAL_DIR",) if k in os.environ}
+    script("stop_slurm.sh", **single)
+    try:
+        script("start_slurm.sh", SLURM_LOCAL_NODES="2", SLURM_LOCAL_DIR=TWO_NODES_DIR)
+        cluster = find_slurm(os.environ.get(PARTITION_ENV))
+        assert cluster is not None, "the 2-node cluster does not answer"
+        yield cluster
+    finally:
+        script("stop_slurm.sh", SLURM_LOCAL_NODES="2", SLURM_LOCAL_DIR=TWO_NODES_DIR)
+        script("start_slurm.sh", **single)
+
+
+def test_two_ranks_on_two_nodes(tmp_path, two_node_cluster, two_rank_reference):
+    job = run_on_slurm(tmp_path, two_node_cluster, "duration=10m & cpu(cores=1) & nodes=2")
+    lines = sbatch_lines(job)
+    assert "#SBATCH --nodes=2" in lines and "#SBATCH --ntasks-per-node=1" in lines, lines
+    # one rank per node: the job's allocation spans n1 and n2
+    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--format=NodeList,State",
+                            "--starttime=now-1hour", f"--name=learn"], capture_output=True, text=True).stdout
+    assert "n[1-2]|COMPLETED" in sacct, sacct
+    difference = max_difference(weights(job), weights(two_rank_reference))
+    print(f"Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}; "
+          f"training {json.loads((job / 'final.json').read_text())['wall_time']:.1f}s")
+    assert difference < 1e-6
