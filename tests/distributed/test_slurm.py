@@ -98,9 +98,10 @@ def test_two_ranks_on_two_nodes(tmp_path, two_node_cluster, two_rank_reference):
     lines = sbatch_lines(job)
     assert "#SBATCH --nodes=2" in lines and "#SBATCH --ntasks-per-node=1" in lines, lines
     # one rank per node: the job's allocation spans n1 and n2
-    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--format=NodeList,State",
-                            "--starttime=now-1hour", f"--name=learn"], capture_output=True, text=True).stdout
-    assert "n[1-2]|COMPLETED" in sacct, sacct
+    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
+                            "--format=NodeList,State,WorkDir"], capture_output=True, text=True).stdout
+    rows = [line.split("|") for line in sacct.splitlines() if line.count("|") == 2]
+    assert [row[:2] for row in rows if Path(row[2]) == job] == [["n[1-2]", "COMPLETED"]], sacct
     difference = max_difference(weights(job), weights(two_rank_reference))
     print(f"Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}; "
           f"training {json.loads((job / 'final.json').read_text())['wall_time']:.1f}s")
