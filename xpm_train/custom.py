@@ -22,6 +22,13 @@ context)::
 - ``Annotated[float, Positive()]`` checks a value when the config is built.
 - ``device``, ``gpu_memory_fraction``, ``tracking`` and ``trial`` are
   ``Meta``: they never change the task ID.
+- ``@training_function(distributed=True)`` declares a function that runs on
+  several ranks (a launcher spec with ``processes=``/``nodes=``): every rank
+  calls it, ``ctx.ranks`` says which one it is (``rank``, ``world_size``,
+  ``is_main``, ``wrap(net)`` for DistributedDataParallel, ``sum_(*tensors)``)
+  and ``ctx.device`` is its device; only rank 0's ``ctx.log`` writes and only
+  rank 0's result is kept (see docs/distributed.md). A function not declared
+  so is refused at ``submit()`` on several ranks.
 
 The task process imports the function's module again: define the function in
 a module of an installed package, or in a top-level module (a ``.py`` file
@@ -55,6 +62,7 @@ from .hooks import Tracking, Trial
 if TYPE_CHECKING:
     import torch
 
+    from .distributed import Ranks
     from .metrics import MetricsLogger
 
 logger = logging.getLogger("xpm_train.custom")
@@ -97,6 +105,10 @@ class Context:
 
     pruned: bool = False
     """Set when :meth:`should_prune` said to stop"""
+
+    ranks: Optional["Ranks"] = None
+    """This process's rank in the job (one process unless the function is
+    ``distributed=True`` and its launcher gives several); see :mod:`xpm_train.distributed`"""
 
     def should_prune(self, epoch: int, value: float) -> bool:
         """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
@@ -150,28 +162,45 @@ class TrainingFunction(ResumableTask):
     final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
     """Result written at the end"""
 
-    # Set by make_task: the function and the names of its task parameters
+    # Set by make_task: the function, the names of its task parameters, and
+    # whether it runs on several ranks
     __xpm_train_function__ = None
     __xpm_train_params__ = ()
+    __xpm_train_distributed__ = False
+
+    def check_ranks(self, world_size: int) -> None:
+        """Called at ``submit()`` when the launcher gives the job several ranks."""
+        if not type(self).__xpm_train_distributed__:
+            from .launchers.ranks import RanksSpecError
+
+            function = type(self).__xpm_train_function__
+            raise RanksSpecError(
+                f"@training_function {function.__module__}.{function.__qualname__} is not DDP-aware but its "
+                f"launcher gives it {world_size} ranks: declare it @training_function(distributed=True) "
+                "(and use ctx.ranks), or submit it with a spec without processes=/nodes=")
 
     def execute(self):
         import torch
 
+        from . import distributed
         from .checkpoint import atomic_write_bytes
         from .learn import cap_gpu_memory
         from .metrics import MetricsLogger
-        from .pipeline import pick_device
 
-        device = pick_device(self.device)
+        ranks = distributed.start(self.device)  # one process unless the launcher gave several
+        device = ranks.device
         cap_gpu_memory(device, self.gpu_memory_fraction)
         torch.manual_seed(self.seed)
         random.seed(self.seed)
 
-        sinks = self.tracking.sinks(self) if self.tracking is not None else []
-        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        if ranks.is_main:
+            sinks = self.tracking.sinks(self) if self.tracking is not None else []
+            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        else:
+            log = distributed.SilentLogger()
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
-                      log=log, seed=self.seed, trial=self.trial)
+                      log=log, seed=self.seed, trial=self.trial, ranks=ranks)
         function = type(self).__xpm_train_function__
         kwargs = {name: getattr(self, name) for name in self.__xpm_train_params__}
         log.event("start", device=str(device), function=f"{function.__module__}.{function.__qualname__}")
@@ -180,7 +209,11 @@ class TrainingFunction(ResumableTask):
         except BaseException as error:
             log.event("error", error=f"{type(error).__name__}: {error}")
             log.close()
+            ranks.close(failed=True)
             raise
+        ranks.close()
+        if not ranks.is_main:
+            return
         wall = log.elapsed()
         final = {"objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
                  "wall_time": wall}
@@ -219,21 +252,24 @@ def param_annotation(annotation: Any) -> Any:
     return Param[annotation]
 
 
-def training_function(function: Callable | None = None, *, version: str = "1"):
+def training_function(function: Callable | None = None, *, version: str = "1",
+                      distributed: bool = False):
     """Decorator: a typed function ``f(ctx, a: T, b: U = default, ...) -> Result``
     becomes a task class named like the function (see the module documentation).
 
     ``version`` is a Constant of the task: bump it to invalidate every
     previous run on purpose (e.g. after fixing a bug in the function).
+    ``distributed=True``: the function runs on every rank of a job given
+    several (``ctx.ranks``); it does not change the task ID.
     """
 
     def decorate(function: Callable) -> type[TrainingFunction]:
-        return make_task(function, version)
+        return make_task(function, version, distributed)
 
     return decorate(function) if function is not None else decorate
 
 
-def make_task(function: Callable, version: str) -> type[TrainingFunction]:
+def make_task(function: Callable, version: str, distributed: bool = False) -> type[TrainingFunction]:
     """The task class of ``function``; raises TypeError for unusable signatures."""
     where = f"@training_function {function.__module__}.{function.__qualname__}"
     if "<locals>" in function.__qualname__ or function.__name__ == "<lambda>":
@@ -273,6 +309,7 @@ def make_task(function: Callable, version: str) -> type[TrainingFunction]:
         __doc__=function.__doc__ or f"Task made from {function.__qualname__} by @training_function",
         __xpm_train_function__=staticmethod(function),
         __xpm_train_params__=names,
+        __xpm_train_distributed__=distributed,
         __wrapped__=function,
     )
     return type(function.__name__, (TrainingFunction,), namespace)

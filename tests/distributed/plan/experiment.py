@@ -22,6 +22,9 @@ class Configuration(ConfigurationBase):
     log_interval: int = 5
     """Steps between logged points (Meta)"""
 
+    device: str = "cpu"
+    """Device of the Learn (Meta: the same job ID on any device)"""
+
     evaluate_spec: str = ""
     """When set, also an Evaluate of the trained model, submitted with this spec"""
 
@@ -34,7 +37,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         seed=5,
-        device="cpu",
+        device=cfg.device,
         log_interval=cfg.log_interval,
     )
     trained = learn.submit(launcher=find_launcher(cfg.spec))
