@@ -331,10 +331,7 @@ class Followers:
 
     @classmethod
     def spawn(cls, info: RankInfo, threads: int) -> "Followers":
-        script = Path(sys.argv[0]).resolve()
-        if script.suffix != ".py" or not script.is_file():
-            raise RanksError(f"{RANKS_ENV}={info.world_size} but this process was not started by a job "
-                             f"script ({sys.argv[0]!r}): submit the task through a launcher")
+        script = job_script(info)
         processes = []
         for rank in range(1, info.world_size):
             env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
@@ -360,6 +357,22 @@ class Followers:
         if not failed and any(codes):
             raise RankFailed(f"rank(s) {[r for r, c in enumerate(codes, 1) if c]} ended with code(s) "
                              f"{[c for c in codes if c]}; see the job's .err log")
+
+
+def job_script(info: RankInfo) -> Path:
+    """The script experimaestro wrote for this job (``<job folder>/<task>.py``),
+    which the other ranks run again."""
+    from experimaestro import taskglobals
+
+    folder = taskglobals.Env.instance().taskpath
+    started = Path(sys.argv[0]).resolve()
+    if started.suffix == ".py" and started.is_file() and (folder is None or started.parent == Path(folder).resolve()):
+        return started
+    scripts = sorted(Path(folder).glob("*.py")) if folder else []
+    if len(scripts) == 1:
+        return scripts[0]
+    raise RanksError(f"{RANKS_ENV}={info.world_size} but this process was not started by a job script "
+                     f"({sys.argv[0]!r}, job folder {folder}): submit the task through a launcher")
 
 
 def _die_with_parent() -> None:
