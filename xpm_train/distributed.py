@@ -266,6 +266,12 @@ class SilentLogger:
     def close(self) -> None:
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def timeout() -> float:
     return float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)

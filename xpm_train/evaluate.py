@@ -106,30 +106,44 @@ class Evaluate(Task):
     version: Constant[str] = "1"
     """Bumped only to invalidate previous evaluations on purpose"""
 
+    def check_ranks(self, world_size: int) -> None:
+        """Evaluate runs on any number of ranks (each evaluates its shard of
+        ``data``, the sums are added: the same metrics)."""
+
     def execute(self):
         from experimaestro import progress
 
+        from . import distributed
         from .metrics import MetricsLogger
         from .models import build
-        from .pipeline import DeviceData, pick_device
+        from .pipeline import DeviceData
 
-        sinks = self.tracking.sinks(self) if self.tracking is not None else []
-        with MetricsLogger(self.metrics_path, self.events_path, sinks) as log:
+        ranks = distributed.start(self.device)  # one process unless the launcher gave several
+        if ranks.is_main:
+            sinks = self.tracking.sinks(self) if self.tracking is not None else []
+            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        else:
+            log = distributed.SilentLogger()
+        with log:
             log.event("start")
             try:
-                device = pick_device(self.device)
+                device = ranks.device
                 arrays = self.data.arrays()
                 net = build(self.model, arrays.shape, arrays.num_classes).to(device)
                 progress(0.0, desc="evaluate")
                 data = DeviceData(arrays, device, channels_last=self.model.channels_last())
-                metrics = classification_metrics(net, data, arrays.num_classes, self.batch_size)
-                atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
+                metrics = classification_metrics(net, data, arrays.num_classes, self.batch_size,
+                                                 ranks=ranks if ranks.distributed else None)
+                if ranks.is_main:
+                    atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
             except BaseException as error:
                 log.event("error", error=f"{type(error).__name__}: {error}")
+                ranks.close(failed=True)
                 raise
             scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
             log.log(epoch=0, step=0, split="eval", **scalars)
             log.event("end")
+        ranks.close()
         progress(1.0, desc="evaluate")
         logger.info(
             "accuracy %.4f, loss %.4f on %d samples", metrics["accuracy"], metrics["loss"],

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.integration
     (("spec=cuda(mem=1G)*2 & processes=2",), "needs 2 GPU(s), offers 0"),
     (("spec=cpu(cores=1) & nodes=2",), "is one machine (nodes=2 needs a Slurm launcher)"),
     (("spec=processes=0",), "processes must be a whole number >= 1"),
-    (("evaluate_spec=processes=2",), "Evaluate does not run on several ranks"),
 ])
 def test_refused_before_submission(tmp_path, local_launchers, overrides, message):
     workdir = tmp_path / "ws"
@@ -26,6 +25,4 @@ def test_refused_before_submission(tmp_path, local_launchers, overrides, message
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    # nothing of the refused task is written (a task submitted before it, here the Learn, may be)
-    refused = "evaluate" if "evaluate_spec" in overrides[0] else "learn"
-    assert not list(workdir.glob(f"jobs/xpm_train.{refused}.{refused}/*"))
+    assert not list(workdir.glob("jobs/*/*"))

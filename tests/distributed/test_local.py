@@ -43,3 +43,30 @@ def test_two_ranks_train_the_weights_of_one_process(tmp_path, launchers_env, two
     final_one = json.loads((one / "final.json").read_text())
     final_two = json.loads((two / "final.json").read_text())
     assert final_one["steps"] == final_two["steps"]
+
+
+def test_evaluate_on_two_ranks_gives_the_metrics_of_the_whole_split(tmp_path, launchers_env):
+    """Each rank evaluates its shard, the sums are added: results.json is that of one process."""
+    import torch
+
+    from xpm_train import MLP, Synthetic
+    from xpm_train.evaluate import classification_metrics
+    from xpm_train.models import build
+    from xpm_train.pipeline import DeviceData
+
+    result = run_experiment(PLAN, tmp_path, f"spec={ONE}", "epochs=1",
+                            "evaluate_spec=cpu(cores=2) & processes=2", env=launchers_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (job,) = tmp_path.glob("jobs/xpm_train.evaluate.evaluate/*")
+    got = json.loads((job / "results.json").read_text())
+    assert [e["event"] for e in events(job)] == ["start", "end"]  # rank 0 alone wrote
+    # the same metrics computed here, in one process, from the trained weights
+    arrays = Synthetic.C(split="test", num_samples=200, height=8, width=8, num_classes=4, seed=3).instance().arrays()
+    net = build(MLP.C(hidden_dims=[64]).instance(), arrays.shape, arrays.num_classes)
+    from xpm_train import checkpoint
+
+    net.load_state_dict(checkpoint.load(learn_folder(tmp_path) / "checkpoints" / "best.pt")["model"])
+    expected = classification_metrics(net, DeviceData(arrays, torch.device("cpu")), arrays.num_classes)
+    assert got["samples"] == expected["samples"] == 200
+    assert got["confusion_matrix"] == expected["confusion_matrix"]
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
