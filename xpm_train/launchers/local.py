@@ -108,6 +108,15 @@ class LocalLauncher(Launcher):
         for resource, share, total in self.reservation.shares:
             job.dependencies.add(counter(self.config.name, resource, total).dependency(share))
 
+    def processbuilder(self):
+        """experimaestro's process builder; the job starts warm (forked by the
+        user's fork server, see :mod:`.forkclient`) unless turned off."""
+        from .forkclient import warm_command
+
+        builder = super().processbuilder()
+        builder.command = warm_command(self.reservation.cores)
+        return builder
+
     def scriptbuilder(self):
         from experimaestro.scriptbuilder import PythonScriptBuilder
 

@@ -1,0 +1,252 @@
+"""The warm start's client: the process experimaestro starts for a local job.
+
+The local launcher (:mod:`.local`) starts a job as::
+
+    python -S .../xpm_train/launchers/forkclient.py --threads N -- JOB_SCRIPT
+
+instead of ``JOB_SCRIPT``. This file imports nothing but the standard library
+(it starts in about 20 ms). It asks the user's fork server
+(:mod:`.forkserver`, which has already imported torch, experimaestro and
+xpm_train) to fork one process that runs ``JOB_SCRIPT``, hands it this
+process's stdin/stdout/stderr, environment and working folder, and then stands
+for the job towards experimaestro:
+
+* it forwards SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP and SIGQUIT to the job
+  (preemption, cancellation);
+* it exits with the job's exit code (or dies of the signal that killed it);
+* when it dies itself (SIGKILL), the job sees its connection close and kills
+  itself: no orphan.
+
+Whenever the server cannot be used it **execs the job script** in this very
+process (a normal start, same pid, one line on stderr saying why): no server
+yet (one is started for the next jobs), a server of another interpreter,
+virtualenv, package or start-up environment (see :func:`server_key`), an
+unsafe socket folder, a refused request, a stale server.
+
+This module also owns the conventions the server shares: where the socket
+lives, the server's key, the wire format. Security: the socket lives in a
+folder only its user can open (mode 0700, checked), and the server checks
+the peer's uid (``SO_PEERCRED``) before reading a request.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+
+ENABLE_ENV = "XPM_TRAIN_WARM_START"
+"""``0``/``off``/``false``: local jobs start as plain processes"""
+DIR_ENV = "XPM_TRAIN_WARM_DIR"
+"""The servers' folder (default ``$XDG_RUNTIME_DIR/xpm-train-warm``, else
+``/tmp/xpm-train-warm-<uid>``)"""
+OFF = ("0", "off", "false", "no")
+PROTOCOL = 1
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
+                     signal.SIGHUP, signal.SIGQUIT)
+STARTUP_ENV_PREFIXES = ("PYTHON", "LD_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TORCH")
+"""Variables read when the interpreter or a library starts (before any job
+code runs): a job whose values differ needs a server started with them"""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""... except the thread counts, which the forked job applies itself"""
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""This installation of xpm_train (the folder of the package)"""
+MAX_MESSAGE = 1 << 22
+
+
+class Unavailable(Exception):
+    """The warm start cannot be used for this job (the message says why)."""
+
+
+def enabled(environ=os.environ) -> bool:
+    return environ.get(ENABLE_ENV, "").strip().lower() not in OFF
+
+
+def warm_command(cores: int) -> list[str]:
+    """What the local launcher runs, before the job script's path (``[]``:
+    the script itself, when the warm start is off in the plan's environment)."""
+    if not enabled():
+        return []
+    return [sys.executable, "-S", os.path.abspath(__file__), "--threads", str(cores), "--"]
+
+
+def server_key(environ=os.environ, executable: str = sys.executable) -> str:
+    """What a forked job must share with its server: the interpreter (its path
+    names the virtualenv), this xpm_train package, and the start-up variables.
+    Jobs of another venv or worktree get another key, hence another server."""
+    startup = sorted((k, v) for k, v in environ.items()
+                     if k.startswith(STARTUP_ENV_PREFIXES) and k not in THREAD_VARIABLES)
+    text = json.dumps([executable, PACKAGE, startup])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def server_dir(environ=os.environ) -> str:
+    """The user's folder of fork servers, created 0700; refused when another
+    user owns it or others can open it."""
+    folder = environ.get(DIR_ENV) or (
+        os.path.join(environ["XDG_RUNTIME_DIR"], "xpm-train-warm") if environ.get("XDG_RUNTIME_DIR")
+        else f"/tmp/xpm-train-warm-{os.getuid()}")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    import stat
+
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise Unavailable(f"{folder} is not a folder of uid {os.getuid()} with mode 0700 "
+                          f"(mode {oct(info.st_mode & 0o777)}, uid {info.st_uid}): remove it")
+    return folder
+
+
+def paths(key: str, environ=os.environ) -> dict[str, str]:
+    """Socket, lock (held by the live server), pid and log files of one server."""
+    base = os.path.join(server_dir(environ), key)
+    return {name: f"{base}.{name}" for name in ("sock", "lock", "pid", "log")}
+
+
+def server_running(lock_path: str) -> bool:
+    """True while a server (starting or serving) holds its lock."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def start_server(key: str, files: dict[str, str], environ=os.environ) -> None:
+    """Start the server of ``key`` in the background (its own session; it
+    loses nothing when this process ends)."""
+    env = {k: v for k, v in environ.items() if k not in THREAD_VARIABLES}
+    with open(files["log"], "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "xpm_train.launchers.forkserver", key],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", env=env,
+                         start_new_session=True, close_fds=True)
+
+
+def send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:
+    """One length-prefixed JSON message (``fds`` passed along with it)."""
+    data = json.dumps(message).encode()
+    data = struct.pack("!I", len(data)) + data
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    sent = sock.sendmsg([data], ancillary)
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def receive(sock: socket.socket, with_fds: int = 0) -> tuple[dict | None, list[int]]:
+    """One message (None when the peer closed first) and the fds that came with it."""
+    fds = array.array("i")
+    size = struct.calcsize("!I")
+    head, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(with_fds * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+    while head and len(head) < size:
+        more = sock.recv(size - len(head))
+        if not more:
+            break
+        head += more
+    if len(head) < size:
+        return None, list(fds)
+    (length,) = struct.unpack("!I", head)
+    if length > MAX_MESSAGE:
+        raise ValueError(f"message of {length} bytes")
+    body = b""
+    while len(body) < length:
+        more = sock.recv(length - len(body))
+        if not more:
+            return None, list(fds)
+        body += more
+    return json.loads(body), list(fds)
+
+
+def interpreter_of(script: str) -> str:
+    with open(script, "rb") as fp:
+        first = fp.readline().decode(errors="replace").strip()
+    return first[2:].strip() if first.startswith("#!") else ""
+
+
+def connect(script: str, threads: int) -> tuple[socket.socket, int]:
+    """Have the server fork the job; its pid. :raises Unavailable: why not."""
+    if not enabled():
+        raise Unavailable(f"{ENABLE_ENV}={os.environ.get(ENABLE_ENV)}")
+    interpreter = interpreter_of(script)
+    if interpreter != sys.executable:
+        raise Unavailable(f"the job's interpreter {interpreter or '?'} is not {sys.executable}")
+    key = server_key()
+    files = paths(key)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(files["sock"])
+    except OSError as error:
+        sock.close()
+        if server_running(files["lock"]):
+            raise Unavailable("the warm server is starting") from None
+        start_server(key, files)
+        raise Unavailable(f"no warm server ({type(error).__name__}); started one "
+                          f"for the next jobs (log: {files['log']})") from None
+    try:
+        send(sock, {"protocol": PROTOCOL, "key": key, "script": os.path.abspath(script),
+                    "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads}, [0, 1, 2])
+        answer, _ = receive(sock)
+    except OSError as error:
+        sock.close()
+        raise Unavailable(f"the warm server did not answer ({error})") from None
+    if not answer or "pid" not in answer:
+        sock.close()
+        reason = (answer or {}).get("refused", "the warm server closed the connection")
+        if (answer or {}).get("stale"):
+            start_server(key, files)
+        raise Unavailable(reason)
+    return sock, answer["pid"]
+
+
+def wait(sock: socket.socket, pid: int) -> int:
+    """Forward signals to the job until it ends; its exit code (negative: a signal)."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    message, _ = receive(sock)
+    if message is None:  # the job and the server are gone without a word
+        return 1
+    return int(message.get("exit", 1))
+
+
+def main(argv: list[str]) -> None:
+    threads = 0
+    if argv[:1] == ["--threads"]:
+        threads, argv = int(argv[1]), argv[2:]
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    script = argv[0]
+    try:
+        sock, pid = connect(script, threads)
+    except (Unavailable, OSError, ValueError) as why:
+        sys.stderr.write(f"xpm-train: normal start (warm start not used: {why})\n")
+        sys.stderr.flush()
+        os.execv(script, [script, *argv[1:]])
+    code = wait(sock, pid)
+    if code < 0:  # die of the job's signal, as the job did
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
