@@ -148,7 +148,10 @@ def receive(sock: socket.socket, with_fds: int = 0) -> tuple[dict | None, list[i
     """One message (None when the peer closed first) and the fds that came with it."""
     fds = array.array("i")
     size = struct.calcsize("!I")
-    head, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(with_fds * fds.itemsize))
+    try:
+        head, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_SPACE(with_fds * fds.itemsize))
+    except ConnectionResetError:
+        return None, []
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[:len(data) - len(data) % fds.itemsize])

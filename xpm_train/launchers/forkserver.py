@@ -218,10 +218,17 @@ class Server:
             logger.warning("bad request from pid %d: %s", peer_pid, error)
             conn.close()
             return None
+        if request is None:  # connected and left (a probe)
+            conn.close()
+            return None
         try:
             refusal = self._check(request, fds)
             if refusal is not None:
-                forkclient.send(conn, refusal)
+                logger.warning("refused a job of pid %d: %s", peer_pid, refusal["refused"])
+                try:
+                    forkclient.send(conn, refusal)
+                except OSError:
+                    pass
                 conn.close()
                 if refusal.get("stale"):
                     self.stop_listening()
@@ -235,7 +242,10 @@ class Server:
                 return self._become_job(conn, request, fds[:3])
             self.jobs[pid] = conn
             self.selector.register(conn, selectors.EVENT_READ, pid)
-            forkclient.send(conn, {"pid": pid})
+            try:
+                forkclient.send(conn, {"pid": pid})
+            except OSError:
+                pass  # the client is gone: its job sees it too and ends
             logger.info("job %s: pid %d", request["script"], pid)
             return None
         finally:
