@@ -19,6 +19,22 @@ def private_host_counters(tmp_path_factory):
         os.environ["XPM_TRAIN_TOKENS_DIR"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_warm_servers(tmp_path_factory):
+    """Local jobs start warm (forked by a fork server, see
+    xpm_train/launchers/forkserver.py) from servers of this test session,
+    which exit 2 minutes after its last job."""
+    saved = {name: os.environ.get(name) for name in ("XPM_TRAIN_WARM_DIR", "XPM_TRAIN_WARM_IDLE_S")}
+    os.environ["XPM_TRAIN_WARM_DIR"] = str(tmp_path_factory.mktemp("warm") / "s")
+    os.environ.setdefault("XPM_TRAIN_WARM_IDLE_S", "120")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_tracking_uri():
     """A test that sets MLFLOW_TRACKING_URI in this process must not send the

@@ -225,10 +225,18 @@ def wait(sock: socket.socket, pid: int) -> int:
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
-    message, _ = receive(sock)
-    if message is None:  # the job and the server are gone without a word
-        return 1
-    return int(message.get("exit", 1))
+    # The job reports its exit code from its last exit handler; the server
+    # reports it again once the process is gone (its files, locks and GPUs
+    # released): wait for that, or for the connection to close (no holder left)
+    code = None
+    while True:
+        message, _ = receive(sock)
+        if message is None:
+            return 1 if code is None else code  # no word at all: the job was killed
+        if code is None:
+            code = int(message.get("exit", 1))
+        if message.get("reaped"):
+            return code
 
 
 def main(argv: list[str]) -> None:

@@ -315,7 +315,7 @@ class Server:
                 continue
             self._unwatch(conn)
             try:
-                forkclient.send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+                forkclient.send(conn, {"exit": os.waitstatus_to_exitcode(status), "reaped": True})
             except OSError:
                 pass
             conn.close()
