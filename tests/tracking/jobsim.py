@@ -1,6 +1,7 @@
 """A job without torch or the scheduler: a job folder (``params.json`` as
 experimaestro writes it) and a process logging epochs through the real
-``MetricsLogger`` + ``MLflowSink``, as Learn does.
+``MetricsLogger`` + ``MLflowSink``, as Learn does; the workspace's forwarder
+(started by the sink) mirrors it to MLflow.
 
 Used in-process by the tests and as a script, to run many jobs at once::
 
@@ -59,16 +60,16 @@ def settings(uri: str, experiment_id: str, **extra):
 
 
 def train(folder: Path, uri: str, experiment_id: str, *, epochs: int = 3, steps: int = 4,
-          sleep: float = 0.0, plots: bool = False, close_timeout: float = 60.0,
-          mark_done: bool = True) -> dict:
+          sleep: float = 0.0, plots: bool = False, mark_done: bool = True, wait: bool = True) -> dict:
     """Log like Learn: per epoch ``steps`` train_step points, then train and
-    val points and a sync; returns what the logger wrote and the sink's state."""
+    val points and a sync; then (``wait``) wait for the forwarder to be done
+    with the job. Returns the training's seconds, the MLflow warning (None:
+    none) and the run's ID."""
     from xpm_train.metrics import MetricsLogger
     from xpm_train.tracking import MLflowSink
 
-    sink = MLflowSink(settings(uri, experiment_id, plots=plots, close_timeout=close_timeout),
-                      folder, folder / "events.jsonl")
-    step, started = 0, time.monotonic()
+    sink = MLflowSink(settings(uri, experiment_id, plots=plots), folder, folder / "events.jsonl")
+    step, started, since = 0, time.monotonic(), time.time()
     with MetricsLogger(folder / "metrics.jsonl", folder / "events.jsonl", [sink]) as log:
         log.event("start")
         for epoch in range(epochs):
@@ -81,9 +82,28 @@ def train(folder: Path, uri: str, experiment_id: str, *, epochs: int = 3, steps:
             time.sleep(sleep)
         (folder / "final.json").write_text(json.dumps({"epochs": epochs}))
         log.event("end")
+    seconds = time.monotonic() - started
     if mark_done:
         (folder / "learn.done").write_text("")
-    return {"failed": sink.failed, "run_id": sink.run_id, "seconds": time.monotonic() - started}
+    if not wait:
+        return {"seconds": seconds}
+    return {**forwarded(folder, uri, experiment_id, since), "seconds": seconds}
+
+
+def forwarded(folder: Path, uri: str, experiment_id: str, since: float = 0.0,
+              timeout: float = 240) -> dict:
+    """Wait for the forwarder to finish ``folder``; its warning and run ID."""
+    from xpm_train.metrics import read_jsonl
+    from xpm_train.tracking import forwarder
+
+    job_id = f"{folder.parent.name}/{folder.name}"
+    assert forwarder.wait_forwarded(folder.parent.parent.parent, [job_id], timeout), "never forwarded"
+    warnings = [e["message"] for e in read_jsonl(folder / "events.jsonl")
+                if e["event"] == "warning" and e.get("source") == "mlflow" and e["time"] >= since]
+    if warnings:
+        return {"failed": warnings[-1], "run_id": None}
+    run = runs_by_job(mlflow_client(uri), [experiment_id]).get(job_id)
+    return {"failed": None, "run_id": run.info.run_id if run else None}
 
 
 def expected_points(epochs: int, steps: int) -> int:
@@ -123,7 +143,7 @@ def main() -> None:
     while time.time() < args.start_at:
         time.sleep(0.01)
     result = train(args.folder, args.uri, args.experiment_id, epochs=args.epochs,
-                   steps=args.steps, sleep=args.sleep)
+                   steps=args.steps, sleep=args.sleep, wait=False)
     print(json.dumps(result))
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from jobsim import JOBSIM, count_points, expected_points, make_job, mlflow_client, runs_by_job
+from jobsim import JOBSIM, count_points, expected_points, forwarded, make_job, mlflow_client, runs_by_job
 
 from xpm_train.metrics import read_jsonl
 from xpm_train.tracking import store
@@ -55,10 +55,12 @@ def spawn(workspace, url, experiment_id, name, epochs, steps, sleep=0.0, start_a
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(process) -> dict:
+def finish(job, url, experiment_id) -> dict:
+    """The job process ends on its own; then what the forwarder made of it."""
+    folder, process = job
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return {**json.loads(out.strip().splitlines()[-1]), **forwarded(folder, url, experiment_id)}
 
 
 def test_eight_jobs_at_once_against_a_server(server, workspace):
@@ -66,7 +68,7 @@ def test_eight_jobs_at_once_against_a_server(server, workspace):
     start_at = time.time() + 8
     jobs = [spawn(workspace, server.url, experiment_id, str(i), 8, 5, start_at=start_at)
             for i in range(8)]
-    results = [finish(process) for _, process in jobs]
+    results = [finish(job, server.url, experiment_id) for job in jobs]
     assert [r["failed"] for r in results] == [None] * 8, results
     client = mlflow_client(server.url)
     runs = runs_by_job(client, [experiment_id])
@@ -92,8 +94,8 @@ def test_server_killed_mid_run_then_sync(server, workspace):
     server.kill()
 
     for folder, process in jobs:
-        result = finish(process)  # the job ends normally
-        assert result["failed"], "MLflow died mid-run: the sink should have given up"
+        result = finish((folder, process), server.url, experiment_id)  # the job ends normally
+        assert result["failed"], "MLflow died mid-run: the forwarder should have given up"
         events = read_jsonl(folder / "events.jsonl")
         assert len([e for e in events if e["event"] == "warning"]) == 1
         assert [e["event"] for e in events if e["event"] in ("start", "end")] == ["start", "end"]

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from jobsim import (JOBSIM, count_points, expected_points, make_job, mlflow_client, runs_by_job,
-                    train)
+from jobsim import (JOBSIM, count_points, expected_points, forwarded, make_job, mlflow_client,
+                    runs_by_job, train)
 
 from xpm_train.metrics import read_jsonl
 from xpm_train.tracking.service import free_port
@@ -91,11 +91,11 @@ def test_eight_jobs_at_once_lose_nothing(workspace, store):
             [sys.executable, str(JOBSIM), str(folder), uri, experiment_id, "--epochs", str(epochs),
              "--steps", str(steps), "--start-at", str(start_at)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
     for process in processes:
         out, err = process.communicate(timeout=240)
         assert process.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = [forwarded(workspace / "jobs" / "xpm_train.learn.learn" / (f"{i}" * 64), uri, experiment_id)
+               for i in range(8)]
     assert [r["failed"] for r in results] == [None] * 8, results
 
     client = mlflow_client(uri)
