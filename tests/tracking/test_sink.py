@@ -105,3 +105,76 @@ def test_eight_jobs_at_once_lose_nothing(workspace, store):
     assert client.search_runs(["0"]) == []  # nothing filed under Default
     for folder in (workspace / "jobs" / "xpm_train.learn.learn").iterdir():
         assert not [e for e in read_jsonl(folder / "events.jsonl") if e["event"] == "warning"]
+
+
+def start_job(folder, uri, experiment_id, epochs, steps, sleep=0.5):
+    return subprocess.Popen([sys.executable, str(JOBSIM), str(folder), uri, experiment_id, "--epochs",
+                             str(epochs), "--steps", str(steps), "--sleep", str(sleep)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_forwarder_once_forwarding(workspace, client, experiment_id, job_id):
+    """SIGKILL the workspace's forwarder once the run of ``job_id`` has points."""
+    import os
+    import signal
+
+    from xpm_train.tracking import forwarder
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        run = runs_by_job(client, [experiment_id]).get(job_id)
+        if run is not None and count_points(client, run.info.run_id) > 0:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the job never reached MLflow")
+    os.kill(int((forwarder.spool(workspace) / "forwarder.pid").read_text()), signal.SIGKILL)
+    return run
+
+
+def distinct_and_total(client, run_id):
+    run = client.get_run(run_id)
+    total = sum(len(client.get_metric_history(run_id, key)) for key in run.data.metrics)
+    return count_points(client, run_id), total
+
+
+def test_forwarder_killed_mid_job_the_next_one_completes_the_run(workspace, store):
+    """The forwarder dies while a job trains: the job does not notice, and its
+    end starts a forwarder that forwards the rest (every point once). When the
+    job dies too, its points wait in its folder: the next tracked job of the
+    workspace starts a forwarder that forwards them."""
+    import os
+    import signal
+
+    from xpm_train.tracking import forwarder
+
+    uri, experiment_id = store
+    client = mlflow_client(uri)
+    epochs, steps = 12, 3
+    folder = make_job(workspace, "d" * 64)
+    job = start_job(folder, uri, experiment_id, epochs, steps)
+    run = kill_forwarder_once_forwarding(workspace, client, experiment_id, f"xpm_train.learn.learn/{'d' * 64}")
+    out, err = job.communicate(timeout=240)
+    assert job.returncode == 0, err[-2000:]
+    assert forwarded(folder, uri, experiment_id)["failed"] is None
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert distinct_and_total(client, run.info.run_id) == (expected_points(epochs, steps),) * 2
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"final.json"}
+    assert not [e for e in read_jsonl(folder / "events.jsonl") if e["event"] == "warning"]
+
+    # the job and the forwarder both die: nothing forwards until the next tracked job
+    folder = make_job(workspace, "f" * 64)
+    job = start_job(folder, uri, experiment_id, 40, steps)
+    run = kill_forwarder_once_forwarding(workspace, client, experiment_id, f"xpm_train.learn.learn/{'f' * 64}")
+    time.sleep(3)  # the job logs on, nobody forwards
+    job.kill()
+    job.wait()
+    time.sleep(1)
+    assert forwarder.pending(workspace) and not forwarder.running(workspace)
+    logged = len({(p["split"], p["step"]) for p in read_jsonl(folder / "metrics.jsonl")})
+    assert count_points(client, run.info.run_id) < logged * 2
+
+    train(make_job(workspace, "e" * 64), uri, experiment_id, epochs=1, steps=1)  # starts a forwarder
+    assert forwarded(folder, uri, experiment_id)["failed"] is None
+    assert not forwarder.pending(workspace)
+    assert distinct_and_total(client, run.info.run_id) == (logged * 2,) * 2  # 2 values per point

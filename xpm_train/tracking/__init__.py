@@ -74,6 +74,7 @@ def setup(helper, uri: str | None = None, *, experiment: str | None = None,
             resolved, type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "",
             workspace)
         experiment_id = ""
+    wait_at_exit(workspace)
     commit, dirty = git_state(source or Path.cwd())
     if service:
         from .service import MLflowService
@@ -82,6 +83,31 @@ def setup(helper, uri: str | None = None, *, experiment: str | None = None,
     return MLflowTracking.C(tracking_uri=resolved, experiment_id=experiment_id,
                             experiment_name=xp.name, mlflow_experiment=name,
                             git_commit=commit, git_dirty=dirty)
+
+
+PLAN_WAIT_S = 120.0
+"""At its end, a plan waits at most this long for the forwarder to finish its
+workspace's jobs (MLflow complete when ``run-experiment`` returns)"""
+_waiting: set[Path] = set()
+
+
+def wait_at_exit(workspace: Path) -> None:
+    """When this plan's process exits, wait for the MLflow forwarder (jobs never
+    wait for it; their plan does, once, at its end)."""
+    import atexit
+
+    from . import forwarder
+
+    if workspace in _waiting:
+        return
+    _waiting.add(workspace)
+
+    def wait():
+        if forwarder.pending(workspace) and not forwarder.wait_forwarded(workspace, timeout=PLAN_WAIT_S):
+            logger.warning("MLflow forwarding of %s still runs in the background (%s)", workspace,
+                           forwarder.spool(workspace) / "forwarder.log")
+
+    atexit.register(wait)
 
 
 def __getattr__(name: str):

@@ -175,18 +175,19 @@ class Job:
     def step(self, clients: dict) -> bool:
         """Forward what is new; True once the job is finished and forwarded."""
         finished = self.finished()  # known before reading the files: nothing can follow
+        if self.failed is not None:  # given up: drop the entry once the job is over
+            return finished
         if self.client is None:
             self.client = self._attempt("connect", lambda: self._connect(clients))
             if self.client is None:
-                return True
+                return finished
         self._read()
         if finished:
             if self._flush() is not None:
                 self._attempt("finish the run", self._finish)
             return True
         if time.monotonic() - self.flushed >= FLUSH_S:
-            if self._flush() is None:
-                return True
+            self._flush()
         return False
 
     def _connect(self, clients: dict):
