@@ -6,7 +6,7 @@ Runs, side by side in one process tree: training throughput against the
 experimaestro demo loop (:mod:`bench.throughput`), start-up
 (:mod:`bench.startup`), scheduler overhead (:mod:`bench.scheduler`) and time
 to accuracy (:mod:`bench.time_to_accuracy`), tracking overhead
-(:mod:`bench.tracking`); prints one markdown table (paste
+(:mod:`bench.tracking`), warm start and tracked job ends (:mod:`bench.warm`); prints one markdown table (paste
 it into the README) and writes the JSON (every measurement, the machine, the
 command) and the table (``.md``) beside it. ``--quick``: small sizes (6000
 MNIST-format images, 10 tasks per plan, 3 repeats). GPU rows are skipped
@@ -29,12 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import scheduler, startup, throughput, time_to_accuracy, tracking
+from . import scheduler, startup, throughput, time_to_accuracy, tracking, warm
 from .common import REPO, cuda_available, load, machine
 
-BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking")
+BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm")
 AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
-           "tracking": ""}
+           "tracking": "", "warm": "cold"}
 
 
 def written_mnist(tmp: Path) -> Path | None:
@@ -52,6 +52,8 @@ def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[st
         return scheduler.run(tmp, quick)
     if name == "tracking":
         return tracking.run(tmp, quick, mnist_folder=written_mnist(tmp))
+    if name == "warm":
+        return warm.run(tmp, quick)
     return time_to_accuracy.run(tmp, quick, cuda)
 
 

@@ -105,7 +105,12 @@ def style_sink(folder: Path, uri: str, experiment_id: str, epochs: int, per_epoc
     start = time.perf_counter()
     log.close()
     close_s = time.perf_counter() - start
-    return {"training_thread_s": spent, "close_wait_s": close_s, "failed": sink.failed}
+    from xpm_train.metrics import read_jsonl
+    from xpm_train.tracking import forwarder
+
+    forwarder.wait_forwarded(sink.workspace, timeout=300)  # MLflow's side is the forwarder's
+    warnings = [e["message"] for e in read_jsonl(folder / "events.jsonl") if e["event"] == "warning"]
+    return {"training_thread_s": spent, "close_wait_s": close_s, "failed": warnings[0] if warnings else None}
 
 
 ONE_TIME = """

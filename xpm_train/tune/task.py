@@ -111,8 +111,11 @@ def mlflow_runs(tracking, folder: Path, summary: dict[str, Any], rows: list[dict
     (MLflow down: the study is still recorded; ``xpm-train mlflow sync`` later)."""
     import time
 
+    from ..tracking.forwarder import wait_forwarded
     from .tracking import record_study_runs
 
+    # the trials' runs are written by the workspace's MLflow forwarder: let it finish them
+    wait_forwarded(folder.parent.parent.parent, [row["job"] for row in rows if row.get("job")])
     for attempt in range(1, MLFLOW_ATTEMPTS + 1):
         try:
             return record_study_runs(tracking, f"{folder.parent.name}/{folder.name}", summary, rows)
