@@ -60,9 +60,11 @@ def settings(uri: str, experiment_id: str, **extra):
 
 
 def train(folder: Path, uri: str, experiment_id: str, *, epochs: int = 3, steps: int = 4,
-          sleep: float = 0.0, plots: bool = False, mark_done: bool = True, wait: bool = True) -> dict:
+          sleep: float = 0.0, plots: bool = False, mark_done: bool = True, wait: bool = True,
+          hold: Path | None = None) -> dict:
     """Log like Learn: per epoch ``steps`` train_step points, then train and
-    val points and a sync; then (``wait``) wait for the forwarder to be done
+    val points and a sync (after half the epochs, waits for the file ``hold``
+    when given); then (``wait``) wait for the forwarder to be done
     with the job. Returns the training's seconds, the MLflow warning (None:
     none) and the run's ID."""
     from xpm_train.metrics import MetricsLogger
@@ -80,6 +82,8 @@ def train(folder: Path, uri: str, experiment_id: str, *, epochs: int = 3, steps:
             log.log(epoch=epoch, step=step, split="val", loss=1.2 / (epoch + 1), accuracy=epoch / epochs)
             log.sync()
             time.sleep(sleep)
+            while hold is not None and epoch + 1 == epochs // 2 and not hold.exists():
+                time.sleep(0.05)
         (folder / "final.json").write_text(json.dumps({"epochs": epochs}))
         log.event("end")
     seconds = time.monotonic() - started
@@ -138,12 +142,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--start-at", type=float, default=0.0, help="time.time() to start at")
+    parser.add_argument("--hold", type=Path, help="after half the epochs, wait for this file")
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the sink must set it itself
     while time.time() < args.start_at:
         time.sleep(0.01)
     result = train(args.folder, args.uri, args.experiment_id, epochs=args.epochs,
-                   steps=args.steps, sleep=args.sleep, wait=False)
+                   steps=args.steps, sleep=args.sleep, wait=False, hold=args.hold)
     print(json.dumps(result))
 
 

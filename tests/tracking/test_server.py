@@ -47,11 +47,12 @@ def server(tmp_path):
         controller.kill()
 
 
-def spawn(workspace, url, experiment_id, name, epochs, steps, sleep=0.0, start_at=0.0):
+def spawn(workspace, url, experiment_id, name, epochs, steps, sleep=0.0, start_at=0.0, hold=None):
     folder = make_job(workspace, name * 64, tags={"job": name})
     return folder, subprocess.Popen(
         [sys.executable, str(JOBSIM), str(folder), url, experiment_id, "--epochs", str(epochs),
-         "--steps", str(steps), "--sleep", str(sleep), "--start-at", str(start_at)],
+         "--steps", str(steps), "--sleep", str(sleep), "--start-at", str(start_at),
+         *(["--hold", str(hold)] if hold else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -80,7 +81,8 @@ def test_eight_jobs_at_once_against_a_server(server, workspace):
 def test_server_killed_mid_run_then_sync(server, workspace):
     experiment_id = store.ensure_experiment(server.url, "sim")
     epochs, steps = 20, 3
-    jobs = [spawn(workspace, server.url, experiment_id, name, epochs, steps, sleep=1.0)
+    release = workspace / "release"  # the jobs wait for it half way: they log on after the kill
+    jobs = [spawn(workspace, server.url, experiment_id, name, epochs, steps, sleep=0.2, hold=release)
             for name in "ab"]
     client = mlflow_client(server.url)
     deadline = time.time() + 120
@@ -92,6 +94,7 @@ def test_server_killed_mid_run_then_sync(server, workspace):
     else:
         pytest.fail("the jobs never reached MLflow")
     server.kill()
+    release.write_text("")
 
     for folder, process in jobs:
         result = finish((folder, process), server.url, experiment_id)  # the job ends normally
@@ -104,8 +107,8 @@ def test_server_killed_mid_run_then_sync(server, workspace):
     server.start()
     client = mlflow_client(server.url)
     runs = runs_by_job(client, [experiment_id])
-    # killed mid-run: MLflow lacks points (a job may have been done already on a loaded machine)
-    assert any(count_points(client, r.info.run_id) < expected_points(epochs, steps) for r in runs.values())
+    # killed mid-run: MLflow lacks the points of the second half
+    assert all(count_points(client, r.info.run_id) < expected_points(epochs, steps) for r in runs.values())
 
     report = sync_workspace(workspace, uri=server.url)
     assert report.runs_created == 0 and report.points_added > 0
