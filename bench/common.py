@@ -37,9 +37,11 @@ def bench_env(workdir: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run_plan(plan: str, workdir: Path, *overrides: str, timeout: float = 3600) -> float:
+def run_plan(plan: str, workdir: Path, *overrides: str, timeout: float = 3600,
+             env: dict[str, str] | None = None) -> float:
     """Run ``bench/plans/<plan>/params.yaml`` with ``experimaestro run-experiment``
-    in ``workdir``; returns its wall time (seconds). Fails with the log's tail."""
+    in ``workdir`` (``env``: variables added to :func:`bench_env`'s); returns its
+    wall time (seconds). Fails with the log's tail."""
     command = [PYTHON, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir)]
     for item in ("tracking_uri=off", *overrides):
         command += ["-c", item]
@@ -49,7 +51,7 @@ def run_plan(plan: str, workdir: Path, *overrides: str, timeout: float = 3600) -
     start = time.perf_counter()
     with log.open("a") as out:
         done = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                              env=bench_env(workdir), timeout=timeout)
+                              env={**bench_env(workdir), **(env or {})}, timeout=timeout)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         tail = log.read_text()[-3000:]
@@ -83,6 +85,14 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def uptime() -> str:
+    """``uptime``'s line: the load averages over 1, 5 and 15 minutes (the host may be shared)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def cuda_available() -> bool:
     import torch
 
@@ -105,6 +115,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)),
         "load_at_start": round(load(), 2),
+        "uptime_at_start": uptime(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scheduler, startup, throughput, time_to_accuracy, tracking, warm
-from .common import REPO, cuda_available, load, machine
+from .common import REPO, cuda_available, load, machine, uptime
 
 BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm")
 AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
@@ -147,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     info["load_at_end"] = round(load(), 2)
+    info["uptime_at_end"] = uptime()
     markdown = table(rows)
     header = (f"Measured {stamp} with `{command}` on {info['cpu']} ({info['cores']} cores, "
               f"torch {info['torch']}, {info['torch_threads']} threads; GPU: {info['gpu'] or 'none'}); "
-              f"load average {info['load_at_start']} at start, {info['load_at_end']} at end.")
+              f"load average {info['load_at_start']} at start, {info['load_at_end']} at end "
+              f"(`uptime` at start: {info['uptime_at_start']}; at end: {info['uptime_at_end']}).")
     print("\n" + header + "\n\n" + markdown)  # noqa: T201
     report = {"command": command, "date": stamp, "quick": args.quick, "machine": info,
               "benchmark_wall_s": timings, "rows": rows}

@@ -7,7 +7,7 @@ Both read the same real-format MNIST files (synthetic images written by
 ``torchvision.datasets.MNIST`` over decompressed copies of the same files.
 
 - **Learn** runs for real as a task: ``experimaestro run-experiment`` of
-  ``bench/plans/learn`` (one job, ``cpu(cores=2)``, ``val_fraction=0`` so it
+  ``bench/plans/learn`` (one job, ``cpu(cores=THREADS)``, ``val_fraction=0`` so it
   trains on the same 60000 images as the demo). Its throughput is read from
   its ``metrics.jsonl``: epoch ``e >= 1`` trains ``n`` samples between the
   ``train`` records of epochs ``e-1`` and ``e`` (a whole epoch, including the
@@ -15,19 +15,32 @@ Both read the same real-format MNIST files (synthetic images written by
 - **Demo** runs as its own process (:mod:`bench.demo_loop`); its epochs after
   the first are timed the same way.
 
-Each side trains 3 epochs; the figure is the median of epochs 1 and 2 (samples/s).
+Each run trains 3 epochs and is timed by the median of its epochs 1 and 2.
+Each side runs ``REPEATS`` times, interleaved and in alternating order
+(Learn, demo; demo, Learn; Learn, demo), so that a slow spell of a shared
+machine falls on both sides; a side's figure is the median of its runs, its
+spread ``(max - min) / median``. Both sides run with the same number of torch
+threads (``THREADS``, or ``--threads``), recorded from each process
+(``torch.get_num_threads()``) and checked equal.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from .common import PYTHON, REPO, BenchError, bench_env, job_folders, load, median, read_jsonl, run_plan
+
+REPEATS = 3
+"""Runs of each side per case, interleaved"""
+
+THREADS = 2
+"""Torch threads of both sides (and cores of the Learn job) unless ``--threads`` sets OMP_NUM_THREADS"""
 
 MODELS = {
     "MLP (784-128-10)": {"model": "mlp", "hidden": 128},
@@ -61,11 +74,13 @@ def learn_epoch_rates(job: Path, samples: int) -> list[float]:
     return [samples / (b - a) for a, b in zip(ends, ends[1:]) if b > a]
 
 
-def run_learn(workdir: Path, idx: Path, spec: dict, batch_size: int, epochs: int, device: str) -> dict:
+def run_learn(workdir: Path, idx: Path, spec: dict, batch_size: int, epochs: int, device: str,
+              threads: int) -> dict:
     wall = run_plan(
         "learn", workdir, "data=mnist", f"mnist_folder={idx}", f"model={spec['model']}",
         f"hidden={spec['hidden']}", f"epochs={epochs}", f"batch_size={batch_size}", "val_fraction=0.0",
-        f"device={device}", "launcher=duration=1h & cpu(cores=2)", f"fused={str(spec.get('fused', True)).lower()}",
+        f"device={device}", f"launcher=duration=1h & cpu(cores={threads})",
+        f"fused={str(spec.get('fused', True)).lower()}", env=thread_env(threads),
     )
     (job,) = job_folders(workdir, "xpm_train.learn.learn")
     start = next(e for e in read_jsonl(job / "events.jsonl") if e["event"] == "start")
@@ -74,14 +89,15 @@ def run_learn(workdir: Path, idx: Path, spec: dict, batch_size: int, epochs: int
     if not rates:
         raise BenchError(f"{job}: fewer than 2 epochs in metrics.jsonl, no steady-state epoch to time")
     return {"samples_per_s": median(rates), "epoch_rates": rates, "final_samples_per_s": final["samples_per_s"],
-            "plan_wall_s": wall, "job": str(job)}
+            "plan_wall_s": wall, "threads": start["threads"], "job": str(job)}
 
 
-def run_demo(tv_root: Path, spec: dict, batch_size: int, epochs: int, device: str) -> dict:
+def run_demo(tv_root: Path, spec: dict, batch_size: int, epochs: int, device: str, threads: int) -> dict:
     command = [PYTHON, "-m", "bench.demo_loop", "--root", str(tv_root), "--model", spec["model"],
                "--hidden", str(spec["hidden"]), "--batch-size", str(batch_size), "--epochs", str(epochs),
                "--device", device]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=bench_env(), timeout=7200)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                          env={**bench_env(), **thread_env(threads)}, timeout=7200)
     if done.returncode != 0:
         raise BenchError(f"demo loop failed: {' '.join(command)}\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -89,9 +105,42 @@ def run_demo(tv_root: Path, spec: dict, batch_size: int, epochs: int, device: st
     return {"samples_per_s": median(rates), "epoch_rates": rates, "threads": result["threads"]}
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """Both thread pools of a process (torch sizes its pool from them)."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def spread(values: list[float]) -> float:
+    """``(max - min) / median`` of the runs of one side."""
+    return (max(values) - min(values)) / median(values)
+
+
+def compare(run_learn_once, run_demo_once, repeats: int = REPEATS) -> dict[str, Any]:
+    """``repeats`` runs of each side, interleaved in alternating order; the
+    medians, spreads and thread counts of both sides (checked equal)."""
+    learns, demos, order = [], [], []
+    for repeat in range(repeats):
+        sides = ("learn", "demo") if repeat % 2 == 0 else ("demo", "learn")
+        for side in sides:
+            if side == "learn":
+                learns.append(run_learn_once(repeat))
+            else:
+                demos.append(run_demo_once(repeat))
+            order.append(side)
+    threads = {"learn": sorted({r["threads"] for r in learns}), "demo": sorted({r["threads"] for r in demos})}
+    if threads["learn"] != threads["demo"] or len(threads["learn"]) != 1:
+        raise BenchError(f"torch thread counts differ between the two sides: {threads}; not comparable")
+    learn = median([r["samples_per_s"] for r in learns])
+    demo = median([r["samples_per_s"] for r in demos])
+    return {"learn": learn, "demo": demo, "ratio": learn / demo, "threads": threads["learn"][0], "order": order,
+            "learn_spread": spread([r["samples_per_s"] for r in learns]),
+            "demo_spread": spread([r["samples_per_s"] for r in demos]), "learn_runs": learns, "demo_runs": demos}
+
+
 def run(tmp: Path, quick: bool, cuda: bool) -> list[dict[str, Any]]:
     n_train, n_test = (6000, 1000) if quick else (60000, 10000)
     batch_size, epochs = 64, 3
+    threads = int(os.environ.get("OMP_NUM_THREADS") or THREADS)
     idx, tv_root = write_mnist_files(tmp / "mnist", n_train, n_test)
     rows = []
     for device in ("cpu", "cuda"):
@@ -102,16 +151,16 @@ def run(tmp: Path, quick: bool, cuda: bool) -> list[dict[str, Any]]:
                 continue
             load_before = load()
             folder = f"learn-{spec['model']}{'-loop' if spec.get('fused') is False else ''}-{device}"
-            learn = run_learn(tmp / folder, idx, spec, batch_size, epochs, device)
-            load_between = load()
-            demo = run_demo(tv_root, spec, batch_size, epochs, device)
+            result = compare(
+                lambda repeat: run_learn(tmp / f"{folder}-{repeat}", idx, spec, batch_size, epochs, device, threads),
+                lambda repeat: run_demo(tv_root, spec, batch_size, epochs, device, threads),
+            )
             rows.append({
                 "benchmark": "throughput", "case": case, "unit": "samples/s",
-                "xpm_train": learn["samples_per_s"], "baseline": demo["samples_per_s"],
-                "ratio": learn["samples_per_s"] / demo["samples_per_s"],
-                "notes": (f"median of {len(learn['epoch_rates'])} steady-state epochs; {demo['threads']} torch "
-                          f"thread(s); load {load_before:.1f} / {load_between:.1f}"),
-                "learn": learn, "demo": demo, "load_before": load_before, "load_between": load_between,
-                "load_after": load(),
+                "xpm_train": result["learn"], "baseline": result["demo"], "ratio": result["ratio"],
+                "notes": (f"median of {REPEATS} interleaved runs per side (spread {result['learn_spread']:.0%} / "
+                          f"{result['demo_spread']:.0%}); {result['threads']} torch thread(s) both sides; "
+                          f"load {load_before:.1f}"),
+                **result, "load_before": load_before, "load_after": load(),
             })
     return rows

@@ -7,10 +7,12 @@
   checked once, outside the timing), the demo CNN with 64 channels, batch
   128, Adam 2e-3 with cosine decay, 6 epochs; only where CUDA is present.
 
-Reported: the Learn task's own wall time (``final.json``: from the task's
-start, data loading included, to its end), the test accuracy of its Evaluate
+Reported: the Learn task's training time (``final.json``'s ``wall_time``:
+from the moment its data are loaded and its model and optimizer built, to
+its end: the epochs with their validation and checkpoints; the process start,
+imports and data loading are not in it), the test accuracy of its Evaluate
 job, and the whole plan's wall time (``run-experiment``: scheduler, both job
-processes and their imports included).
+processes, their imports and data loading included).
 """
 
 from __future__ import annotations
