@@ -32,10 +32,11 @@ def network(model: str, hidden: int, layers: int, kernel_size: int):
     building it from ``xpm_train.models`` would hand the demo that speed-up."""
     import torch.nn as nn
 
+    from xpm_train.data.base import DataInfo
     from xpm_train.models import MLP
 
     if model == "mlp":
-        return MLP.C(hidden_dims=[hidden]).instance().module((1, 28, 28), 10)
+        return MLP.C(hidden_dims=[hidden]).instance().module(DataInfo(shape=(1, 28, 28), outputs=10))
     blocks: list[nn.Module] = []
     for i in range(layers):
         blocks += [nn.Conv2d(1 if i == 0 else hidden, hidden, kernel_size, padding="same"), nn.ReLU()]

@@ -33,13 +33,14 @@ def test_mixed_precision_context():
 def test_cuda_step_channels_last_bf16():
     from xpm_train import CNN, Synthetic
     from xpm_train.models import build
+    from xpm_train.objectives import Classification
     from xpm_train.pipeline import DeviceData
 
     device = torch.device("cuda")
     arrays = Synthetic.C(split="train", num_samples=256, channels=3, height=32, width=32).instance().arrays()
     data = DeviceData(arrays, device, channels_last=True)
     assert data.resident and data.images.is_cuda
-    net = build(CNN.C(n_layers=2, hidden_dim=16, kernel_size=3).instance(), arrays.shape, arrays.num_classes)
+    net = build(CNN.C(n_layers=2, hidden_dim=16, kernel_size=3).instance(), Classification.C().describe(arrays))
     net = net.to(device).to(memory_format=torch.channels_last)
     images, labels = next(data.batches(64))
     assert images.is_contiguous(memory_format=torch.channels_last)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from xpm_train.data.base import DataInfo
 from xpm_train.models import CNN, MLP, ResNet, build
 
 
@@ -13,13 +14,13 @@ from xpm_train.models import CNN, MLP, ResNet, build
     ids=["mlp", "linear", "cnn"],
 )
 def test_output_shape(model, shape):
-    net = build(model.instance(), shape, 10)
+    net = build(model.instance(), DataInfo(shape=shape, outputs=10, num_classes=10))
     assert net(torch.zeros(4, *shape)).shape == (4, 10)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_resnet_small_images(shape):
-    net = build(ResNet.C().instance(), shape, 10)
+    net = build(ResNet.C().instance(), DataInfo(shape=shape, outputs=10, num_classes=10))
     net.eval()
     assert net(torch.zeros(2, *shape)).shape == (2, 10)
     # the stem keeps the resolution (no stride, no max-pool), as for CIFAR
@@ -28,7 +29,7 @@ def test_resnet_small_images(shape):
 
 def test_resnet_depth_is_checked():
     with pytest.raises(ValueError, match="depth must be 18 or 34"):
-        ResNet.C(depth=50).instance().module((3, 32, 32), 10)
+        ResNet.C(depth=50).instance().module(DataInfo(shape=(3, 32, 32), outputs=10))
 
 
 def test_model_ids_differ_by_params_only():
@@ -46,7 +47,7 @@ def test_cnn_pools_before_its_last_relu_with_the_demos_outputs_and_gradients(n_l
     from xpm_train import CNN
 
     torch.manual_seed(0)
-    net = CNN.C(n_layers=n_layers, hidden_dim=8, kernel_size=3).instance().module((3, 12, 12), 5)
+    net = CNN.C(n_layers=n_layers, hidden_dim=8, kernel_size=3).instance().module(DataInfo(shape=(3, 12, 12), outputs=5))
     convs = [m for m in net if isinstance(m, nn.Conv2d)]
     demo_layers: list[nn.Module] = []
     for conv in convs:

@@ -24,12 +24,22 @@ _EXPORTS = {
     "prepare_mnist": "xpm_train.data",
     "prepare_fashion_mnist": "xpm_train.data",
     "prepare_cifar10": "xpm_train.data",
+    "Dataset": "xpm_train.data.base",
+    "Diabetes": "xpm_train.data",
+    "ImageFolder": "xpm_train.data",
+    "prepare_image_folder": "xpm_train.data",
+    # objectives
+    "Objective": "xpm_train.objectives",
+    "Classification": "xpm_train.objectives",
+    "Regression": "xpm_train.objectives",
+    "Reconstruction": "xpm_train.objectives",
     # models
     "Model": "xpm_train.models",
     "MLP": "xpm_train.models",
     "CNN": "xpm_train.models",
     "ResNet": "xpm_train.models",
     "LoadWeights": "xpm_train.models",
+    "SavedModel": "xpm_train.models",
     "Augment": "xpm_train.augment",
     # optimisation
     "SGD": "xpm_train.optim",

@@ -7,18 +7,17 @@ A job is named by its full ID ``<task>/<hash>``, a unique prefix of its hash
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .summary import flatten  # noqa: F401 - part of this module's API
 
 if TYPE_CHECKING:
     import pandas
     from torch import nn
 
-TASK_METRIC_FILES = ("final.json", "results.json")
 
 
 class JobNotFound(UserError, LookupError):
@@ -53,13 +52,11 @@ class JobInfo:
         return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
 
     def metrics(self) -> dict[str, Any]:
-        """The task's summary file (``final.json`` for Learn, ``results.json``
-        for Evaluate), or ``{}`` when it has none yet."""
-        for name in TASK_METRIC_FILES:
-            path = self.path / name
-            if path.exists():
-                return json.loads(path.read_text())
-        return {}
+        """The task's summary (:func:`xpm_train.summary.read`: ``final.json``
+        for Learn, ``results.json`` for Evaluate), or ``{}`` when it has none yet."""
+        from .summary import read
+
+        return read(self.path)
 
 
 def job_state(path: Path, name: str) -> str:
@@ -170,8 +167,8 @@ def earlier_tags(workspace: Path, job_hash: str) -> dict[str, Any]:
 
 @dataclass
 class LoadedJob:
-    """A finished job read back: its typed config, metrics and, for a Learn,
-    the trained network."""
+    """A finished job read back: its typed config, metrics and, for a
+    training job, the trained network."""
 
     info: JobInfo
     config: Any
@@ -180,8 +177,17 @@ class LoadedJob:
     metrics: dict[str, Any]
     """``final.json`` (Learn) or ``results.json`` (Evaluate)"""
 
-    network: "nn.Module | None" = None
-    """The trained network with its best weights (Learn and LightningFit jobs)"""
+    @property
+    def network(self) -> "nn.Module":
+        """The trained network with its best weights, in eval mode (Learn, and
+        training functions that called ``ctx.save_model``); a one-line
+        :class:`~xpm_train.trained.NoTrainedModel` error for other jobs."""
+        cached = self.__dict__.get("_network")
+        if cached is None:
+            from .trained import network
+
+            cached = self.__dict__["_network"] = network(self.info.path, self.config)
+        return cached
 
     def history(self) -> "pandas.DataFrame":
         """``metrics.jsonl`` as a DataFrame (one row per logged point)."""
@@ -195,9 +201,9 @@ class LoadedJob:
 def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     """Load a job by ID, hash prefix or folder.
 
-    For a Learn job, ``network`` holds the trained weights (``best.pt``):
+    For a training job, ``network`` holds the trained weights (``best.pt``):
     experimaestro's ``from_task_dir(as_instance=True)`` skips init tasks, so
-    the weights are loaded here explicitly.
+    the weights are loaded explicitly (:func:`xpm_train.trained.network`).
     """
     from experimaestro import from_task_dir
 
@@ -211,29 +217,7 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
             f"put the folder holding {module.split('.')[0]} on the path (PYTHONPATH=that/folder, "
             "the folder the plan's params.yaml gave as `pythonpath`, or sys.path.insert(0, ...) before loading)"
         ) from None
-    network = None
-    best = info.path / "checkpoints" / "best.pt"
-    if best.exists() and hasattr(config, "trained_network"):  # a task that builds its own (LightningFit)
-        network = config.trained_network(best)
-    elif best.exists() and hasattr(config, "model") and hasattr(config, "data"):
-        from .models import build
-
-        config.model.__dict__["_xpm_train_weights"] = best
-        arrays = config.data.arrays()
-        network = build(config.model, arrays.shape, arrays.num_classes)
-        network.eval()
-    return LoadedJob(info=info, config=config, metrics=info.metrics(), network=network)
-
-
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Scalar metrics flattened to one level (``best.val_accuracy``...)."""
-    flat = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return LoadedJob(info=info, config=config, metrics=info.metrics())
 
 
 def parse_where(where: list[str] | tuple[str, ...] | dict[str, Any] | None) -> dict[str, str]:
@@ -306,6 +290,23 @@ def integers_as_integers(frame: "pandas.DataFrame", rows: list[dict[str, Any]]) 
         if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def sort_best(frame: "pandas.DataFrame", column: str) -> "pandas.DataFrame":
+    """``frame`` sorted by ``column``, best first: ascending for a metric
+    that is better low (``mse``, ``loss``...; ``score`` follows the rows'
+    ``direction``), descending otherwise; jobs without a value last."""
+    from .objectives import MINIMIZE, direction_of
+
+    if column == "score" and "direction" in frame:
+        directions = set(frame["direction"].dropna())
+        if len(directions) > 1:
+            raise UserError("these jobs' scores go different ways (some maximize, some minimize): keep one "
+                            "kind with --task or --where, or sort by a metric column")
+        direction = directions.pop() if directions else None
+    else:
+        direction = direction_of(column)
+    return frame.sort_values(column, ascending=direction == MINIMIZE, na_position="last")
 
 
 COUNT_COLUMNS = ("samples", "epochs", "steps", "best_epoch")

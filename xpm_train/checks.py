@@ -82,3 +82,12 @@ class OneOf(Checker):
 
     def __str__(self):
         return "one of " + ", ".join(repr(choice) for choice in self.choices)
+
+
+def validated(cls):
+    """Class decorator: experimaestro calls ``cls.__validate__`` when the
+    config is submitted (its config class would otherwise find
+    ``ConfigMixin``'s no-op first), so that a check that needs several params
+    (an objective and its data) fails in the plan, before any job folder."""
+    cls.C.__validate__ = cls.__validate__
+    return cls

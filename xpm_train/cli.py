@@ -98,11 +98,12 @@ def run_command(ctx, params: Path, workdir: Path, conf):
 @click.option("--experiment", "-e", help="Only the jobs of this experiment (its last run)")
 @click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs with this tag value")
 @click.option("--task", "-t", help="Only jobs whose task ID ends with this (e.g. learn, evaluate)")
-@click.option("--sort", "-s", help="Sort by this column (descending)")
+@click.option("--sort", "-s", help="Sort by this column, best first (ascending for mse, loss...; "
+              "'score' follows each job's objective)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def results_command(workdir, experiment, where, task, sort, fmt):
     """One row per job: ID, task, state, tags, final metrics."""
-    from .analysis import format_table, results
+    from .analysis import format_table, results, sort_best
 
     frame = results(workdir, experiment=experiment, where=list(where))
     if task and not frame.empty:
@@ -112,7 +113,7 @@ def results_command(workdir, experiment, where, task, sort, fmt):
             raise click.BadParameter(
                 f"no column '{sort}'; columns: {', '.join(frame.columns)}", param_hint="--sort"
             )
-        frame = frame.sort_values(sort, ascending=False)
+        frame = sort_best(frame, sort)
     if frame.empty:
         click.echo("No job matches.", err=True)
         return

@@ -40,14 +40,19 @@ inside another function is refused.
 Job folder: ``metrics.jsonl`` and ``events.jsonl`` (:class:`MetricsLogger`,
 mirrored to ``tracking``), ``checkpoints/`` (for :meth:`Context.save_checkpoint`)
 and ``final.json``: ``{"objective": ..., "final": {metrics}, "pruned": ...,
-"wall_time": ...}`` (read by ``xpm-train results``).
+"wall_time": ...}`` plus the score keys of :mod:`xpm_train.summary` (the
+objective, and the ``direction`` given to the decorator).
+
+A function that calls :meth:`Context.save_model` gets the outputs of a
+Learn: its task output is the trained network as an init task, so
+``Evaluate.C(model=task.saved_model(), data=test, ...).submit(init_tasks=[output])``
+evaluates it; ``xpm_train.load(job).network`` and ``xpm-train export`` work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import logging
 import random
 import typing
@@ -127,6 +132,30 @@ class Context:
         checkpoint.save(self.checkpoints / "last.pt", state)
         self.log.event("checkpoint")
 
+    def save_model(self, net: "torch.nn.Module", data: Any = None) -> None:
+        """Keep ``net`` as the trained model of this job (call it again to
+        replace it, e.g. for each better epoch): ``checkpoints/best.pt`` holds
+        its weights and the module itself (its class must be importable: in
+        your module, not in the plan). ``data``: the :class:`~xpm_train.data.base.Arrays`
+        it was trained on (with ``objective``, or a DataInfo), recorded for
+        ``xpm-train export``."""
+        from . import checkpoint
+        from .trained import BEST, write_data
+
+        if self.ranks is not None and not self.ranks.is_main:
+            return  # the ranks hold the same weights: rank 0 writes them
+        checkpoint.save(self.job_folder / BEST, {"model": net.state_dict(), "network": net},
+                        keep_previous=False)
+        if data is not None:
+            from .data.base import DataInfo
+            from .objectives import Classification, Regression
+
+            if isinstance(data, DataInfo):
+                raise TypeError("save_model(data=...) takes the Arrays the network was trained on")
+            objective = Classification.C() if data.num_classes is not None else Regression.C()
+            write_data(self.job_folder, objective.describe(data), data)
+        self.log.event("model_saved")
+
     def load_checkpoint(self) -> Optional[dict[str, Any]]:
         """The last intact state saved by :meth:`save_checkpoint` (None: start
         from scratch). Use it to resume a job that was stopped."""
@@ -179,11 +208,32 @@ class TrainingFunction(ResumableTask):
                 f"launcher gives it {world_size} ranks: declare it @training_function(distributed=True) "
                 "(and use ctx.ranks), or submit it with a spec without processes=/nodes=")
 
+    direction: typing.ClassVar[str] = "maximize"
+    """Whether a higher objective is better (set by ``@training_function(direction=...)``)"""
+
+    def saved_model(self):
+        """The model config of the network this function saves
+        (:meth:`Context.save_model`), to give Evaluate with the task's output
+        as init task: ``Evaluate.C(model=task.saved_model(), ...)``. The same
+        object each time: the init task attaches the weights to it."""
+        from .models import SavedModel
+
+        model = self.__dict__.get("_xpm_train_saved_model")
+        if model is None:
+            model = self.__dict__["_xpm_train_saved_model"] = SavedModel.C()
+        return model
+
+    def task_outputs(self, dep):
+        """The network the function saved, as an init task (see :meth:`saved_model`)."""
+        from .models import LoadWeights
+        from .trained import BEST
+
+        return dep(LoadWeights.C(model=self.saved_model(), path=self.checkpoints / BEST.name))
+
     def execute(self):
         import torch
 
-        from . import distributed
-        from .checkpoint import atomic_write_bytes
+        from . import distributed, summary
         from .learn import cap_gpu_memory
         from .metrics import MetricsLogger
 
@@ -215,9 +265,9 @@ class TrainingFunction(ResumableTask):
         if not ranks.is_main:
             return
         wall = log.elapsed()
-        final = {"objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
-                 "wall_time": wall}
-        atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        final = {**summary.score_fields("objective", result.objective, type(self).direction),
+                 "objective": result.objective, "final": result.metrics, "pruned": ctx.pruned, "wall_time": wall}
+        summary.write(self.final_path, final)
         log.event("end", wall_time=wall, objective=result.objective)
         log.close()
         logger.info("objective %.4f", result.objective)
@@ -238,7 +288,8 @@ def as_result(value: Any, function: Callable) -> Result:
     else:
         raise TypeError(
             f"{function.__qualname__} returned {type(value).__name__}; a training function must "
-            "return xpm_train.Result(objective=..., metrics={...}) or a number (the objective)"
+            "return xpm_train.Result(objective=..., metrics={...}) or a number (the objective), e.g. "
+            "`return Result(objective=val_accuracy)` at the end of the function"
         )
     return Result(objective=float(result.objective),
                   metrics={str(k): float(v) for k, v in result.metrics.items()})
@@ -253,7 +304,7 @@ def param_annotation(annotation: Any) -> Any:
 
 
 def training_function(function: Callable | None = None, *, version: str = "1",
-                      distributed: bool = False):
+                      distributed: bool = False, direction: str = "maximize"):
     """Decorator: a typed function ``f(ctx, a: T, b: U = default, ...) -> Result``
     becomes a task class named like the function (see the module documentation).
 
@@ -261,10 +312,16 @@ def training_function(function: Callable | None = None, *, version: str = "1",
     previous run on purpose (e.g. after fixing a bug in the function).
     ``distributed=True``: the function runs on every rank of a job given
     several (``ctx.ranks``); it does not change the task ID.
+    ``direction``: ``maximize`` (an accuracy) or ``minimize`` (a loss) the
+    objective: the best run, ``results --sort score`` and Tune follow it.
     """
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"@training_function(direction={direction!r}): use 'maximize' or 'minimize'")
 
     def decorate(function: Callable) -> type[TrainingFunction]:
-        return make_task(function, version, distributed)
+        task = make_task(function, version, distributed)
+        task.direction = direction
+        return task
 
     return decorate(function) if function is not None else decorate
 

@@ -50,21 +50,21 @@ class Distillation(Config):
         """``(loss, ce, kl)`` of a batch (see :func:`distillation_loss`)."""
         return distillation_loss(student_logits, teacher_logits, labels, self.temperature, self.alpha)
 
-    def teacher_network(self, shape, num_classes: int) -> "torch.nn.Module":
+    def teacher_network(self, data) -> "torch.nn.Module":
         """The teacher network with its trained weights, frozen in eval mode.
 
         :raises ValueError: when no init task gave the teacher's weights
         """
-        from .models import build
+        from .models import attached_weights, build
 
-        if self.teacher.__dict__.get("_xpm_train_weights") is None:
+        if attached_weights(self.teacher) is None:
             raise ValueError(
                 "Learn.distill.teacher has no trained weights: submit the Learn with the output of the "
                 "Learn that trained this very teacher config as init task, e.g. "
                 "Learn.C(distill=Distillation.C(teacher=teacher), ...)"
                 ".submit(init_tasks=[Learn.C(model=teacher, ...).submit()])"
             )
-        net = build(self.teacher, shape, num_classes)
+        net = build(self.teacher, data)
         net.eval()
         for parameter in net.parameters():
             parameter.requires_grad_(False)

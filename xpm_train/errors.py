@@ -26,3 +26,8 @@ def plan_error(error: UserError) -> Exception:
     short.__cause__ = short.__context__ = None
     short.__suppress_context__ = True
     return short
+
+
+def config_name(config) -> str:
+    """The class name of a config or of its instance (``MLP``, not ``MLP.XPMConfig``), for messages."""
+    return type(config).__name__.split(".")[0]

@@ -1,23 +1,28 @@
-"""Evaluate: the metrics of a trained classifier on one split.
+"""Evaluate: the metrics of a trained model on one split, by its objective.
 
-Writes ``results.json`` in its job folder: loss, top-1 accuracy, top-5
+Writes ``results.json`` in its job folder (schema: :mod:`xpm_train.summary`):
+the objective's metrics and score; for ``Classification`` also top-5
 accuracy (when there are more than 5 classes), per-class accuracy and the
-confusion matrix (rows: true class, columns: predicted class).
+confusion matrix (rows: true class, columns: predicted class). With
+``predictions=True``, ``predictions.npz`` holds the network's ``outputs`` and
+the ``targets`` it was compared with (in the data's units), for checks and
+plots of your own.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, Task, field
 
-from .checkpoint import atomic_write_bytes
-from .data.base import ImageDataset
+from .errors import config_name
+from .checks import validated
+from .data.base import Dataset
 from .hooks import Tracking
 from .models import Model
+from .objectives import Classification, Objective, objective_of
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +31,27 @@ if TYPE_CHECKING:
     from .pipeline import DeviceData
 
 logger = logging.getLogger("xpm_train.evaluate")
+
+
+def split_metrics(net: "torch.nn.Module", data: "DeviceData", objective: Objective,
+                  batch_size: int = 1024, keep: Optional[dict] = None) -> dict[str, float]:
+    """The objective's metrics of ``net`` on ``data`` (the network is put in
+    eval mode and left so); ``keep``: a dict receiving the ``outputs`` and
+    ``targets`` of every batch (on the CPU)."""
+    import torch
+
+    net.eval()
+    sums: dict[str, Any] = {}
+    with torch.no_grad():
+        for inputs, targets in data.batches(batch_size):
+            target = objective.target(inputs, targets, data)
+            outputs = net(inputs).float()
+            for key, value in objective.sums(outputs, target).items():
+                sums[key] = sums[key] + value if key in sums else value
+            if keep is not None:
+                keep.setdefault("outputs", []).append(outputs.cpu())
+                keep.setdefault("targets", []).append(target.cpu())
+    return objective.metrics(sums)
 
 
 def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_classes: int,
@@ -39,7 +65,7 @@ def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_class
     import torch
 
     net.eval()
-    device = data.images.device
+    device = data.inputs.device
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     top5_hits = torch.zeros((), dtype=torch.long, device=device)
@@ -72,8 +98,9 @@ def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_class
     return metrics
 
 
+@validated
 class Evaluate(Task):
-    """Evaluate a trained classifier on a labelled split.
+    """Evaluate a trained model on a split, by its objective.
 
     Submit it with the trained weights as init task:
     ``Evaluate.C(model=model, data=test).submit(init_tasks=[learn_output])``.
@@ -82,14 +109,21 @@ class Evaluate(Task):
     model: Param[Model]
     """The model to evaluate (its weights come from the init task)"""
 
-    data: Param[ImageDataset]
+    data: Param[Dataset]
     """The split to evaluate on"""
+
+    objective: Param[Objective] = field(default_factory=Classification.C, ignore_default=True)
+    """What to measure (the Learn's objective): Classification (the default),
+    Regression, Reconstruction"""
 
     batch_size: Meta[int] = field(default=1024, ignore_default=True)
     """Evaluation batch size (does not change the results)"""
 
     device: Meta[str] = field(default="auto", ignore_default=True)
     """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+
+    predictions: Meta[bool] = field(default=False, ignore_default=True)
+    """Also save the outputs and targets in ``predictions.npz``"""
 
     results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
     """Where the metrics are written"""
@@ -110,14 +144,21 @@ class Evaluate(Task):
         """Evaluate runs on any number of ranks (each evaluates its shard of
         ``data``, the sums are added: the same metrics)."""
 
+    def __validate__(self):
+        """Refuse, when the plan submits it, an objective that does not fit the data."""
+        where = f"Evaluate(model={config_name(self.model)}, data={config_name(self.data)})"
+        objective_of(self).check_data(self.data.targets(), where)
+
     def execute(self):
         from experimaestro import progress
 
-        from . import distributed
+        from . import distributed, summary
+        from .learn import check_outputs
         from .metrics import MetricsLogger
         from .models import build
         from .pipeline import DeviceData
 
+        objective = objective_of(self)
         ranks = distributed.start(self.device)  # one process unless the launcher gave several
         if ranks.is_main:
             sinks = self.tracking.sinks(self) if self.tracking is not None else []
@@ -129,23 +170,47 @@ class Evaluate(Task):
             try:
                 device = ranks.device
                 arrays = self.data.arrays()
-                net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+                info = objective.describe(arrays)
+                net = build(self.model, info).to(device)
                 progress(0.0, desc="evaluate")
                 data = DeviceData(arrays, device, channels_last=self.model.channels_last())
-                metrics = classification_metrics(net, data, arrays.num_classes, self.batch_size,
-                                                 ranks=ranks if ranks.distributed else None)
+                check_outputs(net, objective, info, data, self.model)
+                kept: Optional[dict] = {} if self.predictions else None
+                classes = isinstance(objective, Classification)
+                metrics: dict[str, Any] = {}
+                if kept is not None or not classes:
+                    metrics = {**split_metrics(net, data, objective, self.batch_size, kept), "samples": len(data)}
+                if classes:  # top-5, per class, confusion matrix
+                    metrics.update(classification_metrics(net, data, arrays.num_classes, self.batch_size,
+                                                          ranks=ranks if ranks.distributed else None))
+                if kept is not None and ranks.is_main:
+                    save_predictions(self.results_path.with_name("predictions.npz"), kept)
+                metrics.update(summary.score_fields(f"eval_{objective.score}", metrics[objective.score],
+                                                    objective.direction))
                 if ranks.is_main:
-                    atomic_write_bytes(self.results_path, json.dumps(metrics, indent=2).encode())
+                    summary.write(self.results_path, metrics)
             except BaseException as error:
                 log.event("error", error=f"{type(error).__name__}: {error}")
                 ranks.close(failed=True)
                 raise
-            scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
+            scalars = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "score"}
             log.log(epoch=0, step=0, split="eval", **scalars)
             log.event("end")
         ranks.close()
         progress(1.0, desc="evaluate")
-        logger.info(
-            "accuracy %.4f, loss %.4f on %d samples", metrics["accuracy"], metrics["loss"],
-            metrics["samples"],
-        )
+        logger.info("%s %.4f, loss %.4f on %d samples", objective.score, metrics[objective.score],
+                    metrics["loss"], metrics["samples"])
+
+
+def save_predictions(path: Path, kept: dict) -> None:
+    """``outputs`` and ``targets`` of every batch, as one ``.npz`` (atomic)."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from .checkpoint import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: torch.cat(v).numpy() for k, v in kept.items()})
+    atomic_write_bytes(path, buffer.getvalue())

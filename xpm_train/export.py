@@ -1,12 +1,19 @@
-"""Export a trained model out of the workspace: weights, config, metrics, README.
+"""Export a trained model out of the workspace: self-contained, usable anywhere.
 
 ``xpm-train export JOB --to DIR`` (or :func:`export`) writes::
 
     DIR/model.pt        the best weights (a plain ``state_dict``)
-    DIR/params.json     the job's full experimaestro config
+    DIR/network.pt      a training function's saved ``nn.Module`` (its class must be importable)
+    DIR/params.json     the job's full experimaestro config (model, data, objective, seed...)
+    DIR/data.json       what the network takes and gives: input shape, dtype,
+                        normalisation mean/std, outputs, classes (xpm_train.trained)
     DIR/final.json      its final and best metrics
     DIR/metrics.jsonl   its learning curves
-    DIR/README.md       what the model is and how to load it
+    DIR/README.md       what the model is and a snippet that runs it
+
+:func:`load_export` rebuilds the network from ``DIR`` alone (no workspace,
+no dataset): ``load_export(DIR).predict(inputs)`` normalises raw inputs as
+the training did and runs the network.
 
 ``DIR`` is written as a whole or not at all (built in a temporary folder
 beside it, then renamed), and an existing ``DIR`` is never overwritten.
@@ -22,13 +29,21 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from experimaestro import Config, Meta, Param, field
 from experimaestro.actions import Action
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data.base import DataInfo
+
+COPIED = ("params.json", "final.json", "metrics.jsonl", "data.json")
 
 
 class ExportError(UserError):
@@ -37,32 +52,32 @@ class ExportError(UserError):
 
 def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace") -> Path:
     """Export the trained model of ``job`` (ID, hash prefix or folder) into ``to``."""
-    from . import checkpoint
-    from .analysis import flatten, resolve
+    from .analysis import load, resolve
+    from .trained import NoTrainedModel
 
     info = resolve(job, workspace)
-    best = info.path / "checkpoints" / "best.pt"
     if info.state != "done":
         raise ExportError(f"{info.id} is {info.state}, not done: only finished trainings are exported")
-    if not best.exists():
-        raise ExportError(
-            f"{info.id} has no trained weights (checkpoints/best.pt): export a training job "
-            "(Learn, a training function), not an evaluation"
-        )
     target = Path(to)
     if target.exists():
         raise ExportError(f"{target} already exists: choose a new folder (nothing is overwritten)")
+    loaded = load(info.path)
+    try:
+        network = loaded.network
+    except NoTrainedModel as error:
+        raise ExportError(str(error)) from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    metrics = info.metrics()
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         import torch
 
-        torch.save(checkpoint.load_weights(best), staging / "model.pt")
-        for name in ("params.json", "final.json", "metrics.jsonl"):
+        torch.save(network.state_dict(), staging / "model.pt")
+        if not hasattr(loaded.config, "model"):  # a training function: its module, pickled
+            torch.save(network, staging / "network.pt")
+        for name in COPIED:
             if (info.path / name).exists():
                 shutil.copyfile(info.path / name, staging / name)
-        (staging / "README.md").write_text(model_readme(info, flatten(metrics)))
+        (staging / "README.md").write_text(model_readme(info, target.resolve()))
         for path in staging.iterdir():
             with open(path, "rb") as fp:
                 os.fsync(fp.fileno())
@@ -73,9 +88,81 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
     return target
 
 
-def model_readme(info, metrics: dict[str, Any]) -> str:
+@dataclass
+class Exported:
+    """A model read back from an export folder (:func:`load_export`)."""
+
+    network: "torch.nn.Module"
+    """The trained network, in eval mode"""
+
+    config: Any
+    """The training's typed config (from params.json)"""
+
+    info: Optional["DataInfo"]
+    """What the network takes and gives (None: the export has no data.json)"""
+
+    dtype: Optional[str]
+    """dtype of the inputs as the dataset gives them (``uint8`` for images)"""
+
+    mean: tuple[float, ...] = ()
+    """Normalisation mean per entry of dimension 1 ([0, 1] units for uint8)"""
+
+    std: tuple[float, ...] = ()
+    """Normalisation standard deviation, same units"""
+
+    def prepare(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """Raw inputs (as the dataset gives them: uint8 images, float features) normalised as in training."""
+        import torch
+
+        x = inputs.float() / 255 if inputs.dtype == torch.uint8 else inputs.float()
+        if self.mean:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            x = (x - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
+        return x
+
+    def predict(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """The network's outputs for raw ``inputs`` (no gradient)."""
+        import torch
+
+        with torch.no_grad():
+            return self.network(self.prepare(inputs))
+
+
+def load_export(folder: Path | str) -> Exported:
+    """Rebuild the exported network from ``folder`` alone (no workspace, no dataset)."""
+    import torch
+    from experimaestro import from_task_dir
+
+    from .models import build
+    from .trained import read_data
+
+    folder = Path(folder)
+    if not (folder / "model.pt").exists():
+        raise ExportError(f"{folder} is not an xpm-train export (no model.pt): export a job with xpm-train export")
+    config = from_task_dir(folder, as_instance=True)
+    description = read_data(folder)
+    if (folder / "network.pt").exists():
+        network = torch.load(folder / "network.pt", weights_only=False)
+    else:
+        if description is None:
+            raise ExportError(f"{folder} has no data.json (exported before it existed): export the job again")
+        network = build(config.model, description["info"])
+        network.load_state_dict(torch.load(folder / "model.pt"))
+    network.eval()
+    if description is None:
+        return Exported(network=network, config=config, info=None, dtype=None)
+    return Exported(network=network, config=config, info=description["info"], dtype=description["dtype"],
+                    mean=tuple(description["mean"]), std=tuple(description["std"]))
+
+
+def model_readme(info, target: Path) -> str:
     """The README of an exported model."""
+    from .summary import flatten
+    from .trained import read_data
+
     params = json.loads((info.path / "params.json").read_text())
+    metrics = flatten(info.metrics())
+    description = read_data(info.path)
     tags = ", ".join(f"{k}={v}" for k, v in info.tags.items()) or "none"
     lines = [
         f"# {info.name} {info.hash[:12]}",
@@ -83,22 +170,40 @@ def model_readme(info, metrics: dict[str, Any]) -> str:
         f"- job: `{info.id}`",
         f"- task: `{params.get('objects', [{}])[-1].get('typename', info.task)}`",
         f"- tags: {tags}",
+    ]
+    if description is not None:
+        data = description["info"]
+        lines += [
+            f"- input: one sample of shape {list(data.shape)}, {description['dtype']} "
+            f"(normalised: mean {description['mean']}, std {description['std']})",
+            f"- output: {data.outputs} values per sample"
+            + (f", classes {list(data.classes) if data.classes else data.num_classes}" if data.num_classes else ""),
+        ]
+    example = ("torch.zeros(1, *exported.info.shape, dtype=torch.uint8)" if description and
+               description["dtype"] == "uint8" else "torch.zeros(1, *exported.info.shape)")
+    lines += [
         "",
         "## Metrics",
         "",
         *[f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}"
           for key, value in metrics.items()],
         "",
-        "## Load",
+        "## Use",
+        "",
+        "In any process, without the workspace (xpm-train installed; a model class of your own must be",
+        "importable):",
         "",
         "```python",
-        "import torch, xpm_train",
-        f"job = xpm_train.load({str(info.path)!r})  # the typed config, weights loaded",
-        "# or, without the workspace: rebuild the model from params.json and",
-        "state = torch.load('model.pt')",
+        "import torch",
+        "from xpm_train.export import load_export",
+        "",
+        f"exported = load_export({str(target)!r})",
+        f"inputs = {example}  # raw inputs, as the dataset gives them",
+        "print(exported.predict(inputs))  # normalised as in training, then the network",
         "```",
         "",
-        "`params.json` is the full experimaestro config (model, data, optimizer, seed...).",
+        "`params.json` is the full experimaestro config (model, data, objective, optimizer, seed...);",
+        "`data.json` what the network takes and gives; `model.pt` a plain `state_dict`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -110,7 +215,8 @@ class ExportBest(Action):
     """The training configs (e.g. the Learn tasks of a grid) to choose from"""
 
     metric: Param[str] = field(default="best.val_accuracy", ignore_default=True)
-    """Flattened key of ``final.json`` to maximise (e.g. ``best.val_accuracy``)"""
+    """Flattened key of ``final.json`` (e.g. ``best.val_accuracy``, ``score``):
+    the best is the highest, or the lowest for metrics better low (mse, loss)"""
 
     workspace: Meta[str] = field(default="workspace", ignore_default=True)
     """The workspace holding the jobs"""
@@ -126,17 +232,20 @@ class ExportBest(Action):
 
 
 def best_job(trainings: list, metric: str, workspace: Path) -> Path:
-    """The job folder of the finished training with the highest ``metric``."""
-    from .analysis import flatten
+    """The job folder of the finished training with the best ``metric`` (the
+    highest, or the lowest for a metric that is better low, e.g. ``score`` of
+    a regression)."""
+    from .objectives import MINIMIZE
+    from .summary import direction, flatten, read
 
     scored = []
     for config in trainings:
         folder = workspace / "jobs" / str(config.__xpmtype__.identifier) / config.__xpm__.identifier.all.hex()
-        final = folder / "final.json"
-        if final.exists():
-            value = flatten(json.loads(final.read_text())).get(metric)
-            if isinstance(value, (int, float)):
-                scored.append((value, folder))
+        summary = read(folder)
+        value = flatten(summary).get(metric)
+        if isinstance(value, (int, float)):
+            sign = -1 if direction(summary, metric) == MINIMIZE else 1
+            scored.append((sign * value, folder))
     if not scored:
         raise ExportError(f"none of the {len(trainings)} trainings has finished with a '{metric}' metric")
     return max(scored, key=lambda item: item[0])[1]

@@ -1,12 +1,13 @@
-"""Learn: train a classifier, resumable from its last checkpoint.
+"""Learn: train a model for an objective, resumable from its last checkpoint.
 
 Job folder::
 
     metrics.jsonl        one JSON object per logged point
     events.jsonl         start / resume / checkpoint / preempted / end / error
     checkpoints/last.pt  everything needed to resume (atomic, checksummed)
-    checkpoints/best.pt  weights with the best validation accuracy
-    final.json           final and best metrics, best epoch, wall time, samples/s
+    checkpoints/best.pt  weights with the best validation score (see Learn.objective)
+    final.json           final and best metrics, score, best epoch, wall time,
+                         samples/s (schema: xpm_train.summary)
 
 Resuming: the sample order of an epoch depends only on ``(seed, epoch)`` and
 the checkpoint holds model, optimizer, RNG states, epoch, batch and step, so a
@@ -19,7 +20,6 @@ checkpoint after the current step and stop with experimaestro's
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import signal
@@ -29,26 +29,33 @@ from typing import Annotated, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
+from .errors import config_name
 from . import checkpoint
-from .checks import DeviceName, NonNegative, Positive, Range
-from .data.base import ImageDataset
+from .checks import DeviceName, NonNegative, Positive, Range, validated
+from .data.base import Dataset
 from .augment import Augment
 from .distill import Distillation
 from .models import LoadWeights, Model
+from .objectives import Classification, Objective, ObjectiveError, objective_of
 from .optim import Optimizer, Schedule
 from .hooks import Tracking, Trial
 
 logger = logging.getLogger("xpm_train.learn")
 
 
+@validated
 class Learn(ResumableTask):
     """Train ``model`` on ``data`` with a held-out validation split."""
 
     model: Param[Model]
     """The model to train (may start from trained weights given as init task)"""
 
-    data: Param[ImageDataset]
+    data: Param[Dataset]
     """Training split; ``val_fraction`` of it is held out for validation"""
+
+    objective: Param[Objective] = field(default_factory=Classification.C, ignore_default=True)
+    """Loss, metrics and score (best checkpoint, pruning, Tune): Classification
+    (the default), Regression, Reconstruction (see :mod:`xpm_train.objectives`)"""
 
     optimizer: Param[Optimizer]
     """Optimizer and its base learning rate"""
@@ -93,7 +100,7 @@ class Learn(ResumableTask):
 
     trial: Meta[Optional[Trial]] = field(default=None, ignore_default=True)
     """The Optuna trial this training answers (set by Tune): the validation
-    accuracy is reported to it every epoch and training stops when pruned"""
+    score is reported to it every epoch and training stops when pruned"""
 
     amp: Meta[str] = field(default="auto", ignore_default=True)
     """Mixed precision: ``auto`` (bf16 autocast on CUDA GPUs that support it,
@@ -143,6 +150,15 @@ class Learn(ResumableTask):
                 f"Learn.batch_size={self.batch_size} does not split into the {world_size} ranks of its "
                 f"launcher: make it a multiple of {world_size} (e.g. {multiple}) or change processes=/nodes=")
 
+    def __validate__(self):
+        """Refuse, when the plan submits it, an objective that does not fit the data."""
+        objective = objective_of(self)
+        where = f"Learn(model={config_name(self.model)}, data={config_name(self.data)})"
+        objective.check_data(self.data.targets(), where)
+        if self.distill is not None and not isinstance(objective, Classification):
+            raise ObjectiveError(f"{where}: distillation needs the Classification objective (soft class "
+                                 f"targets), not {config_name(objective)}: drop distill= or the objective")
+
     def held_out(self) -> "HeldOut":
         """The validation part of ``data`` this Learn holds out (to give an Evaluate)."""
         from .data.heldout import HeldOut
@@ -155,12 +171,13 @@ class Learn(ResumableTask):
         import torch
         from experimaestro import GracefulTimeout, progress
 
-        from . import distributed
-        from .evaluate import classification_metrics
+        from . import distributed, summary as summaries
+        from .evaluate import split_metrics
         from .metrics import MetricsLogger
         from .models import build
         from .pipeline import DeviceData, split_indices
         from .sampler import batch_length, check_shards, epoch_order
+        from .trained import write_data
 
         # One process, or this process's rank of a job the launcher gave several
         # (see xpm_train.distributed: only rank 0 writes)
@@ -173,8 +190,11 @@ class Learn(ResumableTask):
             torch.backends.cudnn.benchmark = not self.deterministic
             torch.use_deterministic_algorithms(self.deterministic, warn_only=False)
 
-        # --- Data: decoded once, held on the device
+        # --- Data: decoded once, held on the device; the objective says what
+        # the network must output for it
+        objective = objective_of(self)
         arrays = self.data.arrays()
+        info = objective.describe(arrays)
         train_idx, val_idx = split_indices(len(arrays), self.val_fraction, self.split_seed)
         layout = self.model.channels_last()  # NHWC for convolutional networks
         train = DeviceData(arrays.subset(train_idx), device, channels_last=layout)
@@ -189,10 +209,13 @@ class Learn(ResumableTask):
                              "student would start from the teacher's weights; give the student its own config")
         # The student is built first: with the same seed it starts from the
         # very weights of a plain Learn (a paired comparison)
-        net = build(self.model, arrays.shape, arrays.num_classes).to(device)
+        net = build(self.model, info).to(device)
+        check_outputs(net, objective, info, val or train, self.model)
+        if ranks.is_main:
+            write_data(self.final_path.parent, info, arrays)  # what load and export rebuild the network for
         teacher = None
         if self.distill is not None:
-            teacher = self.distill.teacher_network(arrays.shape, arrays.num_classes).to(device)
+            teacher = self.distill.teacher_network(info).to(device)
         forward = torch.compile(ranks.wrap(net)) if self.compile else ranks.wrap(net)
         optimizer = self.optimizer.create(net.parameters())
         base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -214,7 +237,7 @@ class Learn(ResumableTask):
         if state is not None:
             ranks.restore_rng(state)
             if not ranks.is_main:  # the saved partial sums are the ranks' total: rank 0 holds them
-                run["sums"] = fresh_run_state()["sums"]
+                run.update(sums={}, parts={}, samples=0)
         log.elapsed_offset = run["elapsed"]
         if state is None:
             log.event("start", device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
@@ -239,9 +262,8 @@ class Learn(ResumableTask):
                 net.train()
                 order = epoch_order(len(train), self.seed, epoch)
                 # Epoch sums stay on the device: no host synchronisation per step
-                loss_sum = torch.tensor(run["sums"]["loss"], device=device)
-                correct = torch.tensor(run["sums"]["correct"], device=device)
-                parts = {k: torch.tensor(float(run["sums"].get(k, 0.0)), device=device)
+                sums = {k: torch.as_tensor(v, device=device) for k, v in run["sums"].items()}
+                parts = {k: torch.tensor(float(run["parts"].get(k, 0.0)), device=device)
                          for k in (("ce", "kl") if teacher is not None else ())}
                 for images, labels in train.batches(self.batch_size, order, start=run["batch"],
                                                     rank=ranks.rank, world=ranks.world_size):
@@ -250,10 +272,11 @@ class Learn(ResumableTask):
                         group["lr"] = base_lr * factor
                     if self.augment is not None:
                         images = self.augment.apply(images, self.seed, epoch, run["batch"])
+                    target = objective.target(images, labels, train)
                     with mixed_precision(use_bf16, device):
                         logits = forward(images)
                         if teacher is None:
-                            loss = torch.nn.functional.cross_entropy(logits, labels)
+                            loss = objective.loss(logits, target)
                         else:
                             with torch.no_grad():
                                 teacher_logits = teacher(images)
@@ -269,52 +292,53 @@ class Learn(ResumableTask):
                     optimizer.step()
                     run["step"] += 1
                     run["batch"] += 1
-                    loss_sum += loss.detach() * len(labels)
-                    correct += (logits.argmax(1) == labels).sum()
-                    run["sums"]["samples"] += len(labels)
+                    with torch.no_grad():
+                        add_sums(sums, objective.sums(logits.detach(), target, loss.detach()))
+                    run["samples"] += len(labels)
                     if run["step"] % self.log_interval == 0:
                         log.log(epoch=epoch, step=run["step"], split="train_step",
                                 loss=float(loss.detach()), lr=base_lrs[0] * factor)
                     if ranks.any(stop.requested):  # every rank stops after the same step
-                        samples = torch.tensor(float(run["sums"]["samples"]), device=device)
-                        ranks.sum_(loss_sum, correct, samples, *parts.values())
-                        run["sums"].update(loss=float(loss_sum), correct=int(correct), samples=int(samples),
-                                           **{k: float(v) for k, v in parts.items()})
+                        samples = torch.tensor(float(run["samples"]), device=device)
+                        ranks.sum_(samples, *sums.values(), *parts.values())
+                        run["samples"] = int(samples)
+                        run["sums"] = {k: v.cpu() for k, v in sums.items()}
+                        run["parts"] = {k: float(v) for k, v in parts.items()}
                         save_last()
                         log.event("preempted", signal=stop.signal_name)
                         log.close()
                         raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run['step']}")
 
-                # --- End of epoch: metrics (summed over the ranks), best model, checkpoint
-                samples = torch.tensor(float(run["sums"]["samples"]), device=device)
-                ranks.sum_(loss_sum, correct, samples, *parts.values())
-                run["sums"]["samples"] = int(samples)
-                samples = max(run["sums"]["samples"], 1)
-                run["samples_seen"] += run["sums"]["samples"]
-                record = {"loss": float(loss_sum) / samples, "accuracy": int(correct) / samples}
+                # --- End of epoch: metrics (summed over the ranks), best model (by the
+                # objective's score), checkpoint
+                samples = torch.tensor(float(run["samples"]), device=device)
+                ranks.sum_(samples, *sums.values(), *parts.values())
+                run["samples"] = int(samples)
+                samples = max(run["samples"], 1)
+                run["samples_seen"] += run["samples"]
+                record = objective.metrics(sums)
                 log.log(epoch=epoch, step=run["step"], split="train", **record,
                         **{k: float(v) / samples for k, v in parts.items()})
                 if val is not None:
-                    metrics = classification_metrics(net, val, arrays.num_classes, ranks=ranks)
-                    record = {"loss": metrics["loss"], "accuracy": metrics["accuracy"]}
+                    record = split_metrics(net, val, objective)  # the whole split on every rank: the same values
                     log.log(epoch=epoch, step=run["step"], split="val", **record)
                 run["last"] = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
-                if run["best"] is None or record["accuracy"] > run["best"]["accuracy"]:
+                score = record[objective.score]
+                if objective.better(score, run["best"][objective.score] if run["best"] else None):
                     run["best"] = {"epoch": epoch, **record}
                     if ranks.is_main:
                         checkpoint.save(self.checkpoints / "best.pt",
                                         {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
                 run["epoch"] += 1
                 run["batch"] = 0
-                run["sums"] = {"loss": 0.0, "correct": 0, "samples": 0}
+                run["sums"], run["parts"], run["samples"] = {}, {}, 0
                 if run["epoch"] % self.checkpoint_interval == 0 or run["epoch"] == self.epochs:
                     save_last()
                 log.sync()
                 progress(run["epoch"] / self.epochs, desc="epochs")
                 logger.info("epoch %d/%d %s", run["epoch"], self.epochs,
                             " ".join(f"{k}={v:.4f}" for k, v in run["last"].items()))
-                if self.trial is not None and ranks.any(
-                        ranks.is_main and self.trial.should_prune(epoch, record["accuracy"])):
+                if self.trial is not None and ranks.any(ranks.is_main and self.trial.should_prune(epoch, score)):
                     run["pruned"] = True
                     log.event("pruned", epoch=epoch)
                     break
@@ -332,10 +356,10 @@ class Learn(ResumableTask):
         if not ranks.is_main:
             return
         wall = log.elapsed()
-        final = summary(run, val is not None, wall)
+        final = summary(run, val is not None, wall, objective)
         if self.distill is not None:
             final["distillation"] = self.distill.summary()
-        checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        summaries.write(self.final_path, final)
         log.event("end", wall_time=wall)
         log.close()
 
@@ -384,10 +408,31 @@ def fresh_run_state() -> dict[str, Any]:
         "step": 0,
         "samples_seen": 0,
         "elapsed": 0.0,
-        "sums": {"loss": 0.0, "correct": 0, "samples": 0},
+        "sums": {},  # the objective's sums over the epoch's batches so far
+        "parts": {},  # distillation's ce/kl sums
+        "samples": 0,  # samples of the epoch so far
         "best": None,
         "last": {},
     }
+
+
+def add_sums(sums: dict[str, Any], batch: dict[str, Any]) -> None:
+    """Add a batch's :meth:`Objective.sums` to the epoch's (on the device)."""
+    for key, value in batch.items():
+        sums[key] = sums[key] + value if key in sums else value.clone()
+
+
+def check_outputs(net, objective: Objective, info, data, model) -> None:
+    """Run two samples through ``net`` (eval mode, no gradient: no random
+    number is drawn) and refuse a network whose output size does not fit."""
+    import torch
+
+    inputs, _ = next(data.batches(2))
+    net.eval()
+    with torch.no_grad():
+        outputs = net(inputs)
+    net.train()
+    objective.check_outputs(outputs, info, model)
 
 
 def snapshot(net, optimizer, run: dict[str, Any], elapsed: float) -> dict[str, Any]:
@@ -412,14 +457,24 @@ def restore(state: dict[str, Any], net, optimizer) -> dict[str, Any]:
     torch.set_rng_state(state["rng_cpu"])
     if state.get("rng_cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng_cuda"])
-    return state["run"]
+    run = state["run"]
+    if "parts" not in run:  # a checkpoint of the classification-only Learn (before objectives)
+        old = run["sums"]
+        run["parts"] = {k: old[k] for k in ("ce", "kl") if k in old}
+        run["samples"] = old["samples"]
+        run["sums"] = ({"loss": torch.tensor(float(old["loss"])), "correct": torch.tensor(int(old["correct"])),
+                        "n": torch.tensor(int(old["samples"]))} if old["samples"] else {})
+    return run
 
 
-def summary(run: dict[str, Any], has_val: bool, wall: float) -> dict[str, Any]:
-    """Content of ``final.json``."""
+def summary(run: dict[str, Any], has_val: bool, wall: float, objective: Objective) -> dict[str, Any]:
+    """Content of ``final.json`` (schema: :mod:`xpm_train.summary`)."""
+    from .summary import score_fields
+
     split = "val" if has_val else "train"
     best = run["best"] or {}
     return {
+        **score_fields(f"{split}_{objective.score}", best.get(objective.score), objective.direction),
         "final": run["last"],
         "best": {f"{split}_{k}": v for k, v in best.items() if k != "epoch"},
         "best_epoch": best.get("epoch"),

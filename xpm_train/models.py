@@ -1,8 +1,10 @@
 """Models: typed configs that build a ``torch.nn.Module``.
 
 A model config only holds the hyper-parameters that change results (its
-``Param``s); the input shape and the number of classes come from the data at
-build time, so one ``CNN.C(hidden_dim=64)`` can be trained on MNIST or CIFAR.
+``Param``s); the input shape and the output size come from the data and the
+objective at build time (a :class:`~xpm_train.data.base.DataInfo`), so one
+``CNN.C(hidden_dim=64)`` can be trained on MNIST or CIFAR, one ``MLP`` on
+images or a table, for classes or values.
 
 The weights of a trained model travel as an init task: ``Learn`` outputs a
 :class:`LoadWeights` that, run before a task such as ``Evaluate``, tells the
@@ -16,18 +18,27 @@ from typing import TYPE_CHECKING, Annotated
 
 from experimaestro import Config, LightweightTask, Meta, Param, field
 
+from .errors import config_name
 from .checks import Positive, Range
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from .data.base import DataInfo
+
 
 class Model(Config):
-    """A classifier over images (interface: subclasses implement :meth:`module`)."""
+    """A network for some data (interface: subclasses implement :meth:`module`).
 
-    def module(self, shape: tuple[int, int, int], num_classes: int) -> "nn.Module":
-        """A freshly initialised network for ``shape`` = (C, H, W) inputs."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement module()")
+    A user's model is a subclass in the user's own module (see
+    docs/extending.md); give it a ``version: Constant[str] = "1"`` to bump
+    when its code changes results, so that every job using it runs again.
+    """
+
+    def module(self, data: "DataInfo") -> "nn.Module":
+        """A freshly initialised network for inputs of shape ``data.shape``
+        (one sample) with ``data.outputs`` values out per sample."""
+        raise NotImplementedError(f"{config_name(self)} does not implement module(data)")
 
     def channels_last(self) -> bool:
         """Whether the network runs faster on channels-last (NHWC) inputs: true of
@@ -45,17 +56,17 @@ class MLP(Model):
     dropout: Annotated[Param[float], Range(0, 1)] = field(default=0.0, ignore_default=True)
     """Dropout probability after each hidden layer"""
 
-    def module(self, shape, num_classes):
+    def module(self, data):
         from torch import nn
 
         layers: list[nn.Module] = [nn.Flatten()]
-        width = shape[0] * shape[1] * shape[2]
+        width = data.features
         for hidden in self.hidden_dims:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             if self.dropout > 0:
                 layers.append(nn.Dropout(self.dropout))
             width = hidden
-        layers.append(nn.Linear(width, num_classes))
+        layers.append(nn.Linear(width, data.outputs))
         return nn.Sequential(*layers)
 
 
@@ -72,10 +83,10 @@ class CNN(Model):
     kernel_size: Annotated[Param[int], Positive()] = field(default=3, ignore_default=True)
     """Kernel size of the convolutions"""
 
-    def module(self, shape, num_classes):
+    def module(self, data):
         from torch import nn
 
-        channels, height, width = shape
+        channels, height, width = image_shape(self, data)
         layers: list[nn.Module] = []
         for i in range(self.n_layers):
             layers.append(nn.Conv2d(channels if i == 0 else self.hidden_dim, self.hidden_dim,
@@ -89,7 +100,7 @@ class CNN(Model):
             nn.MaxPool2d(2),
             nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(self.hidden_dim * (height // 2) * (width // 2), num_classes),
+            nn.Linear(self.hidden_dim * (height // 2) * (width // 2), data.outputs),
         ]
         return nn.Sequential(*layers)
 
@@ -104,14 +115,15 @@ class ResNet(Model):
     depth: Param[int] = field(default=18, ignore_default=True)
     """18 or 34"""
 
-    def module(self, shape, num_classes):
+    def module(self, data):
         from torch import nn
         from torchvision.models import resnet18, resnet34
 
         if self.depth not in (18, 34):
             raise ValueError(f"ResNet.depth must be 18 or 34, got {self.depth}")
-        net = (resnet18 if self.depth == 18 else resnet34)(num_classes=num_classes)
-        net.conv1 = nn.Conv2d(shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+        channels = image_shape(self, data)[0]
+        net = (resnet18 if self.depth == 18 else resnet34)(num_classes=data.outputs)
+        net.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
         return net
 
@@ -133,17 +145,67 @@ class LoadWeights(LightweightTask):
     """Checkpoint holding the trained weights"""
 
     def execute(self):
-        self.model.__dict__["_xpm_train_weights"] = self.path
+        attach_weights(self.model, self.path)
 
 
-def build(model: Model, shape, num_classes: int) -> "nn.Module":
-    """The network of ``model``, with its trained weights when an init task
-    (:class:`LoadWeights`) provided them, in channels-last layout when the
-    model prefers it (:meth:`Model.channels_last`)."""
+class SavedModel(Model):
+    """The network a training function saved with ``ctx.save_model(net)``;
+    get it from the function's task and give the task's output as init task,
+    which says which job's network this is (so it is part of the Evaluate's ID)::
+
+        task = train.C(lr=1e-3)
+        output = task.submit()
+        Evaluate.C(model=task.saved_model(), data=test).submit(init_tasks=[output])
+    """
+
+    def module(self, data):
+        from . import checkpoint
+        from .trained import NoTrainedModel
+
+        path = attached_weights(self)
+        if path is None:
+            raise NoTrainedModel("SavedModel has no network: submit the task with the training function's "
+                                 "output as init task (init_tasks=[train.C(...).submit()])")
+        if not Path(path).exists():
+            raise NoTrainedModel(f"the training function saved no model ({path} is missing): call "
+                                 "ctx.save_model(net) in it, bump its version and run the plan again")
+        return checkpoint.load(Path(path))["network"]
+
+
+def image_shape(model: Model, data: "DataInfo") -> tuple[int, int, int]:
+    """``(C, H, W)`` of ``data``, or a one-line error for a model that needs images."""
+    from .objectives import ObjectiveError
+
+    if len(data.shape) != 3:
+        raise ObjectiveError(f"{config_name(model)} needs C x H x W images, the data has samples of shape "
+                             f"{data.shape}: use MLP (or a model of your own) for this data")
+    return data.shape
+
+
+def attach_weights(model: Model, path: Path) -> None:
+    """Say that :func:`build` must load ``model``'s weights from ``path`` (the
+    one writer of the attachment; :func:`attached_weights` the one reader)."""
+    model.__dict__["_xpm_train_weights"] = Path(path)
+
+
+def attached_weights(model: Model) -> "Path | None":
+    """The checkpoint :func:`attach_weights` gave ``model``, if any."""
+    return model.__dict__.get("_xpm_train_weights")
+
+
+def build(model: Model, data: "DataInfo") -> "nn.Module":
+    """The network of ``model`` for ``data``, with its trained weights when an
+    init task (:class:`LoadWeights`) provided them, in channels-last layout
+    when the model prefers it (:meth:`Model.channels_last`)."""
+    import inspect
+
     from .checkpoint import load_weights
 
-    net = model.module(tuple(shape), num_classes)
-    path = model.__dict__.get("_xpm_train_weights")
+    if len(inspect.signature(model.module).parameters) == 2:  # the former module(shape, num_classes)
+        net = model.module(data.shape, data.outputs)
+    else:
+        net = model.module(data)
+    path = attached_weights(model)
     if path is not None:
         net.load_state_dict(load_weights(Path(path)))
     if model.channels_last():

@@ -19,7 +19,7 @@ __all__ = ["DeviceData", "epoch_order", "fits_on_device", "pick_device", "split_
 if TYPE_CHECKING:
     import torch
 
-    from .data.base import ImageArrays
+    from .data.base import Arrays
 
 
 def pick_device(name: str) -> "torch.device":
@@ -53,37 +53,59 @@ class DeviceData:
 
     When the split does not fit in the device's free memory (see
     :func:`fits_on_device`), it stays in (pinned) host memory and each batch
-    is copied to the device asynchronously instead.
+    is copied to the device asynchronously instead. Inputs are normalised as
+    :class:`~xpm_train.data.base.Arrays` says (uint8 scaled to [0, 1], then
+    mean/std per entry of dimension 1).
     """
 
-    def __init__(self, arrays: "ImageArrays", device: "torch.device", resident: bool | None = None,
+    def __init__(self, arrays: "Arrays", device: "torch.device", resident: bool | None = None,
                  channels_last: bool = False):
         import torch
 
         self.device = device
         self.resident = fits_on_device(arrays, device) if resident is None else resident
         if self.resident:
-            self.images, self.labels = arrays.images.to(device), arrays.labels.to(device)
+            self.inputs, self.targets = arrays.inputs.to(device), arrays.targets.to(device)
         else:
             pin = device.type == "cuda"
-            self.images = arrays.images.pin_memory() if pin else arrays.images
-            self.labels = arrays.labels.pin_memory() if pin else arrays.labels
-        shape = (1, -1, 1, 1)
-        self.mean = torch.tensor(arrays.mean, device=device).view(shape) * 255
-        self.std = torch.tensor(arrays.std, device=device).view(shape) * 255
-        self.channels_last = channels_last
+            self.inputs = arrays.inputs.pin_memory() if pin else arrays.inputs
+            self.targets = arrays.targets.pin_memory() if pin else arrays.targets
+        # Statistics in the units of the stored inputs (0..255 for uint8)
+        self.scale = 255.0 if arrays.inputs.dtype == torch.uint8 else 1.0
+        shape = (1, -1) + (1,) * (arrays.inputs.dim() - 2)
+        mean = torch.tensor(arrays.mean or (0.0,), device=device, dtype=torch.float32)
+        std = torch.tensor(arrays.std or (1.0,), device=device, dtype=torch.float32)
+        self.mean = mean.view(shape) * self.scale
+        self.std = std.view(shape) * self.scale
+        self.channels_last = channels_last and arrays.inputs.dim() == 4
+
+    @property
+    def images(self) -> "torch.Tensor":
+        """The inputs as stored (the name used for image datasets)"""
+        return self.inputs
+
+    @property
+    def labels(self) -> "torch.Tensor":
+        """The targets as stored"""
+        return self.targets
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.targets.shape[0])
 
-    def normalize(self, images: "torch.Tensor") -> "torch.Tensor":
-        """uint8 batch -> float batch with zero mean and unit variance (channels-last when asked)."""
+    def normalize(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """Stored batch -> float batch with zero mean and unit variance (channels-last when asked)."""
         import torch
 
-        # In place on the fresh float copy: the same values as ``(x - mean) / std``
-        # without two temporaries
-        images = images.to(self.device, non_blocking=True).float().sub_(self.mean).div_(self.std)
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        inputs = inputs.to(self.device, non_blocking=True)
+        # In place on a fresh float copy: the same values as ``(x - mean) / std``
+        # without two temporaries (a float input is copied, never changed)
+        inputs = inputs.float() if inputs.dtype == torch.uint8 else inputs.to(torch.float32, copy=True)
+        inputs = inputs.sub_(self.mean).div_(self.std)
+        return inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
+
+    def unnormalize(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """A normalised batch back in input units ([0, 1] for uint8 images)."""
+        return (inputs * self.std + self.mean) / self.scale
 
     def batches(
         self, batch_size: int, order: "torch.Tensor | None" = None, start: int = 0,
@@ -113,7 +135,7 @@ DEVICE_MEMORY_SHARE = 0.5
 """Largest share of a GPU's free memory a split may take to be held there"""
 
 
-def fits_on_device(arrays: "ImageArrays", device: "torch.device") -> bool:
+def fits_on_device(arrays: "Arrays", device: "torch.device") -> bool:
     """Whether ``arrays`` should live on ``device``: always on the CPU; on a GPU
     when it takes less than half of the free memory."""
     if device.type != "cuda":
@@ -121,5 +143,6 @@ def fits_on_device(arrays: "ImageArrays", device: "torch.device") -> bool:
     import torch
 
     free, _ = torch.cuda.mem_get_info(device)
-    size = arrays.images.numel() * arrays.images.element_size() + arrays.labels.numel() * 8
+    size = (arrays.inputs.numel() * arrays.inputs.element_size()
+            + arrays.targets.numel() * arrays.targets.element_size())
     return size < DEVICE_MEMORY_SHARE * free

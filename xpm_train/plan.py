@@ -126,7 +126,7 @@ def job_of(task) -> "JobInfo":
 
 def print_table(helper, task: str = "evaluate", sort: str | None = None) -> None:
     """Print the results of this experiment's ``task`` jobs (tags + metrics)."""
-    from .analysis import format_table, results
+    from .analysis import format_table, results, sort_best
 
     xp = helper.xp
     frame = results(xp.workspace.path, experiment=xp.name)
@@ -135,5 +135,5 @@ def print_table(helper, task: str = "evaluate", sort: str | None = None) -> None
         return
     frame = frame[frame["task"].str.endswith(task)]
     if sort and sort in frame:
-        frame = frame.sort_values(sort, ascending=False)
+        frame = sort_best(frame, sort)
     print(format_table(frame))  # noqa: T201

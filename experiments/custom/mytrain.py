@@ -35,12 +35,14 @@ def train(ctx, lr: Annotated[float, Positive()], hidden: int = 32, epochs: int =
     data = Digits.C(split="train").instance().arrays()
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
     n_val = len(data) // 10
-    images = ((data.images.float() / 255 - data.mean[0]) / data.std[0]).flatten(1).to(ctx.device)
+    images = ((data.images.float() / 255 - data.mean[0]) / data.std[0]).to(ctx.device)
     labels = data.labels.to(ctx.device)
     val_x, val_y = images[order[:n_val]], labels[order[:n_val]]
     train_x, train_y = images[order[n_val:]], labels[order[n_val:]]
 
-    net = nn.Sequential(nn.Linear(images.shape[1], hidden), nn.ReLU(),
+    # Flatten inside the network: it takes the normalised N x 1 x 8 x 8 images,
+    # as an export's predict() gives them
+    net = nn.Sequential(nn.Flatten(), nn.Linear(images[0].numel(), hidden), nn.ReLU(),
                         nn.Linear(hidden, data.num_classes)).to(ctx.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
 
@@ -69,5 +71,5 @@ def train(ctx, lr: Annotated[float, Positive()], hidden: int = 32, epochs: int =
                              "epoch": epoch})
         if ctx.should_prune(epoch, accuracy):
             break
-    torch.save(net.state_dict(), ctx.job_folder / "model.pt")
+    ctx.save_model(net, data)  # Evaluate (SavedModel), load(...).network and export use it
     return Result(objective=accuracy, metrics={"val_accuracy": accuracy})

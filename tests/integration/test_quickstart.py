@@ -116,13 +116,18 @@ def test_export_writes_a_loadable_model(workspace, tmp_path):
     result = xpm_train("export", learn.name[:10], "--to", str(tmp_path / "model"), "--workdir", str(workdir))
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
-    assert files == ["README.md", "final.json", "metrics.jsonl", "model.pt", "params.json"]
+    assert files == ["README.md", "data.json", "final.json", "metrics.jsonl", "model.pt", "params.json"]
     state = torch.load(tmp_path / "model" / "model.pt")
     from xpm_train import checkpoint
 
     expected = checkpoint.load_weights(learn / "checkpoints" / "best.pt")
     assert all(torch.equal(state[k], expected[k]) for k in expected)
-    assert learn.name in (tmp_path / "model" / "README.md").read_text()
+    readme = (tmp_path / "model" / "README.md").read_text()
+    assert learn.name in readme and "input: one sample of shape [1, 8, 8], uint8" in readme
+    # The README's snippet rebuilds and runs the model in a fresh process, elsewhere
+    snippet = readme.split("```python\n")[1].split("```")[0] + "print(exported.info.outputs)\n"
+    run = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split()[-1] == "10", run.stderr[-2000:]
     again = xpm_train("export", learn.name[:10], "--to", str(tmp_path / "model"), "--workdir", str(workdir))
     assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
 

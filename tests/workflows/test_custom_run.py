@@ -30,7 +30,7 @@ def test_pruned_by_its_trial(tmp_path, monkeypatch):
     events = [json.loads(line)["event"] for line in (folder / "events.jsonl").read_text().splitlines()]
     metrics = (folder / "metrics.jsonl").read_text().splitlines()
     assert final["pruned"] is True and "pruned" in events and len(metrics) == 1, (final, events)
-    assert (folder / "model.pt").exists() and 0 <= final["objective"] <= 1
+    assert (folder / "checkpoints" / "best.pt").exists() and 0 <= final["objective"] <= 1
 
 
 def test_tuned_by_a_study(tmp_path, monkeypatch):

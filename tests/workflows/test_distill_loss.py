@@ -76,6 +76,7 @@ def test_distill_params_and_checks():
 
 def test_a_teacher_without_weights_is_refused():
     from xpm_train import MLP, Distillation
+    from xpm_train.data.base import DataInfo
 
     with pytest.raises(ValueError, match="init task"):
-        Distillation.C(teacher=MLP.C(hidden_dims=[4])).instance().teacher_network((1, 8, 8), 10)
+        Distillation.C(teacher=MLP.C(hidden_dims=[4])).instance().teacher_network(DataInfo(shape=(1, 8, 8), outputs=10))

@@ -1,4 +1,4 @@
-"""Image datasets of xpm-train: typed experimaestro configs and their raw files.
+"""Datasets of xpm-train: typed experimaestro configs and their raw files.
 
 A plan gets configs from explicit functions (no string registry)::
 
@@ -9,10 +9,12 @@ A plan gets configs from explicit functions (no string registry)::
 Importing this package does not import torch (only ``arrays()`` does).
 """
 
-from .base import ImageArrays, ImageDataset
+from .base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset
 from .cifar import CIFAR10
 from .digits import Digits
 from .heldout import HeldOut
+from .imagefolder import ImageFolder, ImageFolderError, prepare_image_folder
+from .tabular import Diabetes
 from .download import ChecksumError, DownloadError, RemoteFile
 from .formats import FormatError, read_cifar10_archive, read_idx, write_cifar10_archive, write_idx
 from .mnist import MNIST, FashionMNIST
@@ -28,6 +30,13 @@ from .sources import (
 from .synthetic import Synthetic, write_cifar10_dataset, write_idx_dataset
 
 __all__ = [
+    "Arrays",
+    "DataInfo",
+    "Dataset",
+    "Diabetes",
+    "ImageFolder",
+    "ImageFolderError",
+    "prepare_image_folder",
     "CIFAR10",
     "CIFAR10_SOURCE",
     "ChecksumError",

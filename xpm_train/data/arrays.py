@@ -43,7 +43,8 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_image_arrays(
-    images: np.ndarray, labels: np.ndarray, num_classes: int, mean: np.ndarray, std: np.ndarray
+    images: np.ndarray, labels: np.ndarray, num_classes: int, mean: np.ndarray, std: np.ndarray,
+    classes: "tuple[str, ...] | None" = None,
 ) -> "ImageArrays":
     """Wrap numpy arrays into torch-backed :class:`ImageArrays` (imports torch)."""
     import torch
@@ -56,4 +57,5 @@ def to_image_arrays(
         num_classes=int(num_classes),
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
+        classes=classes,
     )

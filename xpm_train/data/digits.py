@@ -37,12 +37,17 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def bundled_digits_csv() -> Path:
     """``sklearn/datasets/data/digits.csv.gz``, located without importing scikit-learn."""
+    return bundled_sklearn_file("digits.csv.gz")
+
+
+def bundled_sklearn_file(name: str) -> Path:
+    """``sklearn/datasets/data/<name>``, located without importing scikit-learn."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
-            "the digits dataset comes with scikit-learn, which is not installed: pip install scikit-learn"
+            f"{name} comes with scikit-learn, which is not installed: pip install scikit-learn"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: is the scikit-learn installation complete?")
     return path

@@ -14,14 +14,14 @@ from typing import Annotated
 from experimaestro import Param, field
 
 from ..checks import Range
-from .base import ImageArrays, ImageDataset
+from .base import Arrays, Dataset
 
 
-class HeldOut(ImageDataset):
+class HeldOut(Dataset):
     """The ``fraction`` of ``data`` that a Learn with the same
     ``val_fraction`` and ``split_seed`` holds out for validation."""
 
-    data: Param[ImageDataset]
+    data: Param[Dataset]
     """The training split the part is taken from"""
 
     fraction: Annotated[Param[float], Range(0, 1, low_open=True)]
@@ -30,7 +30,10 @@ class HeldOut(ImageDataset):
     seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the split (Learn's ``split_seed``)"""
 
-    def arrays(self) -> ImageArrays:
+    def targets(self):
+        return self.data.targets()
+
+    def arrays(self) -> Arrays:
         from ..pipeline import split_indices
 
         arrays = self.data.arrays()

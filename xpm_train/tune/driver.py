@@ -258,7 +258,7 @@ class Loop:
         """The Evaluate of a trial (``Study.evaluate``) on the data its Learn held out, tagged like it."""
         from ..evaluate import Evaluate
 
-        evaluation = Evaluate.C(model=learn.model, data=learn.held_out(), device=learn.device,
+        evaluation = Evaluate.C(model=learn.model, data=learn.held_out(), objective=learn.objective, device=learn.device,
                                 tracking=learn.tracking)
         for key, value in self.trial_tags(number, values).items():
             evaluation.tag(key, value)
@@ -298,7 +298,7 @@ class Loop:
         """Tell the study the trial's objective once its Evaluate ended."""
         import optuna
 
-        from ..analysis import flatten
+        from ..summary import flatten, read as read_summary
 
         results_path = pending.evaluation / "results.json"
         if future.exception() is not None or not results_path.exists():
@@ -307,8 +307,8 @@ class Loop:
             self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.evaluation))
             self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             return
-        results = json.loads(results_path.read_text())
-        metrics = flatten(json.loads((pending.path / "final.json").read_text()))
+        results = read_summary(pending.evaluation)
+        metrics = flatten(read_summary(pending.path))
         metrics.update({EVALUATE_PREFIX + key: value for key, value in results.items()
                         if isinstance(value, (int, float)) and not isinstance(value, bool)})
         self.tell(pending, metrics, results_path)
@@ -338,7 +338,7 @@ class Loop:
         """Tell the study how the trial's Learn job ended."""
         import optuna
 
-        from ..analysis import flatten
+        from ..summary import flatten, read as read_summary
 
         if self.storage.get_trial(pending.trial_id).state.is_finished():
             return  # answered by another driver
@@ -355,8 +355,8 @@ class Loop:
             self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.path))
             self.ostudy.tell(pending.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             return
-        final = json.loads(final_path.read_text())
-        self.report_history(pending)
+        final = read_summary(pending.path)
+        self.report_history(pending, final)
         if final.get("pruned"):
             self.ostudy.tell(pending.number, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
             return
@@ -365,11 +365,11 @@ class Loop:
             return
         self.tell(pending, flatten(final), final_path)
 
-    def report_history(self, pending: Pending) -> None:
+    def report_history(self, pending: Pending, final: dict[str, Any]) -> None:
         """Fill the intermediate values the Learn did not report to this trial
         (a job trained for another trial or study), so pruners compare with it."""
         reported = self.storage.get_trial(pending.trial_id).intermediate_values
-        for step, value in epoch_values(pending.path / "metrics.jsonl").items():
+        for step, value in epoch_values(pending.path / "metrics.jsonl", final.get("score_metric")).items():
             if step not in reported:
                 self.storage.set_trial_intermediate_value(pending.trial_id, step, value)
 
@@ -442,16 +442,20 @@ def follow_in_thread(path: Path, alive, poll_s: float = 2.0) -> concurrent.futur
     return future
 
 
-def epoch_values(metrics_path: Path) -> dict[int, float]:
-    """``{epochs done: accuracy}`` from a Learn's ``metrics.jsonl`` (validation
-    rows, or training rows when there is no validation split)."""
+def epoch_values(metrics_path: Path, score_metric: Optional[str] = "val_accuracy") -> dict[int, float]:
+    """``{epochs done: score}`` from a Learn's ``metrics.jsonl`` (validation
+    rows, or training rows when there is no validation split); ``score_metric``
+    is the summary's (``val_mse``...). Empty for a job that logs no such rows
+    (a training function reports its own values through ``ctx.should_prune``)."""
     from ..metrics import read_jsonl
 
-    if not metrics_path.exists():
+    if not metrics_path.exists() or not score_metric:
         return {}
+    name = score_metric.split("_", 1)[1] if score_metric.startswith(("val_", "train_")) else score_metric
     rows = read_jsonl(metrics_path)
     split = "val" if any(r.get("split") == "val" for r in rows) else "train"
-    return {int(r["epoch"]) + 1: float(r["accuracy"]) for r in rows if r.get("split") == split and "accuracy" in r}
+    return {int(r["epoch"]) + 1: float(r[name]) for r in rows
+            if r.get("split") == split and isinstance(r.get(name), (int, float))}
 
 
 def progress_line(ostudy, number: int, n_trials: int) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import UserError
 from .pruners import MedianPruner, Pruner
@@ -53,13 +53,16 @@ class Study:
     pruner: Pruner = None  # type: ignore[assignment]
     """Optuna pruner (default: MedianPruner)"""
 
-    metric: str = "best.val_accuracy"
-    """Objective: a key of the Learn's ``final.json`` (flattened with dots),
-    or ``evaluate.<key>`` of the trial's Evaluate (``evaluate=True``), e.g.
-    ``evaluate.top5_accuracy``"""
+    metric: Optional[str] = None
+    """Objective: a key of the trial's ``final.json`` (flattened with dots:
+    ``best.val_mse``, ``score``, ``final.<metric>`` of a training function's
+    Result), or ``evaluate.<key>`` of the trial's Evaluate (``evaluate=True``),
+    e.g. ``evaluate.top5_accuracy``. None: the base's score
+    (``best.val_accuracy`` for a classifying Learn, ``score`` otherwise)"""
 
-    direction: str = "maximize"
-    """``maximize`` or ``minimize`` the metric"""
+    direction: Optional[str] = None
+    """``maximize`` or ``minimize`` the metric (None: the way the metric is
+    better, from the base's objective or the metric's name)"""
 
     evaluate: bool = False
     """Also run an Evaluate of each finished (not pruned) trial on the part of
@@ -70,6 +73,7 @@ class Study:
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label or ""):
             raise StudyError(f"study label {self.label!r} must be letters, digits, '-' or '_'")
+        self.metric, self.direction = objective_defaults(self.base, self.metric, self.direction)
         if self.direction not in DIRECTIONS:
             raise StudyError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         self.sampler = self.sampler if self.sampler is not None else TPE.C()
@@ -78,7 +82,7 @@ class Study:
         if self.metric.startswith(EVALUATE_PREFIX) and not self.evaluate:
             raise StudyError(f"metric {self.metric!r} is a result of the trials' Evaluate: set "
                              "Study(evaluate=True) (in the tune plan's params.yaml: evaluate: true)")
-        if self.evaluate and self.base.val_fraction <= 0:
+        if self.evaluate and getattr(self.base, "val_fraction", 0) <= 0:
             raise StudyError("Study(evaluate=True) evaluates each trial on the data its Learn holds out: "
                              "give the base Learn a val_fraction > 0")
 
@@ -99,6 +103,27 @@ class Study:
     def name(self) -> str:
         content = json.dumps(self.content(), sort_keys=True, default=str)
         return f"{self.label}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def objective_defaults(base, metric: Optional[str], direction: Optional[str]) -> tuple[str, str]:
+    """``(metric, direction)`` of a study, defaults filled from the base:
+    a Learn's objective (its best score), a training function's direction."""
+    from ..objectives import Classification, direction_of, objective_of
+
+    if hasattr(base, "__xpm_train_function__"):
+        score, score_direction = "score", type(base).direction
+    else:
+        objective = objective_of(base)
+        # a classifying Learn keeps its former default (and its study names)
+        score = "best.val_accuracy" if isinstance(objective, Classification) else "score"
+        score_direction = objective.direction
+    metric = metric or score
+    if direction is None:
+        direction = score_direction if metric in (score, "score", "objective") else direction_of(metric)
+    if direction is None:
+        raise StudyError(f"metric {metric!r}: say whether to maximize or minimize it "
+                         "(Study(direction=...), in params.yaml: direction: minimize)")
+    return metric, direction
 
 
 def config_description(config) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""ImageFolder: read with torchvision, decoded once, IDs independent of the folder's
+place, changed files detected, bad folders refused in one line."""
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xpm_train.data import ImageFolderError, prepare_image_folder
+
+
+def write_folder(root, per_class=5, classes=("cat", "dog"), size=6, seed=0):
+    """PNG files in the torchvision layout; class k's images are k-dependent."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 64, size=(3, size, size)) + 128 * k
+            Image.fromarray(pixels.astype(np.uint8).transpose(1, 2, 0)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_decoded_like_torchvision(tmp_path):
+    from torchvision.datasets import ImageFolder as TorchvisionImageFolder
+    from torchvision.transforms.functional import pil_to_tensor
+
+    folder = write_folder(tmp_path / "pets")
+    splits = prepare_image_folder(folder, test_fraction=0.2)
+    train, test = splits.train.instance().arrays(), splits.test.instance().arrays()
+    assert (len(train), len(test)) == (8, 2) and sorted(test.labels.tolist()) == [0, 1]  # stratified
+    assert train.classes == ("cat", "dog") and train.shape == (3, 6, 6) and train.num_classes == 2
+    reference = TorchvisionImageFolder(str(folder))
+    images = {tuple(pil_to_tensor(image).flatten().tolist()): label for image, label in reference}
+    for image, label in zip(train.images, train.labels):
+        assert images[tuple(image.flatten().tolist())] == int(label)
+    assert list(tmp_path.glob("pets.*.xpm-cache.npz")), "decoded once into the cache beside the folder"
+
+
+def test_ids_follow_the_content_not_the_place(tmp_path):
+    folder = write_folder(tmp_path / "a" / "pets")
+    before = prepare_image_folder(folder).train
+    moved = tmp_path / "b" / "pets"
+    shutil.move(str(folder), str(moved))
+    after = prepare_image_folder(moved).train
+    assert before.__identifier__().all == after.__identifier__().all
+    assert after.instance().arrays().num_classes == 2  # the moved folder reads (the cache is rebuilt)
+
+    write_folder(moved, per_class=1, seed=1)  # overwrite one image per class: new content
+    changed = prepare_image_folder(moved).train
+    assert changed.__identifier__().all != after.__identifier__().all
+    with pytest.raises(ImageFolderError, match=r"its files changed since the plan was made.*run the plan again"):
+        after.instance().arrays()
+
+
+def test_bad_folders_are_refused_in_one_line(tmp_path):
+    with pytest.raises(ImageFolderError, match="no such folder"):
+        prepare_image_folder(tmp_path / "missing")
+    (tmp_path / "empty" / "cat").mkdir(parents=True)
+    with pytest.raises(ImageFolderError, match="no image files"):
+        prepare_image_folder(tmp_path / "empty")
+    one = write_folder(tmp_path / "one", classes=("cat",))
+    with pytest.raises(ImageFolderError, match="only one class .'cat'. has images"):
+        prepare_image_folder(one)
+    broken = write_folder(tmp_path / "broken")
+    (broken / "dog" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ImageFolderError, match=r"cannot decode .*bad.png.*remove or replace"):
+        prepare_image_folder(broken)
+    mixed = write_folder(tmp_path / "mixed")
+    write_folder(mixed, per_class=1, size=8, seed=2)
+    with pytest.raises(ImageFolderError, match=r"different sizes.*size=\(height, width\)"):
+        prepare_image_folder(mixed)
+    assert prepare_image_folder(mixed, size=(4, 4)).train.instance().arrays().shape == (3, 4, 4)

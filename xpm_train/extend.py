@@ -1,0 +1,53 @@
+"""What you need to bring your own dataset, model or objective (docs/extending.md).
+
+Plans import from ``xpm_train``; extensions from here. Every name below is
+also what the built-ins use themselves.
+
+Datasets (a ``Dataset`` config whose ``arrays()`` returns :class:`Arrays`)::
+
+    Dataset, ImageDataset          the interfaces (ImageDataset: uint8 images, labels)
+    Arrays, ImageArrays            a decoded split (any tensors / images and labels)
+    feature_arrays                 float features + targets -> Arrays, normalised
+    to_image_arrays, channel_stats uint8 images + labels -> ImageArrays, statistics
+    feature_stats                  per-feature mean/std of a float table
+    stratified_split, random_split seeded train/test indices
+    check_split                    refuse a split name other than train/test
+    cached_arrays                  decode raw files once, cache beside them
+
+Models (a ``Model`` config whose ``module(data)`` returns an ``nn.Module``)::
+
+    Model, DataInfo                the interface and what ``module`` receives
+    build                          the network of a model config (trained weights attached)
+
+Objectives (an ``Objective`` config: loss, metrics, score)::
+
+    Objective, ObjectiveError      the interface and its error
+"""
+
+from .data.arrays import channel_stats, check_split, to_image_arrays
+from .data.base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset
+from .data.cache import cached_arrays
+from .data.digits import stratified_split
+from .data.tabular import feature_arrays, feature_stats, random_split
+from .models import Model, build
+from .objectives import Objective, ObjectiveError
+
+__all__ = [
+    "Arrays",
+    "DataInfo",
+    "Dataset",
+    "ImageArrays",
+    "ImageDataset",
+    "Model",
+    "Objective",
+    "ObjectiveError",
+    "build",
+    "cached_arrays",
+    "channel_stats",
+    "check_split",
+    "feature_arrays",
+    "feature_stats",
+    "random_split",
+    "stratified_split",
+    "to_image_arrays",
+]

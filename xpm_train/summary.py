@@ -1,0 +1,68 @@
+"""The summary of a finished job: one schema, one writer, one reader.
+
+Every task that trains or measures writes one JSON summary in its job folder
+(Learn and training functions ``final.json``, Evaluate ``results.json``) and
+every reader (``xpm_train.results``/``load``, Tune, export, ``xpm-train
+results``) reads it through :func:`read`. Beside each task's own keys, a
+summary has the same three top-level keys whatever wrote it::
+
+    "score":        the value runs are compared by (e.g. the best validation accuracy)
+    "score_metric": what it is (``val_accuracy``, ``val_mse``, ``objective``...)
+    "direction":    "maximize" or "minimize": which way is better
+
+so "the best job" and ``results --sort score`` never guess.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+SUMMARY_FILES = ("final.json", "results.json")
+"""Names of a job's summary, in the order they are looked for"""
+
+
+def score_fields(metric: str, value: Optional[float], direction: str) -> dict[str, Any]:
+    """The three keys every summary holds (see the module documentation)."""
+    return {"score": value, "score_metric": metric, "direction": direction}
+
+
+def write(path: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary`` to ``path`` atomically (the job's summary file)."""
+    from .checkpoint import atomic_write_bytes
+
+    for key in ("score", "score_metric", "direction"):
+        if key not in summary:
+            raise ValueError(f"a summary needs '{key}' (see xpm_train.summary.score_fields)")
+    atomic_write_bytes(Path(path), json.dumps(summary, indent=2).encode())
+
+
+def read(folder: Path) -> dict[str, Any]:
+    """The summary of the job in ``folder``, or ``{}`` when it has none yet."""
+    for name in SUMMARY_FILES:
+        path = Path(folder) / name
+        if path.exists():
+            return json.loads(path.read_text())
+    return {}
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalar metrics flattened to one level (``best.val_accuracy``...)."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def direction(summary: dict[str, Any], metric: str) -> Optional[str]:
+    """Which way ``metric`` (a flattened key of ``summary``) is better: the
+    summary's own direction for ``score``, else the known metric names."""
+    from .objectives import direction_of
+
+    if metric == "score":
+        return summary.get("direction")
+    return direction_of(metric)
