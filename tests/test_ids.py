@@ -50,6 +50,25 @@ def configs():
                                         augment=Augment.C(crop_padding=1, cutout=2)),
         **more_configs(mlp, train),
         **lightning_configs(),
+        **new_configs(mlp),
+    }
+
+
+def new_configs(mlp):
+    """Configs of the objectives, tabular data and image folders (issue 12)."""
+    from xpm_train import Adam, Diabetes, Evaluate, ImageFolder, Learn, Reconstruction, Regression
+
+    diabetes = Diabetes.C(split="train")
+    images = ImageFolder.C(split="train", fingerprint="0" * 64, folder="/nowhere", size=[16, 16])
+    return {
+        "diabetes-train": diabetes,
+        "imagefolder-train": images,
+        "learn-regression": Learn.C(model=mlp, data=diabetes, objective=Regression.C(), optimizer=Adam.C(lr=1e-2)),
+        "learn-regression-l1": Learn.C(model=mlp, data=diabetes, objective=Regression.C(criterion="l1"),
+                                       optimizer=Adam.C(lr=1e-2)),
+        "evaluate-regression": Evaluate.C(model=mlp, data=Diabetes.C(split="test"), objective=Regression.C()),
+        "learn-reconstruction-bce": Learn.C(model=mlp, data=images, objective=Reconstruction.C(criterion="bce"),
+                                            optimizer=Adam.C(lr=1e-3)),
     }
 
 

@@ -112,7 +112,7 @@ class Evaluate(Task):
     data: Param[Dataset]
     """The split to evaluate on"""
 
-    objective: Param[Objective] = field(default_factory=Classification.C, ignore_default=True)
+    objective: Param[Objective] = field(default=Classification.C(), ignore_default=True)
     """What to measure (the Learn's objective): Classification (the default),
     Regression, Reconstruction"""
 

@@ -53,7 +53,7 @@ class Learn(ResumableTask):
     data: Param[Dataset]
     """Training split; ``val_fraction`` of it is held out for validation"""
 
-    objective: Param[Objective] = field(default_factory=Classification.C, ignore_default=True)
+    objective: Param[Objective] = field(default=Classification.C(), ignore_default=True)
     """Loss, metrics and score (best checkpoint, pruning, Tune): Classification
     (the default), Regression, Reconstruction (see :mod:`xpm_train.objectives`)"""
 

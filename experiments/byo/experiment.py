@@ -14,6 +14,7 @@ from experimaestro.experiments.configuration import ConfigurationBase
 
 from mymodels import ResidualMLP  # this folder is on the path (params.yaml: pythonpath)
 from xpm_train import Adam, Evaluate, Learn, find_launcher, prepare_image_folder
+from xpm_train.data import ImageFolderError
 from xpm_train.plan import finish, fraction, positive, print_table
 from xpm_train.tune import Categorical, Float, NoPruner, Space, Study, TPE, optimize
 
@@ -56,7 +57,7 @@ class Configuration(ConfigurationBase):
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     if not cfg.folder:
-        raise ValueError("give the image folder: -c folder=/path/to/images (one sub-folder per class)")
+        raise ImageFolderError("give the image folder: -c folder=/path/to/images (one sub-folder per class)")
     launcher = find_launcher(cfg.launcher)
     images = prepare_image_folder(cfg.folder, size=tuple(cfg.size))
     model = ResidualMLP.C(width=cfg.width)
