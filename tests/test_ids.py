@@ -56,7 +56,8 @@ def configs():
 
 def new_configs(mlp):
     """Configs of the objectives, tabular data and image folders (issue 12)."""
-    from xpm_train import Adam, Diabetes, Evaluate, ImageFolder, Learn, Reconstruction, Regression
+    from xpm_train import (Adam, Classification, Diabetes, Digits, Evaluate, ImageFolder, Learn, Reconstruction, Regression,
+                           SavedModel)
 
     diabetes = Diabetes.C(split="train")
     images = ImageFolder.C(split="train", fingerprint="0" * 64, folder="/nowhere", size=[16, 16])
@@ -69,6 +70,10 @@ def new_configs(mlp):
         "evaluate-regression": Evaluate.C(model=mlp, data=Diabetes.C(split="test"), objective=Regression.C()),
         "learn-reconstruction-bce": Learn.C(model=mlp, data=images, objective=Reconstruction.C(criterion="bce"),
                                             optimizer=Adam.C(lr=1e-3)),
+        "learn-classification-explicit": Learn.C(model=mlp, data=Digits.C(split="train"), objective=Classification.C(),
+                                                 optimizer=Adam.C(lr=1e-2)),
+        "evaluate-saved-model": Evaluate.C(model=SavedModel.C(), data=Diabetes.C(split="test"),
+                                           objective=Regression.C()),
     }
 
 
@@ -124,7 +129,7 @@ def more_configs(mlp, train):
     }
 
 
-INTERFACES = {"ImageDataset", "Model"}
+INTERFACES = {"Dataset", "ImageDataset", "Model", "Objective"}
 """Exported abstract bases: their subclasses are pinned instead"""
 
 

@@ -467,9 +467,11 @@ def restore(state: dict[str, Any], net, optimizer) -> dict[str, Any]:
     return run
 
 
-def summary(run: dict[str, Any], has_val: bool, wall: float, objective: Objective) -> dict[str, Any]:
-    """Content of ``final.json`` (schema: :mod:`xpm_train.summary`)."""
+def summary(run: dict[str, Any], has_val: bool, wall: float, objective: Optional[Objective] = None) -> dict[str, Any]:
+    """Content of ``final.json`` (schema: :mod:`xpm_train.summary`; ``objective``: Classification when None)."""
     from .summary import score_fields
+
+    objective = objective if objective is not None else Classification.C()
 
     split = "val" if has_val else "train"
     best = run["best"] or {}

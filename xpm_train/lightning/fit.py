@@ -206,7 +206,7 @@ class LightningFit(ResumableTask):
 
         # --- Summary
         wall = log.elapsed()
-        final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned)
+        final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned, self.mode)
         if tested is not None:
             final["test"] = tested
         checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
@@ -258,15 +258,19 @@ def slurm_plugins() -> list:
 
 
 def summary(run: dict[str, Any], monitor: str, epochs: int, steps: int, wall: float,
-            pruned: bool) -> dict[str, Any]:
+            pruned: bool, mode: str = "max") -> dict[str, Any]:
     """Content of ``final.json``: the keys of Learn's summary (``final``,
     ``best``, ``best_epoch``, ``epochs``, ``steps``, ``wall_time``, ``pruned``),
     metrics named as the module logged them: ``final`` holds the epoch-level
     metrics of the last epoch (``*_step`` values left out), ``best`` those of
-    the best epoch that share the monitor's split (``val_*`` for ``val_accuracy``)."""
+    the best epoch that share the monitor's split (``val_*`` for ``val_accuracy``);
+    and the score keys of every summary (:mod:`xpm_train.summary`): the best ``monitor``."""
+    from ..summary import score_fields
+
     split = monitor.split("_", 1)[0] + "_" if "_" in monitor else monitor
     best = run["best"] or {}
     return {
+        **score_fields(monitor, best.get(monitor), "maximize" if mode == "max" else "minimize"),
         "final": {key: value for key, value in run["last"].items() if not key.endswith("_step")},
         "best": {key: value for key, value in best.items() if key.startswith(split) and not key.endswith("_step")},
         "best_epoch": run["best_epoch"],
