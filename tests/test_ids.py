@@ -74,6 +74,10 @@ def new_configs(mlp):
                                                  optimizer=Adam.C(lr=1e-2)),
         "evaluate-saved-model": Evaluate.C(model=SavedModel.C(), data=Diabetes.C(split="test"),
                                            objective=Regression.C()),
+        "objective-classification": Classification.C(),
+        "objective-regression": Regression.C(),
+        "objective-reconstruction": Reconstruction.C(),
+        "saved-model": SavedModel.C(),
     }
 
 
