@@ -7,6 +7,7 @@ A job is named by its full ID ``<task>/<hash>``, a unique prefix of its hash
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -32,10 +32,10 @@ def write_images(folder, per_class=12):
             Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{i}.png")
 
 
-def test_byo_plan(tmp_path):
+def test_byo_plan(tmp_path, monkeypatch):
     from sklearn.metrics import accuracy_score
 
-    import xpm_train
+    from xpm_train import load
 
     folder = tmp_path / "images"
     write_images(folder)
@@ -53,8 +53,9 @@ def test_byo_plan(tmp_path):
     learns = sorted((workdir / "jobs" / "xpm_train.learn.learn").iterdir())
     assert all(json.loads((p / "params.json").read_text()).get("objects") for p in learns)
 
-    # The user's model loads and exports like a built-in
-    loaded = xpm_train.load(learns[0], workspace=workdir)
+    # The user's model loads and exports like a built-in (its module on the path, as for the plan)
+    monkeypatch.syspath_prepend(str(REPO / "experiments" / "byo"))
+    loaded = load(learns[0], workspace=workdir)
     assert type(loaded.config.model).__name__ == "ResidualMLP" and loaded.network is not None
     exported = xpm_train("export", learns[0].name[:12], "--to", str(tmp_path / "exported"), "--workdir", str(workdir))
     assert exported.returncode == 0, exported.stderr
