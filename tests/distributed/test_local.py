@@ -52,6 +52,7 @@ def test_evaluate_on_two_ranks_gives_the_metrics_of_the_whole_split(tmp_path, la
     from xpm_train import MLP, Synthetic
     from xpm_train.evaluate import classification_metrics
     from xpm_train.models import build
+    from xpm_train.objectives import Classification
     from xpm_train.pipeline import DeviceData
 
     result = run_experiment(PLAN, tmp_path, f"spec={ONE}", "epochs=1",
@@ -62,7 +63,7 @@ def test_evaluate_on_two_ranks_gives_the_metrics_of_the_whole_split(tmp_path, la
     assert [e["event"] for e in events(job)] == ["start", "end"]  # rank 0 alone wrote
     # the same metrics computed here, in one process, from the trained weights
     arrays = Synthetic.C(split="test", num_samples=200, height=8, width=8, num_classes=4, seed=3).instance().arrays()
-    net = build(MLP.C(hidden_dims=[64]).instance(), arrays.shape, arrays.num_classes)
+    net = build(MLP.C(hidden_dims=[64]).instance(), Classification.C().describe(arrays))
     from xpm_train import checkpoint
 
     net.load_state_dict(checkpoint.load(learn_folder(tmp_path) / "checkpoints" / "best.pt")["model"])
