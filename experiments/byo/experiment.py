@@ -63,17 +63,17 @@ def run(helper: ExperimentHelper, cfg: Configuration):
     model = ResidualMLP.C(width=cfg.width)
     learn = Learn.C(model=model, data=images.train, optimizer=Adam.C(lr=cfg.lr), epochs=cfg.epochs,
                     batch_size=cfg.batch_size, val_fraction=cfg.val_fraction, seed=cfg.seed, device=cfg.device)
-    learn.tag("model", "residual")
+    learn.tag("variant", "residual")
     trained = learn.submit(launcher=launcher)
     evaluation = Evaluate.C(model=model, data=images.test, predictions=True, device=cfg.device)
-    evaluation.tag("model", "residual")
+    evaluation.tag("variant", "residual")
     evaluation.submit(launcher=launcher, init_tasks=[trained])
 
     study = Study(label="byo-residual", base=learn, pruner=NoPruner.C(), sampler=TPE.C(seed=cfg.seed),
                   space=Space([Float("optimizer.lr", 1e-3, 3e-2, log=True), Categorical("model.blocks", [1, 2])]))
     result = optimize(study, n_trials=cfg.n_trials, launcher=launcher)
     best = Evaluate.C(model=result.best_learn.model, data=images.test, predictions=True, device=cfg.device)
-    best.tag("model", "tuned")
+    best.tag("variant", "tuned")
     best.submit(launcher=launcher, init_tasks=[result.task().submit(launcher=launcher)])
     finish(helper)
     print(f"study {study.name}: best {study.metric} {result.best_value:.4f}")  # noqa: T201
