@@ -39,23 +39,3 @@ def two_rank_reference(tmp_path_factory, launchers_env) -> Path:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     print(f"2-rank plan: {time.monotonic() - start:.1f}s")
     return learn_folder(workdir)
-
-
-def learn_folder(workdir: Path) -> Path:
-    (folder,) = list((workdir / "jobs" / "xpm_train.learn.learn").glob("*"))
-    return folder
-
-
-def events(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
-
-
-def weights(folder: Path) -> dict:
-    from xpm_train import checkpoint
-
-    return checkpoint.load(folder / "checkpoints" / "last.pt")["model"]
-
-
-def max_difference(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
