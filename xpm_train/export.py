@@ -197,7 +197,7 @@ def model_readme(info, target: Path) -> str:
         "import torch",
         "from xpm_train.export import load_export",
         "",
-        f"exported = load_export({str(target)!r})",
+        f"exported = load_export({str(target)!r})  # this folder: give its new path if you move it",
         f"inputs = {example}  # raw inputs, as the dataset gives them",
         "print(exported.predict(inputs))  # normalised as in training, then the network",
         "```",
