@@ -76,11 +76,25 @@ def kill_job_processes(jobs: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    # Gone means reaped: experimaestro takes a zombie whose pid is in the job's
+    # .pid file for a live job, waits on it and then fails the job (no .done, no
+    # .failed). An orphan's zombie lasts until init reaps it, which is not at once
+    # on every host; only a zombie of this process would never go, so it counts as gone.
     deadline = time.monotonic() + 30
     while victims and time.monotonic() < deadline:
-        victims = [pid for pid in victims if Path(f"/proc/{pid}").exists()
-                   and "zombie" not in Path(f"/proc/{pid}/status").read_text(errors="ignore").lower()]
+        victims = [pid for pid in victims if not _gone(pid)]
         time.sleep(0.05)
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` no longer exists, or is a zombie only this process could reap."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(errors="ignore")
+    except OSError:
+        return True
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    zombie = fields.get("State", "").startswith("Z")
+    return zombie and fields.get("PPid", "").strip() == str(os.getpid())
 
 
 def final_weights(folder: Path):
