@@ -22,7 +22,9 @@ def fake_job(folder: Path, relpath: str, scheduler_state, state=None, dependenci
     path.mkdir(parents=True)
     name = relpath.split("/")[0].rsplit(".", 1)[-1]
     if log:
-        (path / f"{name}.err").write_text("Traceback ...\nRuntimeError: boom\n")
+        (path / f"{name}.err").write_text("INFO starting\nTraceback (most recent call last):\n"
+                                          '  File "x.py", line 1, in <module>\n    boom()\n'
+                                          "RuntimeError: boom\nINFO cleaning up\n")
     return SimpleNamespace(relpath=Path(relpath), stderr=path / f"{name}.err", scheduler_state=scheduler_state,
                            state=state or scheduler_state,
                            dependencies=[SimpleNamespace(origin=d) for d in dependencies])
@@ -30,6 +32,13 @@ def fake_job(folder: Path, relpath: str, scheduler_state, state=None, dependenci
 
 def test_a_failed_job_points_at_its_log(tmp_path):
     job = fake_job(tmp_path, LEARN, JobStateError(JobFailureStatus.FAILED), log=True)
+    (line,) = failed_jobs_summary([job])
+    assert line == f"  {LEARN}: failed (RuntimeError: boom); log: {job.stderr}"
+
+
+def test_a_log_without_a_traceback_is_only_pointed_at(tmp_path):
+    job = fake_job(tmp_path, LEARN, JobStateError(JobFailureStatus.FAILED))
+    job.stderr.write_text("INFO: killed\n" * 10)
     (line,) = failed_jobs_summary([job])
     assert line == f"  {LEARN}: failed; log: {job.stderr}"
 
@@ -41,7 +50,7 @@ def test_a_job_whose_dependency_was_killed_is_not_run_and_has_no_log(tmp_path):
     evaluate = fake_job(tmp_path, EVALUATE, JobState.ERROR, state=JobState.WAITING, dependencies=[learn])
     lines = failed_jobs_summary([learn, evaluate])
     assert f"  {EVALUATE}: not run, a job it depends on failed (xpm_train.learn.learn/aaaaaaaaaaaa)" in lines
-    assert f"  {LEARN}: error; log: {learn.stderr}" in lines
+    assert f"  {LEARN}: error (RuntimeError: boom); log: {learn.stderr}" in lines
     assert not any("evaluate.err" in line for line in lines)
 
 

@@ -73,7 +73,22 @@ def failure_of(job) -> str:
     why = reason.name.lower() if reason is not None else "error"
     if not log.exists():
         return f"not run ({why} before it started: it wrote no log; see the plan's output above)"
-    return f"{why}; log: {log}"
+    error = last_exception(log)
+    return f"{why} ({error}); log: {log}" if error else f"{why}; log: {log}"
+
+
+def last_exception(log: Path, tail: int = 1 << 16) -> str | None:
+    """The exception line (``ValueError: ...``) of the last traceback in ``log``,
+    shortened to one line (None: the log shows no traceback)."""
+    with log.open("rb") as fp:
+        fp.seek(max(0, log.stat().st_size - tail))
+        lines = fp.read().decode(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return None
+    # the first line after the traceback that is not indented is the exception
+    error = next((line for line in lines[starts[-1] + 1:] if line and not line[0].isspace()), None)
+    return error if error is None or len(error) <= 200 else error[:197] + "..."
 
 
 def scheduler_state(job):

@@ -99,6 +99,8 @@ class LocalLauncher(Launcher):
         self.layout = layout
         self.devices = [gpu.device for gpu in config.gpus]
         self.gpu_lock_dir = str(lock_dir())
+        self.adopted: dict = {}
+        """Jobs found running when this launcher was to start them (see :mod:`.process`)"""
         self.addListener(self._reserve)
 
     def _reserve(self, job) -> None:
@@ -115,12 +117,15 @@ class LocalLauncher(Launcher):
 
         builder = super().processbuilder()
         builder.command = warm_command(self.reservation.cores)
+        builder.adopted = self.adopted
         return builder
 
     def scriptbuilder(self):
-        from experimaestro.scriptbuilder import PythonScriptBuilder
+        """experimaestro's Python script builder, which adopts a job another
+        experiment has just started instead of rewriting its script (see :mod:`.process`)."""
+        from .process import AdoptingScriptBuilder
 
-        return PythonScriptBuilder()
+        return AdoptingScriptBuilder(self.adopted)
 
     def launcher_info_code(self) -> str:
         """Job-script lines (inside ``if __name__ == '__main__':``, before torch is

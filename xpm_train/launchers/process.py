@@ -1,18 +1,36 @@
-"""Local job processes whose exit code is read once and shared.
+"""Local job processes: their exit code read once and shared, and a job
+started by another experiment adopted rather than started twice.
 
-experimaestro 2.7 waits for a local job's process from several coroutines at
-once: the scheduler and each host-wide counter the job holds (cores, memory,
-job slots: :mod:`.tokens`). The first to wake up reaps the process and gets
-its exit code; the others find no child left and get ``-1``, and the
-scheduler, usually last, logs ``Job ... ended with code -1`` for a job that
-succeeded. Here the first wait is the only one: every caller awaits it.
+Shared exit code: experimaestro 2.7 waits for a local job's process from
+several coroutines at once: the scheduler and each host-wide counter the job
+holds (cores, memory, job slots: :mod:`.tokens`). The first to wake up reaps
+the process and gets its exit code; the others find no child left and get
+``-1``, and the scheduler, usually last, logs ``Job ... ended with code -1``
+for a job that succeeded. Here the first wait is the only one: every caller
+awaits it.
+
+Adoption: when two experiments submit the same job at once, experimaestro
+2.7 lets the second one take the job's lock in the instant between the first
+one starting the job's process and that process locking the job itself. The
+second scheduler then rewrites the job script (truncating the file the first
+process is reading: it dies of a ``SyntaxError``, exit 1) and starts a second
+process. Our launchers' script and process builders run at that point, under
+the job's lock: when the job's ``.pid`` file names a live process, they leave
+the script alone and hand the scheduler that process to wait for, as
+experimaestro does itself for a job found running at submission.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 
 from experimaestro.connectors.local import LocalConnector, LocalProcess, LocalProcessBuilder
+from experimaestro.scriptbuilder import PythonScriptBuilder
+
+logger = logging.getLogger("xpm_train.launchers")
 
 
 class SharedWaitProcess(LocalProcess):
@@ -29,8 +47,50 @@ class SharedWaitProcess(LocalProcess):
         return await asyncio.shield(self._exit)
 
 
+def running_process(job):
+    """The live local process that ``job``'s ``.pid`` file names (None: no
+    file, or its process ended), as experimaestro's own ``PsutilProcess``."""
+    import psutil
+    from experimaestro.connectors.local import PsutilProcess
+
+    try:
+        spec = json.loads(job.pidpath.read_text())
+        process = PsutilProcess(int(spec["pid"])) if spec.get("type") == "local" else None
+        alive = process is not None and process._process.status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):  # none, half-written, ended
+        return None
+    return process if alive else None
+
+
+class AdoptingScriptBuilder(PythonScriptBuilder):
+    """experimaestro's script builder, which leaves the script of a job whose
+    process is running alone and records that process in ``adopted`` (keyed
+    by the script's path) for :class:`SharedWaitProcessBuilder` to return."""
+
+    def __init__(self, adopted: dict):
+        super().__init__()
+        self.adopted = adopted
+
+    def write(self, job):
+        script = job.jobpath / f"{job.name}.py"
+        process = running_process(job) if script.is_file() else None
+        if process is None:
+            return super().write(job)
+        logger.info("job %s is already running (%s), started by another experiment: waiting for it",
+                    job.jobpath.name[:8], process)
+        self.adopted[os.path.realpath(script)] = process
+        return script
+
+
 class SharedWaitProcessBuilder(LocalProcessBuilder):
+    adopted: dict | None = None
+    """Processes to return instead of starting the script (see :class:`AdoptingScriptBuilder`)"""
+
     def start(self, task_mode=False):
+        if self.adopted and self.command:
+            process = self.adopted.pop(os.path.realpath(self.command[-1]), None)
+            if process is not None:
+                return process
         return SharedWaitProcess(super().start(task_mode)._process)
 
 
