@@ -1,6 +1,7 @@
 """Checkpoints: atomic, checksummed, with a fallback to the previous one."""
 
 import errno
+import os
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(checkpoint.DiskFullError, match="No space left on device. The previous file is intact"):
         checkpoint.save(path, {"epoch": 2})
     monkeypatch.undo()

@@ -1,82 +1,26 @@
 """Checkpoints that are never half-written and whose corruption is detected.
 
 File format: a magic line, the SHA-256 of the payload, then the payload (a
-``torch.save`` of a dict). Writes go to a temporary file in the same folder,
-are fsynced, then renamed over the target; the replaced file is kept as
-``<name>.prev`` so that a checkpoint found corrupt (a disk error, a truncated
-copy) falls back to the previous good one.
+``torch.save`` of a dict). Writes are atomic (:mod:`xpm_train.atomic`: a
+temporary file in the same folder, fsynced, renamed over the target); the
+replaced file is kept as ``<name>.prev`` so that a checkpoint found corrupt
+(a disk error, a truncated copy) falls back to the previous good one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import errno
-import os
 from pathlib import Path
 from typing import Any
+
+from .atomic import DiskFullError, atomic_write_bytes  # noqa: F401 - DiskFullError: what save raises
 
 MAGIC = b"XPMTRAIN-CKPT-1\n"
 
 
 class CorruptCheckpoint(Exception):
     """The file exists but is not a complete, intact checkpoint."""
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename).
-
-    On any error (e.g. ENOSPC) the temporary file is removed and ``path`` is
-    left as it was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fp:
-            fp.write(data)
-            fp.flush()
-            os.fsync(fp.fileno())
-        if keep_previous and path.exists():
-            os.replace(path, previous_path(path))
-        os.replace(tmp, path)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(
-                error.errno,
-                f"could not write {path} ({len(data) / 1e6:.1f} MB): {os.strerror(error.errno)}. "
-                f"The previous file is intact. Free space (or raise the quota) on the filesystem of "
-                f"{path.parent}, then run the plan again: the job resumes from its last checkpoint",
-            ) from None
-        raise
-    fsync_dir(path.parent)
-
-
-class DiskFullError(OSError):
-    """A checkpoint or result could not be written for lack of space (nothing was replaced)."""
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files of writes that were killed before their rename
-    (call it only while holding the job's lock: no other writer is alive)."""
-    stale = list(Path(folder).glob(".*.tmp-*")) if Path(folder).is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
 
 
 def previous_path(path: Path) -> Path:
@@ -91,7 +35,8 @@ def save(path: Path, state: dict[str, Any], keep_previous: bool = True) -> None:
     torch.save(state, buffer)
     payload = buffer.getvalue()
     digest = hashlib.sha256(payload).hexdigest().encode()
-    atomic_write_bytes(path, MAGIC + digest + b"\n" + payload, keep_previous=keep_previous)
+    atomic_write_bytes(path, MAGIC + digest + b"\n" + payload,
+                       previous=previous_path(path) if keep_previous else None)
 
 
 def load(path: Path, map_location="cpu") -> dict[str, Any]:

@@ -209,8 +209,7 @@ def save_predictions(path: Path, kept: dict) -> None:
     import numpy as np
     import torch
 
-    from .checkpoint import atomic_write_bytes
+    from .atomic import atomic_write
 
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: torch.cat(v).numpy() for k, v in kept.items()})
-    atomic_write_bytes(path, buffer.getvalue())
+    with atomic_write(path) as out:
+        np.savez(out, **{k: torch.cat(v).numpy() for k, v in kept.items()})

@@ -26,9 +26,7 @@ run after the experiment, it exports the best of its trainings by a metric.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -66,11 +64,11 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
         network = loaded.network
     except NoTrainedModel as error:
         raise ExportError(str(error)) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        import torch
+    import torch
 
+    from .atomic import atomic_folder
+
+    with atomic_folder(target) as staging:
         torch.save(network.state_dict(), staging / "model.pt")
         if not hasattr(loaded.config, "model"):  # a training function: its module, pickled
             torch.save(network, staging / "network.pt")
@@ -78,13 +76,6 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
             if (info.path / name).exists():
                 shutil.copyfile(info.path / name, staging / name)
         (staging / "README.md").write_text(model_readme(info, target.resolve()))
-        for path in staging.iterdir():
-            with open(path, "rb") as fp:
-                os.fsync(fp.fileno())
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from .errors import config_name
-from . import checkpoint
+from . import atomic, checkpoint
 from .checks import DeviceName, NonNegative, Positive, Range, validated
 from .data.base import Dataset
 from .augment import Augment
@@ -225,7 +225,7 @@ class Learn(ResumableTask):
         if ranks.is_main:
             sinks = self.tracking.sinks(self) if self.tracking is not None else []
             log = MetricsLogger(self.metrics_path, self.events_path, sinks)
-            checkpoint.remove_stale_temporaries(self.checkpoints)
+            atomic.remove_stale_temporaries(self.checkpoints)
         else:
             log = distributed.SilentLogger()
         last_path = self.checkpoints / "last.pt"

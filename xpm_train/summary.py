@@ -30,12 +30,12 @@ def score_fields(metric: str, value: Optional[float], direction: str) -> dict[st
 
 def write(path: Path, summary: dict[str, Any]) -> None:
     """Write ``summary`` to ``path`` atomically (the job's summary file)."""
-    from .checkpoint import atomic_write_bytes
+    from .atomic import atomic_write_json
 
     for key in ("score", "score_metric", "direction"):
         if key not in summary:
             raise ValueError(f"a summary needs '{key}' (see xpm_train.summary.score_fields)")
-    atomic_write_bytes(Path(path), json.dumps(summary, indent=2).encode())
+    atomic_write_json(Path(path), summary)
 
 
 def read(folder: Path) -> dict[str, Any]:

@@ -43,9 +43,9 @@ def data_description(info: "DataInfo", arrays: "Arrays") -> dict[str, Any]:
 
 def write_data(folder: Path, info: "DataInfo", arrays: "Arrays") -> None:
     """Write ``data.json`` into the job folder (atomically)."""
-    from .checkpoint import atomic_write_bytes
+    from .atomic import atomic_write_json
 
-    atomic_write_bytes(Path(folder) / DATA, json.dumps(data_description(info, arrays), indent=2).encode())
+    atomic_write_json(Path(folder) / DATA, data_description(info, arrays))
 
 
 def read_data(folder: Path) -> Optional[dict[str, Any]]:

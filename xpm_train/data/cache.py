@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from .files import atomic_write
+from ..atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .files import CHUNK_SIZE, atomic_write, file_digest
+from ..atomic import atomic_write
+from .files import CHUNK_SIZE, file_digest
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .files import atomic_write
+from ..atomic import atomic_write
 
 
 class FormatError(ValueError):

@@ -26,6 +26,7 @@ from experimaestro import Param, field
 from .arrays import channel_stats, check_split, to_image_arrays
 from .base import ImageDataset
 from .download import RemoteFile
+from ..atomic import atomic_write_text
 from .files import file_digest
 from .formats import write_cifar10_archive, write_idx
 from .sources import CIFAR10_ARCHIVE, MD5SUMS, MNIST_FILE_NAMES, DatasetSource
@@ -95,7 +96,7 @@ class Synthetic(ImageDataset):
 def _source(folder: Path, name: str, files: list[str], base_url: str | None) -> DatasetSource:
     base = base_url.rstrip("/") if base_url else folder.resolve().as_uri()
     files_md5 = {file: file_digest(folder / file) for file in files}
-    (folder / MD5SUMS).write_text("".join(f"{md5}  {file}\n" for file, md5 in files_md5.items()))
+    atomic_write_text(folder / MD5SUMS, "".join(f"{md5}  {file}\n" for file, md5 in files_md5.items()))
     return DatasetSource(
         folder=name,
         files=tuple(RemoteFile(file, (f"{base}/{file}",), md5) for file, md5 in files_md5.items()),

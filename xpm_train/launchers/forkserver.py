@@ -46,6 +46,7 @@ import socket
 import sys
 import time
 
+from ..atomic import atomic_write_text
 from . import forkclient
 
 logger = logging.getLogger("xpm_train.launchers.forkserver")
@@ -146,7 +147,7 @@ class Server:
         self.listener.bind(self.files["sock"])
         os.chmod(self.files["sock"], 0o600)
         self.listener.listen(64)
-        write_atomic(self.files["pid"], f"{os.getpid()}\n")
+        atomic_write_text(self.files["pid"], f"{os.getpid()}\n")
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "child")
         signal.signal(signal.SIGCHLD, lambda *_: self._wake())
@@ -354,13 +355,6 @@ def unpack_creds(data: bytes) -> tuple[int, int, int]:
     import struct
 
     return struct.unpack("3i", data)
-
-
-def write_atomic(path: str, text: str) -> None:
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as fp:
-        fp.write(text)
-    os.replace(temporary, path)
 
 
 # --- In the forked job

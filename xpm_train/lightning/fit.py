@@ -21,7 +21,6 @@ uninterrupted run. See docs/lightning.md.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -126,7 +125,7 @@ class LightningFit(ResumableTask):
         require_lightning()
         import lightning.pytorch as pl
 
-        from .. import checkpoint
+        from .. import atomic, checkpoint, summary as summaries
         from ..metrics import MetricsLogger
         from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
         from .logger import JobLogger
@@ -135,7 +134,7 @@ class LightningFit(ResumableTask):
         sinks = self.tracking.sinks(self) if self.tracking is not None else []
         log = MetricsLogger(self.metrics_path, self.events_path, sinks)
         last_path = self.checkpoints / "last.ckpt"
-        checkpoint.remove_stale_temporaries(self.checkpoints)
+        atomic.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
@@ -209,7 +208,7 @@ class LightningFit(ResumableTask):
         final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned, self.mode)
         if tested is not None:
             final["test"] = tested
-        checkpoint.atomic_write_bytes(self.final_path, json.dumps(final, indent=2).encode())
+        summaries.write(self.final_path, final)
         log.event("end", wall_time=wall)
         log.close()
 

@@ -66,11 +66,10 @@ def entry_path(workspace: Path, folder: Path) -> Path:
 
 def write_entry(workspace: Path, folder: Path, entry: dict[str, Any]) -> Path:
     """Record (atomically) that ``folder`` is to be forwarded."""
+    from ..atomic import atomic_write_json
+
     path = entry_path(workspace, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(entry))
-    os.replace(temporary, path)
+    atomic_write_json(path, entry, indent=None)
     return path
 
 

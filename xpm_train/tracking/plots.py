@@ -11,7 +11,6 @@ per-step training loss (``train_step``) against the epoch fraction.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,10 @@ def _figure(panels: int):
 
 def _save(figure, out: Path) -> Path:
     """Atomic write of a PNG."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    figure.savefig(tmp, format="png", dpi=100)
-    with open(tmp, "rb") as fp:
-        os.fsync(fp.fileno())
-    os.replace(tmp, out)
+    from ..atomic import atomic_write
+
+    with atomic_write(out) as fp:
+        figure.savefig(fp, format="png", dpi=100)
     return out
 
 

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..checkpoint import atomic_write_bytes
+from ..atomic import atomic_write_json
 
 if TYPE_CHECKING:
     from optuna.storages import JournalStorage
@@ -65,7 +65,7 @@ def write_description(workspace: Path | str, name: str, description: dict[str, A
     (folder / "drivers").mkdir(parents=True, exist_ok=True)
     path = folder / DESCRIPTION
     if not path.exists():
-        atomic_write_bytes(path, json.dumps(description, indent=2, sort_keys=True).encode())
+        atomic_write_json(path, description, sort_keys=True)
     return journal_path(workspace, name)
 
 

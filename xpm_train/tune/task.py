@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Optional
 
 from experimaestro import Meta, Param, PathGenerator, Task, field
 
-from ..checkpoint import atomic_write_bytes
+from ..atomic import atomic_write, atomic_write_json, atomic_write_text
 from ..models import LoadWeights
 from ..tracking.mlflow_sink import MLflowTracking
 
@@ -97,12 +96,12 @@ class Tune(Task):
             "trials": len(rows),
             **{state.lower(): n for state, n in counts.items()},
         }
-        atomic_write_bytes(self.trials_path, json.dumps(rows, indent=2).encode())
-        atomic_write_bytes(self.trials_path.with_suffix(".csv"), trials_csv(rows).encode())
+        atomic_write_json(self.trials_path, rows)
+        atomic_write_text(self.trials_path.with_suffix(".csv"), trials_csv(rows))
         write_plots(study, self.trials_path.parent)
         if self.tracking is not None:
             summary["mlflow"] = mlflow_runs(self.tracking, self.results_path.parent, summary, rows)
-        atomic_write_bytes(self.results_path, json.dumps(summary, indent=2).encode())
+        atomic_write_json(self.results_path, summary)
         logger.info("study %s: best trial %d, %s = %s", self.study, self.best_trial, self.metric, best["value"])
 
 
@@ -181,7 +180,6 @@ def write_plots(study, folder: Path) -> None:
             continue
         figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
         figure.tight_layout()
-        tmp = folder / f".{name}.tmp.png"
-        figure.savefig(tmp, dpi=100)
-        tmp.replace(folder / name)
+        with atomic_write(folder / name) as out:
+            figure.savefig(out, format="png", dpi=100)
         plt.close(figure)
