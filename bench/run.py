@@ -6,7 +6,8 @@ Runs, side by side in one process tree: training throughput against the
 experimaestro demo loop (:mod:`bench.throughput`), start-up
 (:mod:`bench.startup`), scheduler overhead (:mod:`bench.scheduler`) and time
 to accuracy (:mod:`bench.time_to_accuracy`), tracking overhead
-(:mod:`bench.tracking`), warm start and tracked job ends (:mod:`bench.warm`); prints one markdown table (paste
+(:mod:`bench.tracking`), warm start and tracked job ends, the tune plan against plain Optuna (:mod:`bench.warm`,
+:mod:`bench.plain_optuna`); prints one markdown table (paste
 it into the README) and writes the JSON (every measurement, the machine, the
 command) and the table (``.md``) beside it. ``--quick``: small sizes (6000
 MNIST-format images, 10 tasks per plan, 3 repeats). GPU rows are skipped
@@ -32,9 +33,9 @@ from typing import Any
 from . import scheduler, startup, throughput, time_to_accuracy, tracking, warm
 from .common import REPO, cuda_available, load, machine, uptime
 
-BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm")
+BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm", "tune-vs-optuna")
 AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
-           "tracking": "", "warm": "cold"}
+           "tracking": "", "warm": "cold", "tune-vs-optuna": "plain Optuna"}
 
 
 def written_mnist(tmp: Path) -> Path | None:
@@ -54,6 +55,8 @@ def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[st
         return tracking.run(tmp, quick, mnist_folder=written_mnist(tmp))
     if name == "warm":
         return warm.run(tmp, quick)
+    if name == "tune-vs-optuna":
+        return warm.tune_rows(tmp, repeats=2 if quick else 3)
     return time_to_accuracy.run(tmp, quick, cuda)
 
 

@@ -18,6 +18,10 @@
   forwarder does it).
 - **The tune plan** (``experiments/tune``, 20 trials, 2 in parallel,
   tracking off), first run, cold then warm.
+- **The tune plan against plain Optuna**: the same plan (warm host, first
+  run) and the same study written as plain Optuna in one process
+  (:mod:`bench.plain_optuna`, ``study.optimize(n_jobs=2)``), interleaved,
+  each timed from its interpreter's start to its end.
 
 Every figure: median and (min-max) spread; the load average is recorded
 before each side.
@@ -143,25 +147,57 @@ def plans(tmp: Path, count: int) -> dict[str, Any]:
     return result
 
 
+def run_tune_plan(workdir: Path, warm: bool) -> dict[str, Any]:
+    """experiments/tune (tracking off), first run in ``workdir``: wall time."""
+    params = REPO / "experiments" / "tune" / "params.yaml"
+    env = {**bench_env(workdir), "XPM_TRAIN_WARM_START": "1" if warm else "0"}
+    if warm:
+        server_up(env)
+    before = load()
+    start = time.perf_counter()
+    done = subprocess.run([PYTHON, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
+                           "-c", "tracking_uri=off", str(params)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise BenchError(f"tune plan failed: {done.stderr[-2000:]}")
+    return {"wall_s": wall, "load_before": before}
+
+
 def tune_plan(tmp: Path) -> dict[str, Any]:
     """experiments/tune (tracking off), first run, cold then warm."""
-    result = {}
-    params = REPO / "experiments" / "tune" / "params.yaml"
-    for name, warm in (("cold", False), ("warm", True)):
-        workdir = tmp / f"warm-tune-{name}"
-        env = {**bench_env(workdir), "XPM_TRAIN_WARM_START": "1" if warm else "0"}
-        if warm:
-            server_up(env)
-        before = load()
-        start = time.perf_counter()
-        done = subprocess.run([PYTHON, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
-                               "-c", "tracking_uri=off", str(params)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=3600)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise BenchError(f"tune plan failed: {done.stderr[-2000:]}")
-        result[name] = {"wall_s": wall, "load_before": before}
-    return result
+    return {name: run_tune_plan(tmp / f"warm-tune-{name}", warm) for name, warm in (("cold", False), ("warm", True))}
+
+
+def run_plain_optuna() -> dict[str, Any]:
+    before = load()
+    done = subprocess.run([PYTHON, "-m", "bench.plain_optuna"], cwd=REPO, env=bench_env(), capture_output=True,
+                          text=True, timeout=3600)
+    if done.returncode != 0:
+        raise BenchError(f"plain Optuna failed: {done.stderr[-2000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load_before": before}
+
+
+def tune_vs_optuna(tmp: Path, repeats: int) -> dict[str, Any]:
+    """The tune plan (warm host, first run) and plain Optuna, ``repeats`` interleaved pairs."""
+    runs = [{"plan": run_tune_plan(tmp / f"tune-vs-optuna-{i}", warm=True), "optuna": run_plain_optuna()}
+            for i in range(repeats)]
+    return {"plan": [r["plan"]["wall_s"] for r in runs], "optuna": [r["optuna"]["wall_s"] for r in runs],
+            "runs": runs}
+
+
+def tune_rows(tmp: Path, repeats: int) -> list[dict[str, Any]]:
+    """``python -m bench --only tune-vs-optuna``: the tune plan against plain Optuna."""
+    versus = tune_vs_optuna(tmp, repeats)
+    ratio = median(versus["plan"]) / median(versus["optuna"])
+    return [{
+        "benchmark": "tune-vs-optuna", "unit": "s",
+        "case": "tune plan (20 trials, 2 in parallel, tracking off, warm host, first run) vs plain Optuna "
+                "(n_jobs=2, one process)",
+        "xpm_train": median(versus["plan"]), "baseline": median(versus["optuna"]),
+        "notes": (f"plan {spread(versus['plan'])}, plain Optuna {spread(versus['optuna'])}: median (min-max) of "
+                  f"{repeats} interleaved pairs, each from its interpreter's start; {ratio:.1f}x (target <= 2x)"),
+        "detail": versus}]
 
 
 def run(tmp: Path, quick: bool) -> list[dict[str, Any]]:

@@ -174,14 +174,28 @@ def test_the_servers_death_kills_no_job_and_leaves_none_hanging(warm_env, tmp_pa
     out, err = process.communicate(timeout=60)
     assert (process.returncode, out) == (7, "finished\n"), err
 
-    # the stale socket and pid file are replaced by the next server
+    # the stale socket and pid file are replaced by the next server, which
+    # the next job starts and waits for (a warm start, not a normal one)
     assert Path(files["sock"]).exists() and Path(files["pid"]).read_text() == f"{server}\n"
     (tmp_path / "pid").unlink()
     process = client(script, warm_env)
+    pid = int(wait_for(tmp_path / "pid", timeout=240))
+    (tmp_path / "go").write_text("")
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 7 and err.count(NORMAL) == 1 and "started one" in err
-    ready(warm_env)
-    assert int(Path(files["pid"]).read_text()) != server
+    assert process.returncode == 7 and NORMAL not in err, err
+    assert "waiting for the warm server to start (started one" in err
+    assert int(Path(files["pid"]).read_text()) not in (server, pid)
+
+
+def test_a_job_waits_for_the_server_only_as_long_as_asked(warm_env, tmp_path):
+    env = {**warm_env, forkclient.DIR_ENV: str(tmp_path / "s"), forkclient.WAIT_ENV: "0"}
+    script = job_script(tmp_path, "print('ran')")
+    process = client(script, env)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, out) == (0, "ran\n")
+    assert err.count(NORMAL) == 1 and "not listening after 0 s" in err
+    ready(env)  # the server it started comes up for the next jobs
+    stop_server(files_of(env))
 
 
 def test_stale_server_after_a_code_change_refuses_and_is_replaced(warm_env, tmp_path):

@@ -17,9 +17,14 @@ for the job towards experimaestro:
 * when it dies itself (SIGKILL), the job sees its connection close and kills
   itself: no orphan.
 
-Whenever the server cannot be used it **execs the job script** in this very
-process (a normal start, same pid, one line on stderr saying why): no server
-yet (one is started for the next jobs), a server of another interpreter,
+When there is no server yet, it starts one and waits for it (up to
+``XPM_TRAIN_WARM_WAIT_S`` seconds, default 60): importing torch once in the
+server costs what the job would pay to import it itself, and the jobs that
+follow fork at once (on a small machine, two jobs and a server importing
+torch side by side would each take longer). Whenever the server cannot be
+used it **execs the job script** in this very process (a normal start, same
+pid, one line on stderr saying why): no server after that wait, or one that
+died while starting, a server of another interpreter,
 virtualenv, package or start-up environment (see :func:`server_key`), an
 unsafe socket folder, a refused request, a stale server.
 
@@ -47,6 +52,11 @@ ENABLE_ENV = "XPM_TRAIN_WARM_START"
 DIR_ENV = "XPM_TRAIN_WARM_DIR"
 """The servers' folder (default ``$XDG_RUNTIME_DIR/xpm-train-warm``, else
 ``/tmp/xpm-train-warm-<uid>``)"""
+WAIT_ENV = "XPM_TRAIN_WARM_WAIT_S"
+"""Seconds a job waits for a server that is starting (default 60; 0: a normal start at once)"""
+DEFAULT_WAIT_S = 60.0
+STARTING_GRACE_S = 5.0
+"""How long a server just launched may take to take its lock (under load)"""
 OFF = ("0", "off", "false", "no")
 PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
@@ -124,6 +134,38 @@ def server_running(lock_path: str) -> bool:
         os.close(fd)
 
 
+def wait_for_server(key: str, files: dict[str, str], error: OSError) -> socket.socket:
+    """A connection to the server of ``key``, started here unless it is
+    starting already, once it listens. :raises Unavailable: not within
+    ``XPM_TRAIN_WARM_WAIT_S``, or the server died while starting."""
+    import time
+
+    try:
+        wait_s = float(os.environ.get(WAIT_ENV) or DEFAULT_WAIT_S)
+    except ValueError:
+        wait_s = DEFAULT_WAIT_S
+    started = not server_running(files["lock"])
+    if started:
+        start_server(key, files)
+    what = "started one" if started else "one was starting"
+    sys.stderr.write(f"xpm-train: waiting for the warm server to start ({what}; log: {files['log']})\n")
+    sys.stderr.flush()
+    launched = time.monotonic()
+    while time.monotonic() - launched < wait_s:
+        time.sleep(0.05)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(files["sock"])
+            return sock
+        except OSError:
+            sock.close()
+        if time.monotonic() - launched > STARTING_GRACE_S and not server_running(files["lock"]):
+            raise Unavailable(f"no warm server ({type(error).__name__}): {what}, and it exited "
+                              f"(log: {files['log']})")
+    raise Unavailable(f"no warm server ({type(error).__name__}): {what}, not listening after "
+                      f"{wait_s:g} s ({WAIT_ENV}; log: {files['log']})")
+
+
 def start_server(key: str, files: dict[str, str], environ=os.environ) -> None:
     """Start the server of ``key`` in the background (its own session; it
     loses nothing when this process ends)."""
@@ -194,11 +236,7 @@ def connect(script: str, threads: int) -> tuple[socket.socket, int]:
         sock.connect(files["sock"])
     except OSError as error:
         sock.close()
-        if server_running(files["lock"]):
-            raise Unavailable("the warm server is starting") from None
-        start_server(key, files)
-        raise Unavailable(f"no warm server ({type(error).__name__}); started one "
-                          f"for the next jobs (log: {files['log']})") from None
+        sock = wait_for_server(key, files, error)
     try:
         send(sock, {"protocol": PROTOCOL, "key": key, "script": os.path.abspath(script),
                     "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads}, [0, 1, 2])

@@ -52,8 +52,11 @@ from . import forkclient
 logger = logging.getLogger("xpm_train.launchers.forkserver")
 
 PRELOAD = ("torch", "torch._dynamo", "torch.optim", "experimaestro.run", "xpm_train.learn",
-           "xpm_train.evaluate", "xpm_train.tracking.mlflow_sink")
-"""Modules imported once by the server (never the user's plan modules)"""
+           "xpm_train.evaluate", "xpm_train.tracking.mlflow_sink", "optuna", "xpm_train.tune.trial",
+           "xpm_train.tune.task", "matplotlib")
+"""Modules imported once by the server (never the user's plan modules): what
+Learn and Evaluate jobs import, and what a study's trials (optuna, to report
+to the study) and its Tune job (optuna, matplotlib) add"""
 IDLE_ENV = "XPM_TRAIN_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 TORCH_DEFAULT_SEED = 67280421310721
