@@ -72,18 +72,10 @@ def _config(file: Path | None):
 def _row(launcher) -> tuple[str, ...]:
     from .launchers.units import format_duration, format_memory
 
-    auto = getattr(launcher, "auto", frozenset())
-
     def shown(field: str, text: str) -> str:
-        return f"{text} (auto)" if field in auto else text
+        return f"{text} (auto)" if field in launcher.auto else text
 
-    if launcher.type == "local":
-        gpus = ", ".join(f"{g.device}:{g.model} {format_memory(g.memory)}" for g in launcher.gpus)
-        where = "this host" + (f", max {launcher.max_jobs} jobs" if launcher.max_jobs else "")
-    else:
-        g = launcher.gpus
-        gpus = f"{g.count}x {g.model} {format_memory(g.memory)}".strip() if g.count else ""
-        where = f"slurm partition {launcher.partition}"
+    gpus, where = launcher.listing()
     return (
         launcher.name, launcher.type, str(launcher.priority), ",".join(launcher.tags) or "-",
         shown("cores", str(launcher.cores)), shown("memory", format_memory(launcher.memory)),

@@ -113,7 +113,7 @@ def check_workspace(workdir: Path) -> Check:
     return Check("workspace", OK, message)
 
 
-# --- launchers.yaml and Slurm
+# --- launchers.yaml and what each launcher type checks
 
 def check_launchers(start: Path | None = None):
     """``(check, config or None)``: the launchers file in effect is valid."""
@@ -133,33 +133,18 @@ def check_launchers(start: Path | None = None):
     return Check("launchers", OK, f"{path or BUILTIN}: {names}"), config
 
 
-SLURM_COMMANDS = ("sbatch", "squeue", "sacct", "scancel")
+def check_launcher_types(config, which: Callable[[str], str | None] = shutil.which) -> list[Check]:
+    """Each launcher type's own check of its declared launchers (Slurm: its commands
+    and partitions), in the order of :data:`xpm_train.launchers.kinds.TYPES`."""
+    from .launchers.kinds import TYPES
 
-
-def check_slurm(config, which: Callable[[str], str | None] = shutil.which) -> Check | None:
-    """Slurm commands reachable when a slurm launcher is declared (None: none declared)."""
-    slurm = [launcher for launcher in config.launchers if launcher.type == "slurm"] if config else []
-    if not slurm:
-        return None
-    names = ", ".join(launcher.name for launcher in slurm)
-    missing = [command for command in SLURM_COMMANDS if which(command) is None]
-    if missing:
-        return Check("slurm", WARN, f"launcher(s) {names} declared but {', '.join(missing)} not found: "
-                     "jobs needing them cannot be submitted from this host",
-                     "run plans from a Slurm login node (or `module load slurm`); local launchers still work")
-    partitions = {launcher.partition for launcher in slurm if getattr(launcher, "partition", None)}
-    try:
-        listed = subprocess.run([which("sinfo") or "sinfo", "-h", "-o", "%P"], capture_output=True,
-                                text=True, timeout=15)
-        known = {p.strip().rstrip("*") for p in listed.stdout.split()}
-    except (OSError, subprocess.SubprocessError) as error:
-        return Check("slurm", WARN, f"sinfo failed ({error})", "check that the Slurm controller is reachable")
-    unknown = sorted(partitions - known)
-    if listed.returncode != 0 or unknown:
-        why = listed.stderr.strip() or f"partition(s) {', '.join(unknown)} not in sinfo"
-        return Check("slurm", WARN, f"launcher(s) {names}: {why}",
-                     "correct `partition:` in launchers.yaml or check the cluster (sinfo)")
-    return Check("slurm", OK, f"launcher(s) {names}: sbatch found, partition(s) {', '.join(sorted(partitions))} up")
+    checks = []
+    for kind, cls in TYPES.items():
+        declared = [launcher for launcher in config.launchers if launcher.type == kind] if config else []
+        check = cls.doctor(declared, which) if declared else None
+        if check is not None:
+            checks.append(check)
+    return checks
 
 
 # --- MLflow
@@ -210,9 +195,7 @@ def run_checks(workdir: Path) -> list[Check]:
     checks = [check_python(), *check_torch(), check_experimaestro(), check_workspace(workdir)]
     launchers, config = check_launchers()
     checks.append(launchers)
-    slurm = check_slurm(config)
-    if slurm is not None:
-        checks.append(slurm)
+    checks.extend(check_launcher_types(config))
     checks.append(check_mlflow(workdir))
     return checks
 

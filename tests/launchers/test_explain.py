@@ -5,7 +5,7 @@ import os
 import pytest
 
 from xpm_train.launchers import NoLauncherError, explain, find_launcher, load_text
-from xpm_train.launchers.local import LocalLauncher
+from xpm_train.launchers.process import LocalLauncher
 
 CLUSTER = """\
 launchers:

@@ -84,9 +84,10 @@ def test_slurm_declared_but_absent_is_a_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
     check, config = doctor.check_launchers()
     assert check.status == doctor.OK and "cluster (slurm)" in check.message
-    slurm = doctor.check_slurm(config, which=lambda command: None)
-    assert slurm.status == doctor.WARN and "sbatch" in slurm.message and "cluster" in slurm.message
-    assert doctor.check_slurm(None) is None
+    (slurm,) = doctor.check_launcher_types(config, which=lambda command: None)
+    assert slurm.name == "slurm" and slurm.status == doctor.WARN
+    assert "sbatch" in slurm.message and "cluster" in slurm.message
+    assert doctor.check_launcher_types(None) == []
 
 
 def test_workspace_not_writable(tmp_path):

@@ -5,28 +5,34 @@ A plan asks for resources with an experimaestro spec string, e.g.
 ``launchers.yaml``, what their machine and cluster offer; :func:`find_launcher`
 picks the launcher. See docs/launchers.md.
 
-Modules, one concept each: :mod:`.schema` (what the file declares),
-:mod:`.loader` (reading and checking it), :mod:`.lookup` (which file),
-:mod:`.match` (which launcher), :mod:`.finder` (the experimaestro launcher),
-:mod:`.local` / :mod:`.tokens` / :mod:`.gpurun` / :mod:`.gpus` (local jobs,
-host-wide reservations, GPU pinning, GPU inventory), :mod:`.slurm` (sbatch
-options), :mod:`.explain` (why), :mod:`.testing` (tiny tasks for the tests).
+Modules, one concept each: :mod:`.schema` (what the file declares, and the
+contract of a launcher type), :mod:`.kinds` (one module per ``type:``:
+:mod:`.kinds.local`, :mod:`.kinds.slurm`), :mod:`.loader` / :mod:`.readers`
+(reading and checking the file), :mod:`.lookup` (which file), :mod:`.match`
+(which launcher), :mod:`.finder` (the experimaestro launcher), :mod:`.explain`
+(why); for local jobs :mod:`.process` (their experimaestro launcher and
+processes), :mod:`.tokens` (host-wide reservations), :mod:`.gpurun` /
+:mod:`.gpus` (GPU pinning, GPU inventory), :mod:`.forkclient` /
+:mod:`.forkserver` (warm start); :mod:`.testing` (tiny tasks for the tests).
 """
 
 from .explain import Explanation, explain
 from .finder import NoLauncherError, find_launcher
 from .loader import load_file, load_text
 from .lookup import load_launchers
-from .schema import LaunchersConfig, LocalLauncherConfig, SlurmLauncherConfig
+from .schema import LaunchersConfig, LauncherType
+from .kinds import TYPES, LocalLauncherConfig, SlurmLauncherConfig
 from .yamlnodes import LaunchersConfigError
 
 __all__ = [
     "Explanation",
     "LaunchersConfig",
     "LaunchersConfigError",
+    "LauncherType",
     "LocalLauncherConfig",
     "NoLauncherError",
     "SlurmLauncherConfig",
+    "TYPES",
     "explain",
     "find_launcher",
     "load_file",

@@ -98,13 +98,5 @@ def explain(spec: Spec, tags: Iterable[str] = (), *,
 
 
 def plan(choice: Choice) -> list[str]:
-    """The sbatch command line, or the local environment, of a choice (and its ranks)."""
-    if choice.launcher.type == "slurm":
-        from .slurm import sbatch_command_line, srun_lines
-
-        return [sbatch_command_line(choice.launcher, choice.requirement, choice.layout),
-                *srun_lines(choice.launcher, choice.requirement, choice.layout)]
-    from .local import environment
-
-    return (environment(choice.launcher, choice.requirement, choice.layout)
-            or ["(no GPU, no reservation)"])
+    """What a job of the chosen launcher gets: the sbatch command line, the local environment..."""
+    return choice.launcher.plan(choice.requirement, choice.layout) or ["(no GPU, no reservation)"]

@@ -62,14 +62,7 @@ def resolve_config(config: LaunchersConfig | Path | None, start: Path | None) ->
 
 def build_launcher(choice: Choice) -> "Launcher":
     """The experimaestro launcher running jobs of ``choice``."""
-    if choice.launcher.type == "local":
-        from .local import LocalLauncher
-
-        launcher = LocalLauncher(choice.launcher, choice.requirement, choice.layout)
-    else:
-        from .slurm import slurm_launcher
-
-        launcher = slurm_launcher(choice.launcher, choice.requirement, choice.layout)
+    launcher = choice.launcher.launcher(choice.requirement, choice.layout)
     if choice.layout.world_size > 1:
         from ..distributed import RANKS_ENV
         from .ranks import submit_check

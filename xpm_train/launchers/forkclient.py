@@ -1,6 +1,6 @@
 """The warm start's client: the process experimaestro starts for a local job.
 
-The local launcher (:mod:`.local`) starts a job as::
+The local launcher (:class:`.process.LocalLauncher`) starts a job as::
 
     python -S .../xpm_train/launchers/forkclient.py --threads N -- JOB_SCRIPT
 

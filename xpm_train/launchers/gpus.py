@@ -17,14 +17,24 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 
-from .schema import Gpu
 from .units import MIB, parse_memory
 
 logger = logging.getLogger("xpm_train.launchers")
 
 FAKE_GPUS_ENV = "XPM_TRAIN_FAKE_GPUS"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One local GPU: ``device`` is its CUDA index (what CUDA_VISIBLE_DEVICES takes)."""
+
+    device: str
+    model: str
+    memory: int
+    """Bytes"""
 
 
 def detect_gpus() -> tuple[Gpu, ...]:

@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from .schema import LaunchersConfig, LocalLauncherConfig
+from .schema import LaunchersConfig
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -77,13 +77,12 @@ def load_launchers(start: Path | None = None) -> LaunchersConfig:
 
 def builtin_default() -> LaunchersConfig:
     """One local launcher offering the whole machine."""
-    import psutil
-
     from .gpus import detect_gpus
+    from .kinds.local import LocalLauncherConfig, total_memory
 
     local = LocalLauncherConfig(
         name="local", tags=(), priority=0,
-        cores=len(os.sched_getaffinity(0)), memory=int(psutil.virtual_memory().total),
+        cores=len(os.sched_getaffinity(0)), memory=total_memory(),
         gpus=detect_gpus(), max_jobs=None, max_time=0,
         auto=frozenset({"cores", "memory", "gpus"}), where=BUILTIN,
     )

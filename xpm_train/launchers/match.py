@@ -11,8 +11,8 @@ decided by experimaestro's ``HostSimpleRequirement.match`` against a
    smallest sufficient one (fewest GPUs, least GPU memory, fewest cores,
    least memory, shortest time limit), then the first in the file.
 4. ``processes=``/``nodes=`` terms (:mod:`.ranks`) are taken out of each
-   alternative before experimaestro parses it; a job on several nodes fits
-   only Slurm launchers.
+   alternative before experimaestro parses it; a launcher type may refuse a
+   layout whatever it asks (a local launcher: a job on several nodes).
 
 When a launcher does not fit, :func:`misfit` names the requirement that did
 not (for ``explain`` and error messages only, never to decide).
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Iterable, Union
 
 from ..errors import UserError
 from .ranks import Layout, check_gpus, split_spec
-from .schema import LauncherConfig, LaunchersConfig
+from .schema import LauncherType, LaunchersConfig
 from .units import format_duration, format_memory
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ Spec = Union[str, "HostRequirement", None]
 class Verdict:
     """How one launcher answered one alternative."""
 
-    launcher: LauncherConfig
+    launcher: LauncherType
     fits: bool
     reason: str
     """Empty when it fits; else e.g. ``needs 2 GPU(s), offers 1``"""
@@ -52,7 +52,7 @@ class Verdict:
 class Choice:
     """The launcher chosen for a spec, and the alternative it runs."""
 
-    launcher: LauncherConfig
+    launcher: LauncherType
     requirement: "HostSimpleRequirement"
     alternative: int
     """Index of the ``|`` alternative used"""
@@ -120,36 +120,16 @@ def _flatten(requirement) -> list["HostSimpleRequirement"]:
     return [simple for part in requirement.requirements for simple in _flatten(part)]
 
 
-def host_of(launcher: LauncherConfig) -> "HostSpecification":
-    """What a launcher offers, as experimaestro's ``HostSpecification``."""
-    from experimaestro.launcherfinder.specs import (
-        CPUSpecification,
-        CudaSpecification,
-        HostSpecification,
-    )
-
-    if launcher.type == "local":
-        gpus = [CudaSpecification(memory=g.memory, model=g.model) for g in launcher.gpus]
-    else:
-        gpu = launcher.gpus
-        gpus = [CudaSpecification(memory=gpu.memory, model=gpu.model)] * gpu.count
-    return HostSpecification(
-        cpu=CPUSpecification(memory=launcher.memory, cores=launcher.cores),
-        accelerators=gpus,
-        priority=launcher.priority,
-        max_duration=launcher.max_time,
-    )
-
-
-def judge(requirement: "HostSimpleRequirement", launcher: LauncherConfig,
+def judge(requirement: "HostSimpleRequirement", launcher: LauncherType,
           tags: Iterable[str] = (), layout: Layout = Layout()) -> Verdict:
     """Does ``launcher`` run ``requirement`` (with the requested ``tags``, on ``layout``'s ranks)?"""
     missing = sorted(set(tags) - set(launcher.tags))
     if missing:
         return Verdict(launcher, False, f"lacks tag(s) {', '.join(missing)}")
-    if layout.nodes > 1 and launcher.type == "local":
-        return Verdict(launcher, False, f"is one machine (nodes={layout.nodes} needs a Slurm launcher)")
-    host = host_of(launcher)
+    refusal = launcher.refuses(layout)
+    if refusal:
+        return Verdict(launcher, False, refusal)
+    host = launcher.host()
     if requirement.match(host) is not None:
         return Verdict(launcher, True, "")
     return Verdict(launcher, False, misfit(requirement, host))
@@ -167,9 +147,9 @@ def choose(config: LaunchersConfig, spec: Spec, tags: Iterable[str] = ()) -> Cho
     return None
 
 
-def _preference(config: LaunchersConfig, launcher: LauncherConfig) -> tuple:
+def _preference(config: LaunchersConfig, launcher: LauncherType) -> tuple:
     """Sort key: highest priority, then smallest, then first in the file."""
-    host = host_of(launcher)
+    host = launcher.host()
     gpu_memory = sum(a.memory for a in host.accelerators)
     max_time = launcher.max_time or float("inf")
     size = (len(host.accelerators), gpu_memory, launcher.cores, launcher.memory, max_time)

@@ -1,5 +1,10 @@
-"""Local job processes: their exit code read once and shared, and a job
-started by another experiment adopted rather than started twice.
+"""The experimaestro side of a local job: its launcher, its processes (their
+exit code read once and shared), and a job started by another experiment
+adopted rather than started twice.
+
+Launcher: :class:`LocalLauncher` is what ``type: local`` (:mod:`.kinds.local`)
+builds for one job size: it makes the job wait for its reservation, starts it
+warm, and sizes its thread pools and pins its GPUs at the top of the job script.
 
 Shared exit code: experimaestro 2.7 waits for a local job's process from
 several coroutines at once: the scheduler and each host-wide counter the job
@@ -26,9 +31,18 @@ import asyncio
 import json
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from experimaestro.connectors.local import LocalConnector, LocalProcess, LocalProcessBuilder
+from experimaestro.launchers import Launcher
 from experimaestro.scriptbuilder import PythonScriptBuilder
+
+from .gpurun import lock_dir
+from .kinds.local import THREAD_VARIABLES, LocalLauncherConfig, Reservation
+from .ranks import Layout
+
+if TYPE_CHECKING:
+    from experimaestro.launcherfinder.specs import HostSimpleRequirement
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -107,3 +121,64 @@ class JobConnector(LocalConnector):
 
     def processbuilder(self):
         return SharedWaitProcessBuilder()
+
+
+class LocalLauncher(Launcher):
+    """experimaestro launcher for one job size on a ``type: local`` launcher."""
+
+    def __init__(self, config: LocalLauncherConfig, requirement: "HostSimpleRequirement",
+                 layout: Layout = Layout()):
+        super().__init__(JobConnector.instance(), priority=config.priority)
+        self.config = config
+        self.reservation = Reservation.of(config, requirement)
+        self.layout = layout
+        self.devices = [gpu.device for gpu in config.gpus]
+        self.gpu_lock_dir = str(lock_dir())
+        self.adopted: dict = {}
+        """Jobs found running when this launcher was to start them (see :mod:`.process`)"""
+        self.addListener(self._reserve)
+
+    def _reserve(self, job) -> None:
+        """Make the job wait for its share of every counter (experimaestro tokens)."""
+        from .tokens import counter
+
+        for resource, share, total in self.reservation.shares:
+            job.dependencies.add(counter(self.config.name, resource, total).dependency(share))
+
+    def processbuilder(self):
+        """experimaestro's process builder; the job starts warm (forked by the
+        user's fork server, see :mod:`.forkclient`) unless turned off."""
+        from .forkclient import warm_command
+
+        builder = super().processbuilder()
+        builder.command = warm_command(self.reservation.cores)
+        builder.adopted = self.adopted
+        return builder
+
+    def scriptbuilder(self):
+        """experimaestro's Python script builder, which adopts a job another
+        experiment has just started instead of rewriting its script (see :mod:`.process`)."""
+        return AdoptingScriptBuilder(self.adopted)
+
+    def launcher_info_code(self) -> str:
+        """Job-script lines (inside ``if __name__ == '__main__':``, before torch is
+        imported) that size the job's thread pools to its cores and pin its GPUs."""
+        # A size the user set for one pool (OMP or MKL) is kept and given to the
+        # other: torch takes the larger of the two
+        code = (
+            "    import os\n"
+            f"    _threads = next(filter(None, map(os.environ.get, {THREAD_VARIABLES!r})), "
+            f"'{self.reservation.cores}')\n"
+            f"    for _name in {THREAD_VARIABLES!r}:\n"
+            "        os.environ.setdefault(_name, _threads)\n"
+        )
+        if self.devices:
+            pin = f"pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
+            if self.layout.world_size > 1:  # ranks > 0 (RANK set) use rank 0's GPUs
+                pin = "if not os.environ.get('RANK'):\n        " + pin
+            code += "    from xpm_train.launchers.gpurun import pin\n    " + pin
+        return code
+
+    def __str__(self) -> str:
+        return (f"LocalLauncher({self.config.name}, gpus={self.reservation.gpus}, "
+                f"reserves={dict((r, s) for r, s, _ in self.reservation.shares)})")
