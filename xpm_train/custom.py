@@ -235,7 +235,7 @@ class TrainingFunction(ResumableTask):
 
         from . import distributed, summary
         from .learn import cap_gpu_memory
-        from .metrics import MetricsLogger
+        from .metrics import lifecycle, open_log
 
         ranks = distributed.start(self.device)  # one process unless the launcher gave several
         device = ranks.device
@@ -243,33 +243,24 @@ class TrainingFunction(ResumableTask):
         torch.manual_seed(self.seed)
         random.seed(self.seed)
 
-        if ranks.is_main:
-            sinks = self.tracking.sinks(self) if self.tracking is not None else []
-            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
-        else:
-            log = distributed.SilentLogger()
+        log = open_log(self, ranks)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
                       log=log, seed=self.seed, trial=self.trial, ranks=ranks)
         function = type(self).__xpm_train_function__
         kwargs = {name: getattr(self, name) for name in self.__xpm_train_params__}
-        log.event("start", device=str(device), function=f"{function.__module__}.{function.__qualname__}")
-        try:
+        name = f"{function.__module__}.{function.__qualname__}"
+        with lifecycle(log, ranks, device=str(device), function=name) as job:  # start, then end or error
             result = as_result(function(ctx, **kwargs), function)
-        except BaseException as error:
-            log.event("error", error=f"{type(error).__name__}: {error}")
-            log.close()
-            ranks.close(failed=True)
-            raise
-        ranks.close()
-        if not ranks.is_main:
-            return
-        wall = log.elapsed()
-        final = {**summary.score_fields("objective", result.objective, type(self).direction),
-                 "objective": result.objective, "final": result.metrics, "pruned": ctx.pruned, "wall_time": wall}
-        summary.write(self.final_path, final)
-        log.event("end", wall_time=wall, objective=result.objective)
-        log.close()
+            ranks.close()
+            if not ranks.is_main:
+                return
+            wall = log.elapsed()
+            final = {**summary.score_fields("objective", result.objective, type(self).direction),
+                     "objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
+                     "wall_time": wall}
+            summary.write(self.final_path, final)
+            job.end(wall_time=wall, objective=result.objective)
         logger.info("objective %.4f", result.objective)
 
 

@@ -162,6 +162,7 @@ class Ranks:
         self.info = info
         self.device = device
         self.followers = followers
+        self.closed = False
 
     @property
     def rank(self) -> int:
@@ -232,9 +233,11 @@ class Ranks:
 
     def close(self, failed: bool = False) -> None:
         """Leave the process group; rank 0 of a local job waits for its followers
-        (or stops them when ``failed``) and fails when one of them did."""
-        if not self.distributed:
+        (or stops them when ``failed``) and fails when one of them did. Once:
+        a second call (a failure after a successful close) does nothing."""
+        if not self.distributed or self.closed:
             return
+        self.closed = True
         import torch.distributed as dist
 
         if dist.is_initialized():

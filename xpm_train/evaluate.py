@@ -154,48 +154,37 @@ class Evaluate(Task):
 
         from . import distributed, summary
         from .learn import check_outputs
-        from .metrics import MetricsLogger
+        from .metrics import lifecycle, open_log
         from .models import build
         from .pipeline import DeviceData
 
         objective = objective_of(self)
         ranks = distributed.start(self.device)  # one process unless the launcher gave several
-        if ranks.is_main:
-            sinks = self.tracking.sinks(self) if self.tracking is not None else []
-            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
-        else:
-            log = distributed.SilentLogger()
-        with log:
-            log.event("start")
-            try:
-                device = ranks.device
-                arrays = self.data.arrays()
-                info = objective.describe(arrays)
-                net = build(self.model, info).to(device)
-                progress(0.0, desc="evaluate")
-                data = DeviceData(arrays, device, channels_last=self.model.channels_last())
-                check_outputs(net, objective, info, data, self.model)
-                kept: Optional[dict] = {} if self.predictions else None
-                classes = isinstance(objective, Classification)
-                metrics: dict[str, Any] = {}
-                if kept is not None or not classes:
-                    metrics = {**split_metrics(net, data, objective, self.batch_size, kept), "samples": len(data)}
-                if classes:  # top-5, per class, confusion matrix
-                    metrics.update(classification_metrics(net, data, arrays.num_classes, self.batch_size,
-                                                          ranks=ranks if ranks.distributed else None))
-                if kept is not None and ranks.is_main:
-                    save_predictions(self.results_path.with_name("predictions.npz"), kept)
-                metrics.update(summary.score_fields(f"eval_{objective.score}", metrics[objective.score],
-                                                    objective.direction))
-                if ranks.is_main:
-                    summary.write(self.results_path, metrics)
-            except BaseException as error:
-                log.event("error", error=f"{type(error).__name__}: {error}")
-                ranks.close(failed=True)
-                raise
+        log = open_log(self, ranks)
+        with lifecycle(log, ranks):  # start, then end, or error on a failure
+            device = ranks.device
+            arrays = self.data.arrays()
+            info = objective.describe(arrays)
+            net = build(self.model, info).to(device)
+            progress(0.0, desc="evaluate")
+            data = DeviceData(arrays, device, channels_last=self.model.channels_last())
+            check_outputs(net, objective, info, data, self.model)
+            kept: Optional[dict] = {} if self.predictions else None
+            classes = isinstance(objective, Classification)
+            metrics: dict[str, Any] = {}
+            if kept is not None or not classes:
+                metrics = {**split_metrics(net, data, objective, self.batch_size, kept), "samples": len(data)}
+            if classes:  # top-5, per class, confusion matrix
+                metrics.update(classification_metrics(net, data, arrays.num_classes, self.batch_size,
+                                                      ranks=ranks if ranks.distributed else None))
+            if kept is not None and ranks.is_main:
+                save_predictions(self.results_path.with_name("predictions.npz"), kept)
+            metrics.update(summary.score_fields(f"eval_{objective.score}", metrics[objective.score],
+                                                objective.direction))
+            if ranks.is_main:
+                summary.write(self.results_path, metrics)
             scalars = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "score"}
             log.log(epoch=0, step=0, split="eval", **scalars)
-            log.event("end")
         ranks.close()
         progress(1.0, desc="evaluate")
         logger.info("%s %.4f, loss %.4f on %d samples", objective.score, metrics[objective.score],
@@ -204,8 +193,6 @@ class Evaluate(Task):
 
 def save_predictions(path: Path, kept: dict) -> None:
     """``outputs`` and ``targets`` of every batch, as one ``.npz`` (atomic)."""
-    import io
-
     import numpy as np
     import torch
 

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import math
 import signal
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -173,9 +172,10 @@ class Learn(ResumableTask):
 
         from . import distributed, summary as summaries
         from .evaluate import split_metrics
-        from .metrics import MetricsLogger
+        from .metrics import lifecycle, open_log
         from .models import build
         from .pipeline import DeviceData, split_indices
+        from .runstate import RunState, restore, snapshot, summary
         from .sampler import batch_length, check_shards, epoch_order
         from .trained import write_data
 
@@ -222,146 +222,135 @@ class Learn(ResumableTask):
         schedule = self.schedule
 
         # --- Resume from the last intact checkpoint, if any
+        log = open_log(self, ranks)
         if ranks.is_main:
-            sinks = self.tracking.sinks(self) if self.tracking is not None else []
-            log = MetricsLogger(self.metrics_path, self.events_path, sinks)
             atomic.remove_stale_temporaries(self.checkpoints)
-        else:
-            log = distributed.SilentLogger()
         last_path = self.checkpoints / "last.pt"
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
         )
-        run = fresh_run_state() if state is None else restore(state, net, optimizer)
+        run = RunState() if state is None else restore(state, net, optimizer)
         if state is not None:
             ranks.restore_rng(state)
             if not ranks.is_main:  # the saved partial sums are the ranks' total: rank 0 holds them
-                run.update(sums={}, parts={}, samples=0)
-        log.elapsed_offset = run["elapsed"]
+                run.sums, run.parts, run.samples = {}, {}, 0
+            logger.info("Resuming at epoch %d, batch %d (step %d)", run.epoch, run.batch, run.step)
+        log.elapsed_offset = run.elapsed
         if state is None:
-            log.event("start", device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
-                      **({"ranks": ranks.world_size} if ranks.distributed else {}),
-                      val_samples=len(val) if val else 0, steps=total_steps,
-                      **({"distillation": self.distill.summary()} if self.distill else {}))
+            kind, details = "start", dict(
+                device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
+                **({"ranks": ranks.world_size} if ranks.distributed else {}),
+                val_samples=len(val) if val else 0, steps=total_steps,
+                **({"distillation": self.distill.summary()} if self.distill else {}))
         else:
-            log.event("resume", epoch=run["epoch"], batch=run["batch"], step=run["step"])
-            logger.info("Resuming at epoch %d, batch %d (step %d)", run["epoch"], run["batch"], run["step"])
+            kind, details = "resume", dict(epoch=run.epoch, batch=run.batch, step=run.step)
 
         def save_last():
             state = {**snapshot(net, optimizer, run, log.elapsed()), **ranks.rng_states()}
             if ranks.is_main:
                 checkpoint.save(last_path, state)
-                log.event("checkpoint", epoch=run["epoch"], batch=run["batch"], step=run["step"])
+                log.event("checkpoint", epoch=run.epoch, batch=run.batch, step=run.step)
 
-        # --- Training loop
+        # --- Training loop (the lifecycle writes start/resume, then end, or error on a failure)
         stop = PreemptionFlag()
-        try:
-            while run["epoch"] < self.epochs:
-                epoch = run["epoch"]
-                net.train()
-                order = epoch_order(len(train), self.seed, epoch)
-                # Epoch sums stay on the device: no host synchronisation per step
-                sums = {k: torch.as_tensor(v, device=device) for k, v in run["sums"].items()}
-                parts = {k: torch.tensor(float(run["parts"].get(k, 0.0)), device=device)
-                         for k in (("ce", "kl") if teacher is not None else ())}
-                for images, labels in train.batches(self.batch_size, order, start=run["batch"],
-                                                    rank=ranks.rank, world=ranks.world_size):
-                    factor = schedule.factor(run["step"], total_steps, steps_per_epoch) if schedule else 1.0
-                    for group, base_lr in zip(optimizer.param_groups, base_lrs):
-                        group["lr"] = base_lr * factor
-                    if self.augment is not None:
-                        images = self.augment.apply(images, self.seed, epoch, run["batch"])
-                    target = objective.target(images, labels, train)
-                    with mixed_precision(use_bf16, device):
-                        logits = forward(images)
-                        if teacher is None:
-                            loss = objective.loss(logits, target)
-                        else:
-                            with torch.no_grad():
-                                teacher_logits = teacher(images)
-                            loss, ce, kl = self.distill.loss(logits, teacher_logits, labels)
-                            parts["ce"] += ce.detach() * len(labels)
-                            parts["kl"] += kl.detach() * len(labels)
-                    optimizer.zero_grad(set_to_none=True)
-                    # With several ranks, each rank's share of the global batch's mean
-                    weight = ranks.loss_weight(len(labels), batch_length(len(train), self.batch_size, run["batch"]))
-                    (loss * weight if weight != 1.0 else loss).backward()
-                    if self.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-                    optimizer.step()
-                    run["step"] += 1
-                    run["batch"] += 1
-                    with torch.no_grad():
-                        add_sums(sums, objective.sums(logits.detach(), target, loss.detach()))
-                    run["samples"] += len(labels)
-                    if run["step"] % self.log_interval == 0:
-                        log.log(epoch=epoch, step=run["step"], split="train_step",
-                                loss=float(loss.detach()), lr=base_lrs[0] * factor)
-                    if ranks.any(stop.requested):  # every rank stops after the same step
-                        samples = torch.tensor(float(run["samples"]), device=device)
-                        ranks.sum_(samples, *sums.values(), *parts.values())
-                        run["samples"] = int(samples)
-                        run["sums"] = {k: v.cpu() for k, v in sums.items()}
-                        run["parts"] = {k: float(v) for k, v in parts.items()}
+        with lifecycle(log, ranks, kind, **details) as job:
+            try:
+                while run.epoch < self.epochs:
+                    epoch = run.epoch
+                    net.train()
+                    order = epoch_order(len(train), self.seed, epoch)
+                    # Epoch sums stay on the device: no host synchronisation per step
+                    sums = {k: torch.as_tensor(v, device=device) for k, v in run.sums.items()}
+                    parts = {k: torch.tensor(float(run.parts.get(k, 0.0)), device=device)
+                             for k in (("ce", "kl") if teacher is not None else ())}
+                    for images, labels in train.batches(self.batch_size, order, start=run.batch,
+                                                        rank=ranks.rank, world=ranks.world_size):
+                        factor = schedule.factor(run.step, total_steps, steps_per_epoch) if schedule else 1.0
+                        for group, base_lr in zip(optimizer.param_groups, base_lrs):
+                            group["lr"] = base_lr * factor
+                        if self.augment is not None:
+                            images = self.augment.apply(images, self.seed, epoch, run.batch)
+                        target = objective.target(images, labels, train)
+                        with mixed_precision(use_bf16, device):
+                            logits = forward(images)
+                            if teacher is None:
+                                loss = objective.loss(logits, target)
+                            else:
+                                with torch.no_grad():
+                                    teacher_logits = teacher(images)
+                                loss, ce, kl = self.distill.loss(logits, teacher_logits, labels)
+                                parts["ce"] += ce.detach() * len(labels)
+                                parts["kl"] += kl.detach() * len(labels)
+                        optimizer.zero_grad(set_to_none=True)
+                        # With several ranks, each rank's share of the global batch's mean
+                        weight = ranks.loss_weight(len(labels), batch_length(len(train), self.batch_size, run.batch))
+                        (loss * weight if weight != 1.0 else loss).backward()
+                        if self.grad_clip > 0:
+                            torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+                        optimizer.step()
+                        run.step += 1
+                        run.batch += 1
+                        with torch.no_grad():
+                            add_sums(sums, objective.sums(logits.detach(), target, loss.detach()))
+                        run.samples += len(labels)
+                        if run.step % self.log_interval == 0:
+                            log.log(epoch=epoch, step=run.step, split="train_step",
+                                    loss=float(loss.detach()), lr=base_lrs[0] * factor)
+                        if ranks.any(stop.requested):  # every rank stops after the same step
+                            samples = torch.tensor(float(run.samples), device=device)
+                            ranks.sum_(samples, *sums.values(), *parts.values())
+                            run.samples = int(samples)
+                            run.sums = {k: v.cpu() for k, v in sums.items()}
+                            run.parts = {k: float(v) for k, v in parts.items()}
+                            save_last()
+                            log.event("preempted", signal=stop.signal_name)
+                            raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run.step}")
+
+                    # --- End of epoch: metrics (summed over the ranks), best model (by the
+                    # objective's score), checkpoint
+                    samples = torch.tensor(float(run.samples), device=device)
+                    ranks.sum_(samples, *sums.values(), *parts.values())
+                    run.samples = int(samples)
+                    samples = max(run.samples, 1)
+                    run.samples_seen += run.samples
+                    record = objective.metrics(sums)
+                    log.log(epoch=epoch, step=run.step, split="train", **record,
+                            **{k: float(v) / samples for k, v in parts.items()})
+                    if val is not None:
+                        record = split_metrics(net, val, objective)  # the whole split on every rank: the same values
+                        log.log(epoch=epoch, step=run.step, split="val", **record)
+                    run.last = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
+                    score = record[objective.score]
+                    if objective.better(score, run.best[objective.score] if run.best else None):
+                        run.best = {"epoch": epoch, **record}
+                        if ranks.is_main:
+                            checkpoint.save(self.checkpoints / "best.pt",
+                                            {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
+                    run.next_epoch()
+                    if run.epoch % self.checkpoint_interval == 0 or run.epoch == self.epochs:
                         save_last()
-                        log.event("preempted", signal=stop.signal_name)
-                        log.close()
-                        raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run['step']}")
+                    log.sync()
+                    progress(run.epoch / self.epochs, desc="epochs")
+                    logger.info("epoch %d/%d %s", run.epoch, self.epochs,
+                                " ".join(f"{k}={v:.4f}" for k, v in run.last.items()))
+                    if self.trial is not None and ranks.any(ranks.is_main and self.trial.should_prune(epoch, score)):
+                        run.pruned = True
+                        log.event("pruned", epoch=epoch)
+                        break
+            finally:
+                stop.restore()
 
-                # --- End of epoch: metrics (summed over the ranks), best model (by the
-                # objective's score), checkpoint
-                samples = torch.tensor(float(run["samples"]), device=device)
-                ranks.sum_(samples, *sums.values(), *parts.values())
-                run["samples"] = int(samples)
-                samples = max(run["samples"], 1)
-                run["samples_seen"] += run["samples"]
-                record = objective.metrics(sums)
-                log.log(epoch=epoch, step=run["step"], split="train", **record,
-                        **{k: float(v) / samples for k, v in parts.items()})
-                if val is not None:
-                    record = split_metrics(net, val, objective)  # the whole split on every rank: the same values
-                    log.log(epoch=epoch, step=run["step"], split="val", **record)
-                run["last"] = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
-                score = record[objective.score]
-                if objective.better(score, run["best"][objective.score] if run["best"] else None):
-                    run["best"] = {"epoch": epoch, **record}
-                    if ranks.is_main:
-                        checkpoint.save(self.checkpoints / "best.pt",
-                                        {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
-                run["epoch"] += 1
-                run["batch"] = 0
-                run["sums"], run["parts"], run["samples"] = {}, {}, 0
-                if run["epoch"] % self.checkpoint_interval == 0 or run["epoch"] == self.epochs:
-                    save_last()
-                log.sync()
-                progress(run["epoch"] / self.epochs, desc="epochs")
-                logger.info("epoch %d/%d %s", run["epoch"], self.epochs,
-                            " ".join(f"{k}={v:.4f}" for k, v in run["last"].items()))
-                if self.trial is not None and ranks.any(ranks.is_main and self.trial.should_prune(epoch, score)):
-                    run["pruned"] = True
-                    log.event("pruned", epoch=epoch)
-                    break
-        except BaseException as error:
-            if not isinstance(error, GracefulTimeout):
-                log.event("error", error=f"{type(error).__name__}: {error}")
-                log.close()
-            ranks.close(failed=True)
-            raise
-        finally:
-            stop.restore()
-
-        # --- Summary
-        ranks.close()
-        if not ranks.is_main:
-            return
-        wall = log.elapsed()
-        final = summary(run, val is not None, wall, objective)
-        if self.distill is not None:
-            final["distillation"] = self.distill.summary()
-        summaries.write(self.final_path, final)
-        log.event("end", wall_time=wall)
-        log.close()
+            # --- Summary
+            ranks.close()
+            if not ranks.is_main:
+                return
+            wall = log.elapsed()
+            final = summary(run, val is not None, wall, objective)
+            if self.distill is not None:
+                final["distillation"] = self.distill.summary()
+            summaries.write(self.final_path, final)
+            job.end(wall_time=wall)
 
 
 def mixed_precision(bf16: bool, device):
@@ -400,22 +389,6 @@ def cap_gpu_memory(device, fraction: float | None) -> None:
     torch.cuda.set_per_process_memory_fraction(fraction, device)
 
 
-def fresh_run_state() -> dict[str, Any]:
-    """The progress counters of a run that has not started."""
-    return {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "samples_seen": 0,
-        "elapsed": 0.0,
-        "sums": {},  # the objective's sums over the epoch's batches so far
-        "parts": {},  # distillation's ce/kl sums
-        "samples": 0,  # samples of the epoch so far
-        "best": None,
-        "last": {},
-    }
-
-
 def add_sums(sums: dict[str, Any], batch: dict[str, Any]) -> None:
     """Add a batch's :meth:`Objective.sums` to the epoch's (on the device)."""
     for key, value in batch.items():
@@ -433,59 +406,6 @@ def check_outputs(net, objective: Objective, info, data, model) -> None:
         outputs = net(inputs)
     net.train()
     objective.check_outputs(outputs, info, model)
-
-
-def snapshot(net, optimizer, run: dict[str, Any], elapsed: float) -> dict[str, Any]:
-    """Everything a resumed run needs (weights, optimizer, RNG, counters)."""
-    import torch
-
-    return {
-        "model": net.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "run": {**run, "elapsed": elapsed},
-    }
-
-
-def restore(state: dict[str, Any], net, optimizer) -> dict[str, Any]:
-    """Load a :func:`snapshot` into ``net`` and ``optimizer``; returns the counters."""
-    import torch
-
-    net.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng_cpu"])
-    if state.get("rng_cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    run = state["run"]
-    if "parts" not in run:  # a checkpoint of the classification-only Learn (before objectives)
-        old = run["sums"]
-        run["parts"] = {k: old[k] for k in ("ce", "kl") if k in old}
-        run["samples"] = old["samples"]
-        run["sums"] = ({"loss": torch.tensor(float(old["loss"])), "correct": torch.tensor(int(old["correct"])),
-                        "n": torch.tensor(int(old["samples"]))} if old["samples"] else {})
-    return run
-
-
-def summary(run: dict[str, Any], has_val: bool, wall: float, objective: Optional[Objective] = None) -> dict[str, Any]:
-    """Content of ``final.json`` (schema: :mod:`xpm_train.summary`; ``objective``: Classification when None)."""
-    from .summary import score_fields
-
-    objective = objective if objective is not None else Classification.C()
-
-    split = "val" if has_val else "train"
-    best = run["best"] or {}
-    return {
-        **score_fields(f"{split}_{objective.score}", best.get(objective.score), objective.direction),
-        "final": run["last"],
-        "best": {f"{split}_{k}": v for k, v in best.items() if k != "epoch"},
-        "best_epoch": best.get("epoch"),
-        "epochs": run["epoch"],
-        "steps": run["step"],
-        "wall_time": wall,
-        "samples_per_s": run["samples_seen"] / wall if wall > 0 else None,
-        "pruned": run.get("pruned", False),
-    }
 
 
 class PreemptionFlag:
@@ -508,7 +428,6 @@ class PreemptionFlag:
 
     def _handle(self, signum, frame):
         self.signal_name = signal.Signals(signum).name
-        self.time = time.time()
 
     def restore(self):
         for sig, handler in self._previous.items():

@@ -6,15 +6,23 @@ event (``start``, ``checkpoint``, ``resume``, ``end``, ``error``, ...). Both are
 appended and flushed at each write and fsynced at :meth:`MetricsLogger.sync`
 (Learn calls it every epoch), so they are the source of truth: a sink (MLflow)
 only mirrors them and can be rebuilt from them.
+
+Every task opens its log with :func:`open_log` and writes the events that
+frame its work with :func:`lifecycle`: ``start`` (or ``resume``), then ``end``,
+or ``error`` when it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from .distributed import Ranks
 
 
 class Sink(Protocol):
@@ -87,6 +95,8 @@ class MetricsLogger:
                 sink.metrics(pending)
 
     def close(self) -> None:
+        if self._events.closed:
+            return
         self.sync()
         for sink in self.sinks:
             sink.close()
@@ -98,3 +108,58 @@ class MetricsLogger:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def open_log(task, ranks: "Ranks | None" = None) -> "MetricsLogger":
+    """The log of ``task``'s job: its ``metrics_path`` and ``events_path``,
+    mirrored to the sinks of its ``tracking``; a silent one on the ranks other
+    than 0 (rank 0 writes for the job)."""
+    if ranks is not None and not ranks.is_main:
+        from .distributed import SilentLogger
+
+        return SilentLogger()
+    sinks = task.tracking.sinks(task) if task.tracking is not None else []
+    return MetricsLogger(task.metrics_path, task.events_path, sinks)
+
+
+class Lifecycle:
+    """What :func:`lifecycle` yields: call :meth:`end` once the job's result is written."""
+
+    def __init__(self, log: MetricsLogger):
+        self.log = log
+        self.ended = False
+
+    def end(self, **details: Any) -> None:
+        """The ``end`` event (with e.g. ``wall_time``): the job succeeded."""
+        self.log.event("end", **details)
+        self.ended = True
+
+
+@contextlib.contextmanager
+def lifecycle(log: MetricsLogger, ranks: "Ranks | None" = None, kind: str = "start", /,
+              **details: Any) -> Iterator[Lifecycle]:
+    """The events around a task's work, the same for every task.
+
+    Writes ``kind`` (``start``, or ``resume`` for a job resumed from a
+    checkpoint) with ``details``; when the block raises, an ``error`` event
+    (type and message) and the ranks closed as failed (the other ranks
+    stop), except for a preemption (``GracefulTimeout``: the scheduler runs
+    the job again, it is no error); ``end`` when the block ended without
+    :meth:`Lifecycle.end`. The log is closed either way.
+    """
+    from experimaestro import GracefulTimeout
+
+    log.event(kind, **details)
+    job = Lifecycle(log)
+    try:
+        yield job
+    except BaseException as error:
+        if not isinstance(error, GracefulTimeout):
+            log.event("error", error=f"{type(error).__name__}: {error}")
+        log.close()
+        if ranks is not None:
+            ranks.close(failed=True)
+        raise
+    if not job.ended:
+        job.end()
+    log.close()

@@ -31,7 +31,7 @@ def test_metric_names_become_splits_and_keep_their_name():
 
 
 def test_summary_has_learns_keys_and_the_monitors_split_as_best():
-    from xpm_train.learn import summary as learn_summary
+    from xpm_train.runstate import RunState, summary as learn_summary
     from xpm_train.lightning.fit import summary
 
     last = {"train_loss": 0.3, "train_loss_step": 0.2, "val_loss": 0.4, "val_accuracy": 0.8}
@@ -39,7 +39,7 @@ def test_summary_has_learns_keys_and_the_monitors_split_as_best():
     final = summary({"last": last, "best": best, "best_epoch": 1}, "val_accuracy", 3, 30, 2.0, False)
     assert final["final"] == {"train_loss": 0.3, "val_loss": 0.4, "val_accuracy": 0.8}
     assert final["best"] == {"val_loss": 0.35, "val_accuracy": 0.85} and final["best_epoch"] == 1
-    learn_keys = set(learn_summary({"last": {}, "best": None, "epoch": 0, "step": 0, "samples_seen": 0}, True, 1.0))
+    learn_keys = set(learn_summary(RunState(), True, 1.0))
     assert learn_keys - {"samples_per_s"} <= set(final)
 
 

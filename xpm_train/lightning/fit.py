@@ -126,13 +126,12 @@ class LightningFit(ResumableTask):
         import lightning.pytorch as pl
 
         from .. import atomic, checkpoint, summary as summaries
-        from ..metrics import MetricsLogger
+        from ..metrics import lifecycle, open_log
         from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
         from .logger import JobLogger
 
         # --- The job folder: logger, last checkpoint (if any)
-        sinks = self.tracking.sinks(self) if self.tracking is not None else []
-        log = MetricsLogger(self.metrics_path, self.events_path, sinks)
+        log = open_log(self)
         last_path = self.checkpoints / "last.ckpt"
         atomic.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
@@ -156,61 +155,60 @@ class LightningFit(ResumableTask):
                                "not part of the job ID", type(built).__name__, ", ".join(missing),
                                type(config).__name__)
         if state is None:
-            log.event("start", module=type(module).__qualname__, datamodule=type(datamodule).__qualname__,
-                      max_epochs=self.max_epochs)
+            kind, details = "start", dict(module=type(module).__qualname__,
+                                          datamodule=type(datamodule).__qualname__, max_epochs=self.max_epochs)
         else:
-            log.event("resume", epoch=state.get("epoch"), step=state.get("global_step"))
+            kind, details = "resume", dict(epoch=state.get("epoch"), step=state.get("global_step"))
             logger.info("Resuming at epoch %s (step %s)", state.get("epoch"), state.get("global_step"))
 
         # --- The trainer, with the job's logger, checkpoints, preemption and pruning
-        saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed)
-        preemption = Preemption(log)
-        pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
-        trainer = pl.Trainer(
-            max_epochs=self.max_epochs,
-            precision=self.precision,
-            gradient_clip_val=self.gradient_clip_val or None,
-            gradient_clip_algorithm=self.gradient_clip_algorithm,
-            accumulate_grad_batches=self.accumulate_grad_batches,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            deterministic=self.deterministic or None,
-            log_every_n_steps=self.log_every_n_steps,
-            num_sanity_val_steps=self.num_sanity_val_steps,
-            enable_progress_bar=self.enable_progress_bar,
-            enable_model_summary=False,
-            enable_checkpointing=False,  # JobCheckpoint writes the job's checkpoints
-            logger=JobLogger(log),
-            callbacks=[saver, preemption] + ([pruning] if pruning else []),
-            plugins=[JobCheckpointIO(resume_state=state), *slurm_plugins()],
-            default_root_dir=str(self.final_path.parent),
-        )
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(last_path) if state is not None else None)
-            pruned = pruning is not None and pruning.pruned
-            tested = self.run_test(trainer, module, datamodule) if self.test and not pruned else None
-        except BaseException as error:
-            from experimaestro import GracefulTimeout
+        # (the lifecycle writes start/resume, then end, or error on a failure)
+        with lifecycle(log, None, kind, **details) as job:
+            saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed)
+            preemption = Preemption(log)
+            pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
+            trainer = pl.Trainer(
+                max_epochs=self.max_epochs,
+                precision=self.precision,
+                gradient_clip_val=self.gradient_clip_val or None,
+                gradient_clip_algorithm=self.gradient_clip_algorithm,
+                accumulate_grad_batches=self.accumulate_grad_batches,
+                accelerator=self.accelerator,
+                devices=self.devices,
+                deterministic=self.deterministic or None,
+                log_every_n_steps=self.log_every_n_steps,
+                num_sanity_val_steps=self.num_sanity_val_steps,
+                enable_progress_bar=self.enable_progress_bar,
+                enable_model_summary=False,
+                enable_checkpointing=False,  # JobCheckpoint writes the job's checkpoints
+                logger=JobLogger(log),
+                callbacks=[saver, preemption] + ([pruning] if pruning else []),
+                plugins=[JobCheckpointIO(resume_state=state), *slurm_plugins()],
+                default_root_dir=str(self.final_path.parent),
+            )
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(last_path) if state is not None else None)
+                pruned = pruning is not None and pruning.pruned
+                tested = self.run_test(trainer, module, datamodule) if self.test and not pruned else None
+            except BaseException as error:
+                from experimaestro import GracefulTimeout
 
-            if preemption.requested and not isinstance(error, GracefulTimeout):
-                # Lightning stopped on SIGTERM itself (e.g. during validation)
-                log.event("preempted", signal=preemption.flag.signal_name, step=trainer.global_step)
-                error = GracefulTimeout(f"stopped by {preemption.flag.signal_name}")
-            if not isinstance(error, GracefulTimeout):
-                log.event("error", error=f"{type(error).__name__}: {error}")
-            log.close()
-            raise error
-        finally:
-            preemption.restore()
+                if preemption.requested and not isinstance(error, GracefulTimeout):
+                    # Lightning stopped on SIGTERM itself (e.g. during validation)
+                    log.event("preempted", signal=preemption.flag.signal_name, step=trainer.global_step)
+                    raise GracefulTimeout(f"stopped by {preemption.flag.signal_name}")
+                raise
+            finally:
+                preemption.restore()
 
-        # --- Summary
-        wall = log.elapsed()
-        final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned, self.mode)
-        if tested is not None:
-            final["test"] = tested
-        summaries.write(self.final_path, final)
-        log.event("end", wall_time=wall)
-        log.close()
+            # --- Summary
+            wall = log.elapsed()
+            final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned,
+                            self.mode)
+            if tested is not None:
+                final["test"] = tested
+            summaries.write(self.final_path, final)
+            job.end(wall_time=wall)
 
     def run_test(self, trainer, module, datamodule) -> dict[str, float]:
         """``Trainer.test`` with the best weights; its metrics."""
