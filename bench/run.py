@@ -7,7 +7,7 @@ experimaestro demo loop (:mod:`bench.throughput`), start-up
 (:mod:`bench.startup`), scheduler overhead (:mod:`bench.scheduler`) and time
 to accuracy (:mod:`bench.time_to_accuracy`), tracking overhead
 (:mod:`bench.tracking`), warm start and tracked job ends, the tune plan against plain Optuna (:mod:`bench.warm`,
-:mod:`bench.plain_optuna`); prints one markdown table (paste
+:mod:`bench.plain_optuna`), streaming from disk (:mod:`bench.streaming`); prints one markdown table (paste
 it into the README) and writes the JSON (every measurement, the machine, the
 command) and the table (``.md``) beside it. ``--quick``: small sizes (6000
 MNIST-format images, 10 tasks per plan, 3 repeats). GPU rows are skipped
@@ -30,12 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import scheduler, startup, throughput, time_to_accuracy, tracking, warm
+from . import scheduler, startup, streaming, throughput, time_to_accuracy, tracking, warm
 from .common import REPO, cuda_available, load, machine, uptime
 
-BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm", "tune-vs-optuna")
+BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm", "tune-vs-optuna",
+              "streaming")
 AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
-           "tracking": "", "warm": "cold", "tune-vs-optuna": "plain Optuna"}
+           "tracking": "", "warm": "cold", "tune-vs-optuna": "plain Optuna", "streaming": ""}
 
 
 def written_mnist(tmp: Path) -> Path | None:
@@ -57,6 +58,8 @@ def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[st
         return warm.run(tmp, quick)
     if name == "tune-vs-optuna":
         return warm.tune_rows(tmp, repeats=2 if quick else 3)
+    if name == "streaming":
+        return streaming.run(tmp, quick, cuda)
     return time_to_accuracy.run(tmp, quick, cuda)
 
 
@@ -67,6 +70,8 @@ def value(number: float | None, unit: str) -> str:
         return f"{number:,.0f} samples/s"
     if unit == "ms":
         return f"{number:.3f} ms"
+    if unit == "MB":
+        return f"{number:,.0f} MB"
     return f"{number:.2f} s"
 
 

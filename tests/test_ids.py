@@ -102,7 +102,7 @@ def more_configs(mlp, train):
     """One entry for each exported class not pinned above (added 2026-12-01)."""
     from xpm_train import (CIFAR10, CNN, MNIST, SGD, Adam, AdamW, Augment, Constant, Cosine, Distillation,
                            FashionMNIST, HeldOut, Hyperband, Learn, LoadWeights, MedianPruner, MLflowTracking,
-                           StepDecay, SuccessiveHalving, Synthetic, TPE, Tune)
+                           StepDecay, Streaming, SuccessiveHalving, Synthetic, TPE, Tune)
 
     mnist = MNIST.C(split="train", folder=Path("/data/mnist"))
     weights = LoadWeights.C(model=mlp, path=Path("/jobs/learn/best.pt"))
@@ -130,6 +130,7 @@ def more_configs(mlp, train):
         "successive-halving": SuccessiveHalving.C(min_resource=2),
         "hyperband": Hyperband.C(max_resource=10),
         "mlflow-tracking": MLflowTracking.C(tracking_uri="file:///tmp/mlflow", experiment_id="1"),
+        "streaming": Streaming.C(mode="always", workers=4, memory_budget=1 << 30),
     }
 
 
@@ -180,7 +181,7 @@ def identifier(config) -> str:
 def test_no_meta_field_changes_an_id():
     """Every Meta of Learn and Evaluate (device, intervals, tracking, the Optuna
     trial, precision, ...) and of a dataset's folder leaves the ID unchanged."""
-    from xpm_train import MNIST, MLP, Adam, Digits, Evaluate, Learn, MedianPruner, MLflowTracking
+    from xpm_train import MNIST, MLP, Adam, Digits, Evaluate, Learn, MedianPruner, MLflowTracking, Streaming
     from xpm_train.tune.trial import OptunaTrial
 
     model, train, test = MLP.C(hidden_dims=[64]), Digits.C(split="train"), Digits.C(split="test")
@@ -192,15 +193,17 @@ def test_no_meta_field_changes_an_id():
         return Learn.C(model=model, data=train, optimizer=Adam.C(lr=3e-3), epochs=10, batch_size=32, **meta)
 
     base = identifier(learn())
+    streaming = Streaming.C(mode="always", workers=4, memory_budget=1 << 30)
     metas = dict(device="cpu", gpu_memory_fraction=0.5, tracking=tracking, trial=trial, amp="off",
-                 compile=True, deterministic=True, log_interval=7, checkpoint_interval=3)
+                 compile=True, deterministic=True, log_interval=7, checkpoint_interval=3, streaming=streaming)
     for name, value in metas.items():
         assert identifier(learn(**{name: value})) == base, f"Learn.{name} changed the ID"
     assert identifier(learn(**metas)) == base
     assert identifier(learn(seed=1)) != base, "a Param must change the ID (else this test proves nothing)"
 
     evaluate = identifier(Evaluate.C(model=model, data=test))
-    assert identifier(Evaluate.C(model=model, data=test, device="cpu", batch_size=7, tracking=tracking)) == evaluate
+    assert identifier(Evaluate.C(model=model, data=test, device="cpu", batch_size=7, tracking=tracking,
+                                 streaming=streaming)) == evaluate
     assert identifier(MNIST.C(split="train", folder=Path("/a"))) == identifier(MNIST.C(split="train", folder=Path("/b")))
 
 

@@ -28,6 +28,8 @@ _EXPORTS = {
     "Diabetes": "xpm_train.data",
     "ImageFolder": "xpm_train.data",
     "prepare_image_folder": "xpm_train.data",
+    "Streaming": "xpm_train.data.stream",
+    "prepare_for_streaming": "xpm_train.data.stream",
     # objectives
     "Objective": "xpm_train.objectives",
     "Classification": "xpm_train.objectives",

@@ -20,6 +20,7 @@ from experimaestro import Constant, Meta, Param, PathGenerator, Task, field
 from .errors import config_name
 from .checks import validated
 from .data.base import Dataset
+from .data.stream import Streaming
 from .hooks import Tracking
 from .models import Model
 from .objectives import Classification, Objective, objective_of
@@ -65,7 +66,7 @@ def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_class
     import torch
 
     net.eval()
-    device = data.inputs.device
+    device = data.device
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
     loss_sum = torch.zeros((), device=device)
     top5_hits = torch.zeros((), dtype=torch.long, device=device)
@@ -131,6 +132,10 @@ class Evaluate(Task):
     tracking: Meta[Optional[Tracking]] = None
     """Where the results are mirrored besides the job folder (e.g. MLflow)"""
 
+    streaming: Meta[Optional[Streaming]] = field(default=None, ignore_default=True)
+    """When to stream ``data`` from disk (None: ``Streaming.C()``, when it
+    exceeds half the available memory); see :mod:`xpm_train.data.stream`"""
+
     metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
     """The scalar results as one ``eval`` point (what sinks receive)"""
 
@@ -156,6 +161,7 @@ class Evaluate(Task):
         from .learn import check_outputs
         from .metrics import lifecycle, open_log
         from .models import build
+        from .data.stream import open_split
         from .pipeline import DeviceData
 
         objective = objective_of(self)
@@ -163,11 +169,15 @@ class Evaluate(Task):
         log = open_log(self, ranks)
         with lifecycle(log, ranks):  # start, then end, or error on a failure
             device = ranks.device
-            arrays = self.data.arrays()
+            streamed, why = open_split(self.data, self.streaming)  # or in memory (see Streaming)
+            logger.info("Data %s: %s", "streamed" if streamed else "in memory", why)
+            arrays = self.data.arrays() if streamed is None else streamed.schema()
             info = objective.describe(arrays)
             net = build(self.model, info).to(device)
             progress(0.0, desc="evaluate")
-            data = DeviceData(arrays, device, channels_last=self.model.channels_last())
+            layout = self.model.channels_last()
+            data = (DeviceData(arrays, device, channels_last=layout) if streamed is None
+                    else streamed.data(None, device, channels_last=layout))
             check_outputs(net, objective, info, data, self.model)
             kept: Optional[dict] = {} if self.predictions else None
             classes = isinstance(objective, Classification)

@@ -32,6 +32,7 @@ from .errors import config_name
 from . import atomic, checkpoint
 from .checks import DeviceName, NonNegative, Positive, Range, validated
 from .data.base import Dataset
+from .data.stream import Streaming
 from .augment import Augment
 from .distill import Distillation
 from .models import LoadWeights, Model
@@ -96,6 +97,11 @@ class Learn(ResumableTask):
 
     tracking: Meta[Optional[Tracking]] = field(default=None, ignore_default=True)
     """Where metrics are mirrored besides the job folder (e.g. MLflow)"""
+
+    streaming: Meta[Optional[Streaming]] = field(default=None, ignore_default=True)
+    """When to stream ``data`` from disk instead of holding it in memory (None:
+    ``Streaming.C()``, when it exceeds half the available memory); see
+    :mod:`xpm_train.data.stream`. The batches, hence the results, are the same"""
 
     trial: Meta[Optional[Trial]] = field(default=None, ignore_default=True)
     """The Optuna trial this training answers (set by Tune): the validation
@@ -174,6 +180,7 @@ class Learn(ResumableTask):
         from .evaluate import split_metrics
         from .metrics import lifecycle, open_log
         from .models import build
+        from .data.stream import open_split
         from .pipeline import DeviceData, split_indices
         from .runstate import RunState, restore, snapshot, summary
         from .sampler import batch_length, check_shards, epoch_order
@@ -192,13 +199,23 @@ class Learn(ResumableTask):
 
         # --- Data: decoded once, held on the device; the objective says what
         # the network must output for it
+        # (or streamed from its prepared records when it does not fit the
+        # memory budget: xpm_train.data.stream; the same batches either way)
         objective = objective_of(self)
-        arrays = self.data.arrays()
+        streamed, why = open_split(self.data, self.streaming)
+        arrays = self.data.arrays() if streamed is None else streamed.schema()
+        n = len(arrays) if streamed is None else len(streamed)
+        logger.info("Data %s: %s", "streamed" if streamed else "in memory", why)
         info = objective.describe(arrays)
-        train_idx, val_idx = split_indices(len(arrays), self.val_fraction, self.split_seed)
+        train_idx, val_idx = split_indices(n, self.val_fraction, self.split_seed)
         layout = self.model.channels_last()  # NHWC for convolutional networks
-        train = DeviceData(arrays.subset(train_idx), device, channels_last=layout)
-        val = DeviceData(arrays.subset(val_idx), device, channels_last=layout) if len(val_idx) else None
+        if streamed is None:
+            train = DeviceData(arrays.subset(train_idx), device, channels_last=layout)
+            val = DeviceData(arrays.subset(val_idx), device, channels_last=layout) if len(val_idx) else None
+        else:
+            train = streamed.data(train_idx, device, channels_last=layout)
+            val = streamed.data(val_idx, device, channels_last=layout) if len(val_idx) else None
+        loading = {"data": "stream" if streamed else "memory", "data_reason": why}
         check_shards(len(train), self.batch_size, ranks.world_size)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         total_steps = steps_per_epoch * self.epochs
@@ -241,10 +258,10 @@ class Learn(ResumableTask):
             kind, details = "start", dict(
                 device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
                 **({"ranks": ranks.world_size} if ranks.distributed else {}),
-                val_samples=len(val) if val else 0, steps=total_steps,
+                val_samples=len(val) if val else 0, steps=total_steps, **loading,
                 **({"distillation": self.distill.summary()} if self.distill else {}))
         else:
-            kind, details = "resume", dict(epoch=run.epoch, batch=run.batch, step=run.step)
+            kind, details = "resume", dict(epoch=run.epoch, batch=run.batch, step=run.step, **loading)
 
         def save_last():
             state = {**snapshot(net, optimizer, run, log.elapsed()), **ranks.rng_states()}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .sampler import epoch_order, shard_batches
 
-__all__ = ["DeviceData", "epoch_order", "fits_on_device", "pick_device", "split_indices"]
+__all__ = ["DeviceData", "Normalize", "epoch_order", "fits_on_device", "pick_device", "split_indices"]
 
 if TYPE_CHECKING:
     import torch
@@ -70,14 +70,8 @@ class DeviceData:
             pin = device.type == "cuda"
             self.inputs = arrays.inputs.pin_memory() if pin else arrays.inputs
             self.targets = arrays.targets.pin_memory() if pin else arrays.targets
-        # Statistics in the units of the stored inputs (0..255 for uint8)
-        self.scale = 255.0 if arrays.inputs.dtype == torch.uint8 else 1.0
-        shape = (1, -1) + (1,) * (arrays.inputs.dim() - 2)
-        mean = torch.tensor(arrays.mean or (0.0,), device=device, dtype=torch.float32)
-        std = torch.tensor(arrays.std or (1.0,), device=device, dtype=torch.float32)
-        self.mean = mean.view(shape) * self.scale
-        self.std = std.view(shape) * self.scale
-        self.channels_last = channels_last and arrays.inputs.dim() == 4
+        self.norm = Normalize(arrays.mean, arrays.std, arrays.inputs.dtype == torch.uint8, arrays.inputs.dim(),
+                              device, channels_last)
 
     @property
     def images(self) -> "torch.Tensor":
@@ -94,18 +88,11 @@ class DeviceData:
 
     def normalize(self, inputs: "torch.Tensor") -> "torch.Tensor":
         """Stored batch -> float batch with zero mean and unit variance (channels-last when asked)."""
-        import torch
-
-        inputs = inputs.to(self.device, non_blocking=True)
-        # In place on a fresh float copy: the same values as ``(x - mean) / std``
-        # without two temporaries (a float input is copied, never changed)
-        inputs = inputs.float() if inputs.dtype == torch.uint8 else inputs.to(torch.float32, copy=True)
-        inputs = inputs.sub_(self.mean).div_(self.std)
-        return inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
+        return self.norm(inputs)
 
     def unnormalize(self, inputs: "torch.Tensor") -> "torch.Tensor":
         """A normalised batch back in input units ([0, 1] for uint8 images)."""
-        return (inputs * self.std + self.mean) / self.scale
+        return self.norm.undo(inputs)
 
     def batches(
         self, batch_size: int, order: "torch.Tensor | None" = None, start: int = 0,
@@ -129,6 +116,38 @@ class DeviceData:
             # advanced indexing's overhead (a tenth of a small step)
             images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             yield self.normalize(images), labels.to(self.device, non_blocking=True)
+
+
+class Normalize:
+    """The normalisation of :class:`~xpm_train.data.base.Arrays`, on the device:
+    uint8 scaled to [0, 1], then ``(x - mean) / std`` per entry of dimension 1
+    (shared by the in-memory and the streamed data: the same values)."""
+
+    def __init__(self, mean, std, uint8: bool, dims: int, device: "torch.device", channels_last: bool = False):
+        import torch
+
+        self.device = device
+        # Statistics in the units of the stored inputs (0..255 for uint8)
+        self.scale = 255.0 if uint8 else 1.0
+        shape = (1, -1) + (1,) * (dims - 2)
+        self.mean = torch.tensor(mean or (0.0,), device=device, dtype=torch.float32).view(shape) * self.scale
+        self.std = torch.tensor(std or (1.0,), device=device, dtype=torch.float32).view(shape) * self.scale
+        self.channels_last = channels_last and dims == 4
+
+    def __call__(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """Stored batch -> float batch with zero mean and unit variance (channels-last when asked)."""
+        import torch
+
+        inputs = inputs.to(self.device, non_blocking=True)
+        # In place on a fresh float copy: the same values as ``(x - mean) / std``
+        # without two temporaries (a float input is copied, never changed)
+        inputs = inputs.float() if inputs.dtype == torch.uint8 else inputs.to(torch.float32, copy=True)
+        inputs = inputs.sub_(self.mean).div_(self.std)
+        return inputs.contiguous(memory_format=torch.channels_last) if self.channels_last else inputs
+
+    def undo(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """A normalised batch back in input units ([0, 1] for uint8 images)."""
+        return (inputs * self.std + self.mean) / self.scale
 
 
 DEVICE_MEMORY_SHARE = 0.5

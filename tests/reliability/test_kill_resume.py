@@ -38,9 +38,11 @@ def learn_folder(workdir: Path) -> Path:
     return folders[0]
 
 
-def crash_plan_once_started(workdir: Path, timeout: float = 300) -> None:
-    """Start the plan and SIGKILL its process group once the job logged a step."""
-    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir), str(PARAMS)]
+def crash_plan_once_started(workdir: Path, *overrides: str, timeout: float = 300) -> None:
+    """Start the plan (``overrides``: ``key=value`` of its configuration) and
+    SIGKILL its process group once the job logged a step."""
+    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
+               *[arg for item in overrides for arg in ("-c", item)], str(PARAMS)]
     plan = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + timeout

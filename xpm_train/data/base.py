@@ -31,6 +31,8 @@ from experimaestro import Config
 if TYPE_CHECKING:  # torch is imported lazily: tasks pay for it only when used
     import torch
 
+    from .prepared import Source
+
 
 @dataclass(frozen=True)
 class Arrays:
@@ -176,6 +178,18 @@ class Dataset(Config):
         """``"classes"``, ``"values"`` or None (not known without loading):
         lets Learn refuse a wrong objective when the plan is built."""
         return None
+
+    def records(self) -> "Source":
+        """How this split is prepared for streaming (:mod:`xpm_train.data.prepared`).
+
+        Default: from :meth:`arrays` (loaded once, when preparing), keyed by
+        this config's ID, and of unknown size until then (so it streams only
+        when asked to). A dataset larger than memory overrides it with a
+        source that describes its records without decoding them and decodes
+        them chunk by chunk (as :class:`~xpm_train.data.ImageFolder` does)."""
+        from .prepared import ArraysSource
+
+        return ArraysSource(self)
 
 
 class ImageDataset(Dataset):

@@ -22,6 +22,9 @@ The split is stratified and seeded (:func:`xpm_train.extend.stratified_split`).
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -30,12 +33,16 @@ from experimaestro import Meta, Param, field
 
 from ..checks import Range
 from ..errors import UserError
-from .arrays import channel_stats, check_split, to_image_arrays
+from ..atomic import atomic_write_bytes
+from .arrays import channel_counts, channel_stats, check_split, stats_from_counts, to_image_arrays
 from .base import ImageDataset
 from .cache import cached_arrays
 from .digits import stratified_split
+from .prepared import Chunk, Prepared, Source
 
 if TYPE_CHECKING:
+    import torch
+
     from .base import ImageArrays
     from .prepare import Splits
 
@@ -71,33 +78,45 @@ def image_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 def fingerprint(folder: Path, samples: list[tuple[str, int]]) -> str:
     """SHA-256 of every file's path (relative to ``folder``) and bytes."""
+    return combine_digests(folder, [(path, hashlib.sha256(Path(path).read_bytes()).digest()) for path, _ in samples])
+
+
+def combine_digests(folder: Path, digests: list[tuple[str, bytes]]) -> str:
+    """The fingerprint, from each file's path and SHA-256 digest (in any order)."""
     digest = hashlib.sha256()
-    for path, _ in sorted(samples):
+    for path, file_digest in sorted(digests):
         digest.update(Path(path).relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        digest.update(file_digest)
     return digest.hexdigest()
+
+
+def decode_image(folder: Path, path: str, mode: str, size: Optional[tuple[int, int]],
+                 raw: Optional[bytes] = None) -> "torch.Tensor":
+    """One image as a uint8 ``C x H x W`` tensor, read as torchvision's
+    ImageFolder reads it (PIL, RGB; then grey when ``mode="gray"``), resized
+    when ``size`` is given; ``raw``: its bytes, when already read."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import default_loader
+    from torchvision.transforms.v2.functional import pil_to_tensor, resize
+
+    try:
+        picture = default_loader(path) if raw is None else Image.open(io.BytesIO(raw)).convert("RGB")
+        image = pil_to_tensor(picture if mode == "rgb" else picture.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ImageFolderError(f"ImageFolder({folder}): cannot decode {path} ({error}): "
+                               "remove or replace that file") from None
+    return resize(image, list(size), antialias=True) if size is not None else image
 
 
 def decode_folder(folder: Path, mode: str, size: Optional[tuple[int, int]]) -> dict[str, np.ndarray]:
     """Every image as uint8 ``N x C x H x W`` (resized to ``size`` when given),
     its label, the class names and the fingerprint."""
     import torch
-    from PIL import UnidentifiedImageError
-    from torchvision.datasets.folder import default_loader
-    from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
     classes, samples = image_files(folder)
-    images = []
-    for path, _ in samples:
-        try:
-            picture = default_loader(path)  # RGB, as torchvision's ImageFolder reads it
-            image = pil_to_tensor(picture if mode == "rgb" else picture.convert("L"))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise ImageFolderError(f"ImageFolder({folder}): cannot decode {path} ({error}): "
-                                   "remove or replace that file") from None
-        if size is not None:
-            image = resize(image, list(size), antialias=True)
-        images.append(image)
+    images = [decode_image(folder, path, mode, size) for path, _ in samples]
     shapes = {tuple(image.shape) for image in images}
     if len(shapes) > 1:
         raise ImageFolderError(f"ImageFolder({folder}): images of different sizes ({', '.join(map(str, sorted(shapes)[:3]))}"
@@ -144,6 +163,11 @@ class ImageFolder(ImageDataset):
         if self.mode not in MODES:
             raise ImageFolderError(f"ImageFolder.mode={self.mode!r}: use one of {MODES}")
 
+    def records(self) -> "FolderRecords":
+        """Every image of the folder, decoded chunk by chunk in parallel (the
+        train and test splits share one preparation)."""
+        return FolderRecords(self)
+
     def arrays(self) -> "ImageArrays":
         data = load_folder(self.folder, self.mode, tuple(self.size) if self.size else None)
         found = str(data["fingerprint"])
@@ -159,17 +183,125 @@ class ImageFolder(ImageDataset):
                                classes=tuple(str(c) for c in data["classes"]))
 
 
+def changed_files(files: list) -> list[str]:
+    """The paths of ``[path, size, mtime_ns, sha256]`` entries whose file changed (or went)."""
+    changed = []
+    for path, size, mtime, _ in files:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            changed.append(path)
+            continue
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+            changed.append(path)
+    return changed
+
+
+class FolderRecords(Source):
+    """The records of an :class:`ImageFolder` for :mod:`xpm_train.data.prepared`:
+    every image of the folder, in torchvision's order, keyed by the planned
+    fingerprint with ``mode`` and ``size``. Each chunk hashes the bytes it
+    decodes; once all are decoded the files' sizes and times are checked
+    again (a file changed during the preparation is named) and the digests
+    must give the planned fingerprint."""
+
+    parallel = True
+
+    def __init__(self, config: ImageFolder):
+        self.folder = Path(config.folder).expanduser().resolve()
+        self.fingerprint, self.mode = config.fingerprint, config.mode
+        self.size = tuple(config.size) if config.size else None
+        self.split, self.test_fraction, self.seed = config.split, config.test_fraction, config.seed
+        classes, samples = image_files(self.folder)
+        self.samples = [path for path, _ in samples]
+        self.labels = np.array([label for _, label in samples], np.int64)
+        self.count, self.classes, self.num_classes = len(samples), tuple(classes), len(classes)
+        first = decode_image(self.folder, self.samples[0], self.mode, self.size)
+        self.shape, self.dtype = tuple(first.shape), "uint8"
+        self.target_shape, self.target_dtype = (), "int64"
+
+    def identity(self):
+        return {"kind": "image-folder", "fingerprint": self.fingerprint, "mode": self.mode,
+                "size": list(self.size) if self.size else None}
+
+    def where(self) -> str:
+        return f"ImageFolder({self.folder})"
+
+    def decode(self, start: int, stop: int) -> Chunk:
+        images, files = [], []
+        for path in self.samples[start:stop]:
+            try:
+                with open(path, "rb") as stream:
+                    stat, raw = os.fstat(stream.fileno()), stream.read()
+            except OSError as error:
+                raise ImageFolderError(f"{self.where()}: cannot read {path} ({error}): the folder changed "
+                                       "since the plan was made: run the plan again") from None
+            image = decode_image(self.folder, path, self.mode, self.size, raw)
+            if tuple(image.shape) != self.shape:
+                raise ImageFolderError(f"{self.where()}: {path} is {tuple(image.shape)}, not {self.shape} like "
+                                       "the others: give size=(height, width) to resize them")
+            images.append(image.numpy())
+            files.append([path, stat.st_size, stat.st_mtime_ns, hashlib.sha256(raw).hexdigest()])
+        return Chunk(np.stack(images), self.labels[start:stop], {"files": files})
+
+    def fresh(self, check) -> bool:
+        return not changed_files(check["files"])
+
+    def verify(self, checks):
+        files = [entry for check in checks for entry in check["files"]]
+        changed = changed_files(files)
+        if changed:
+            raise ImageFolderError(
+                f"{self.where()}: {len(changed)} file(s) changed while the folder was being prepared "
+                f"({', '.join(changed[:3])}{'...' if len(changed) > 3 else ''}): nothing was committed; "
+                "leave the folder alone, run the plan again (the new files get new jobs)")
+        found = combine_digests(self.folder, [(path, bytes.fromhex(digest)) for path, _, _, digest in files])
+        if found != self.fingerprint:
+            raise ImageFolderError(
+                f"{self.where()}: its files changed since the plan was made (fingerprint {self.fingerprint[:12]}, "
+                f"now {found[:12]}): run the plan again so that the new images get their own jobs")
+        return {}
+
+    def nbytes(self) -> int:
+        split = stratified_split(self.labels, self.test_fraction, self.seed)[self.split]
+        return len(split) * math.prod(self.shape)
+
+    def view(self, prepared: Prepared):
+        """The split's records and the train part's statistics (computed once
+        per split options, kept beside the records)."""
+        indices = stratified_split(prepared.targets(), self.test_fraction, self.seed)
+        stats_path = prepared.folder / f"stats-{self.test_fraction!r}-{self.seed}.json"
+        if stats_path.exists():
+            stats = json.loads(stats_path.read_text())
+        else:
+            inputs, counts = prepared.inputs(), 0
+            train = np.sort(indices["train"])
+            for begin in range(0, len(train), 4096):
+                counts = counts + channel_counts(inputs[train[begin:begin + 4096]])
+            mean, std = stats_from_counts(counts)
+            stats = {"mean": list(mean), "std": list(std)}
+            atomic_write_bytes(stats_path, json.dumps(stats).encode())
+        return indices[self.split], tuple(stats["mean"]), tuple(stats["std"])
+
+
 def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] = None, mode: str = "rgb",
-                         test_fraction: float = 0.2, seed: int = 0) -> "Splits":
+                         test_fraction: float = 0.2, seed: int = 0, decode: bool = True) -> "Splits":
     """Check ``folder``, decode it once (cached) and return its train/test
     :class:`ImageFolder` configs. Raises :class:`ImageFolderError` (one line:
-    what and how to fix) for a missing, empty, one-class or unreadable folder."""
+    what and how to fix) for a missing, empty, one-class or unreadable folder.
+
+    ``decode=False``: only hash the files (the fingerprint), for a folder too
+    large for memory that Learn streams (:mod:`xpm_train.data.stream`); its
+    images are then decoded when preparing its records."""
     from .prepare import Splits
 
     folder = Path(folder).expanduser().resolve()
     if mode not in MODES:
         raise ImageFolderError(f"prepare_image_folder(mode={mode!r}): use one of {MODES}")
-    data = load_folder(folder, mode, tuple(size) if size else None)
-    common = dict(fingerprint=str(data["fingerprint"]), folder=folder, test_fraction=test_fraction, seed=seed,
+    if decode:
+        found = str(load_folder(folder, mode, tuple(size) if size else None)["fingerprint"])
+    else:
+        found = fingerprint(folder, image_files(folder)[1])
+    common = dict(fingerprint=found, folder=folder, test_fraction=test_fraction, seed=seed,
                   size=list(size) if size else None, mode=mode)
     return Splits(train=ImageFolder.C(split="train", **common), test=ImageFolder.C(split="test", **common))

@@ -6,6 +6,7 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import MLP, SGD, Augment, Cosine, Learn, Synthetic, find_launcher
+from xpm_train.data.stream import Streaming
 from xpm_train.plan import finish
 
 
@@ -16,6 +17,9 @@ class Configuration(ConfigurationBase):
 
     log_interval: int = 1
     """Steps between logged points (Meta)"""
+
+    streaming: bool = False
+    """Stream the data from its prepared records (Meta: the same job)"""
 
 
 def run(helper: ExperimentHelper, cfg: Configuration):
@@ -32,6 +36,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         seed=7,
         device="cpu",
         log_interval=cfg.log_interval,
+        streaming=Streaming.C(mode="always", workers=2) if cfg.streaming else None,
     )
     learn.submit(launcher=find_launcher("duration=10m & cpu(cores=1)"))
     finish(helper)
