@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
+from .errors import InvalidArgument, UserError
 from .summary import flatten  # noqa: F401 - part of this module's API
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ def parse_where(where: list[str] | tuple[str, ...] | dict[str, Any] | None) -> d
     for item in where:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--where expects tag=value, got '{item}'")
+            raise InvalidArgument(f"--where expects tag=value, got '{item}'")
         parsed[key.strip()] = value.strip()
     return parsed
 

@@ -14,6 +14,15 @@ class UserError(Exception):
     """Base of the errors a user can fix from the message alone."""
 
 
+class InvalidArgument(UserError, ValueError):
+    """A value the user gave (an option, a metric or study name) that is refused;
+    the message says which and what is accepted."""
+
+
+class NotFound(UserError, FileNotFoundError):
+    """Something the user named (a study, its journal, a launchers file) does not exist."""
+
+
 def plan_error(error: UserError) -> Exception:
     """``error`` as an experimaestro ``HandledException`` (printed in one line,
     exit code 1), detached from the traceback that raised it."""

@@ -69,10 +69,10 @@ def test_explain_no_match_exits_1(cluster):
     assert "chosen: none" in result.output
 
 
-def test_bad_spec_and_bad_file_exit_2(cluster, write_yaml):
+def test_bad_spec_exits_2_and_bad_file_1(cluster, write_yaml):
     result = invoke("explain", "cuda(mem=8G) &", "--file", str(cluster))
     assert result.exit_code == 2 and "syntax error" in result.output
     bad = write_yaml("launchers:\n  - name: a\n    type: local\n    max_jobs: many\n", "bad.yaml")
     result = invoke("list", "--file", str(bad))
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a user error, as a bad params.yaml
     assert f"{bad}:4: launchers[0].max_jobs: must be an integer" in result.output

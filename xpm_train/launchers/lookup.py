@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..errors import NotFound
 from .schema import LaunchersConfig
 
 logger = logging.getLogger("xpm_train.launchers")
@@ -32,7 +33,7 @@ def locate(start: Path | None = None) -> Path | None:
     if os.environ.get(ENV):
         path = Path(os.environ[ENV]).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"${ENV} names {path}, which is not a file")
+            raise NotFound(f"${ENV} names {path}, which is not a file")
         return path
     return project_file(Path.cwd() if start is None else start) or (
         user_file() if user_file().is_file() else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidArgument
 from ..metrics import read_jsonl
 from .runs import POINT_FIELDS, metric_key
 
@@ -117,7 +118,7 @@ def compare_curves(jobs: list[tuple[str, Path]], key: str, out: Path) -> Path:
             axis.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=label)
             drawn += 1
     if not drawn:
-        raise ValueError(
+        raise InvalidArgument(
             f"no job logged metric '{key}'; available: {', '.join(sorted(available)) or 'none'}"
         )
     axis.set_xlabel("epoch")

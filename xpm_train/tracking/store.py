@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from ..errors import InvalidArgument
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -148,7 +150,7 @@ def existing_experiment(mlflow_client: "MlflowClient", name: str, uri: str) -> s
     if found is None:
         return None
     if found.lifecycle_stage == "deleted":
-        raise ValueError(
+        raise InvalidArgument(
             f"MLflow experiment '{name}' is deleted in {uri}: restore it "
             f"(`mlflow experiments restore --experiment-id {found.experiment_id}`) "
             "or use another experiment name"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import NotFound
 from .storage import journal_path, list_studies, read_description
 
 
@@ -19,7 +20,7 @@ def load_trials(journal: Path | str, name: str) -> list[dict[str, Any]]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not Path(journal).exists():
-        raise FileNotFoundError(f"no journal {journal}: the study has not started")
+        raise NotFound(f"no journal {journal}: the study has not started")
     study = optuna.load_study(study_name=name, storage=open_storage(journal))
     return trial_rows(study)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..atomic import atomic_write_json
+from ..errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from optuna.storages import JournalStorage
@@ -73,7 +74,7 @@ def read_description(workspace: Path | str, name: str) -> dict[str, Any]:
     path = study_dir(workspace, name) / DESCRIPTION
     if not path.exists():
         known = ", ".join(list_studies(workspace)) or "none"
-        raise FileNotFoundError(f"no study '{name}' in {Path(workspace) / TUNE_DIR} (known: {known}); "
+        raise NotFound(f"no study '{name}' in {Path(workspace) / TUNE_DIR} (known: {known}); "
                                 f"list them with `xpm-train tune list --workdir {workspace}`")
     return json.loads(path.read_text())
 
@@ -92,9 +93,9 @@ def resolve_study(workspace: Path | str, name: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise FileNotFoundError(f"no study '{name}' in {Path(workspace) / TUNE_DIR} "
+        raise NotFound(f"no study '{name}' in {Path(workspace) / TUNE_DIR} "
                                 f"(known: {', '.join(names) or 'none'})")
-    raise ValueError(f"'{name}' is ambiguous: {', '.join(matches)}; give more of the name")
+    raise InvalidArgument(f"'{name}' is ambiguous: {', '.join(matches)}; give more of the name")
 
 
 class DriverLock:

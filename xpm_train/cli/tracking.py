@@ -9,15 +9,10 @@ from pathlib import Path
 
 import click
 
+from .common import workdir_option
+
 URI_HELP = ("MLflow URI (default: MLFLOW_TRACKING_URI, else the workspace store "
             "WORKDIR/mlflow/mlflow.db)")
-
-
-def workdir_option(function):
-    # same option as xpm_train.cli's (not imported: cli imports this module)
-    return click.option("--workdir", type=click.Path(path_type=Path), default="workspace",
-                        show_default=True,
-                        help="experimaestro workspace (the --workdir given to run-experiment)")(function)
 
 
 @click.group("mlflow")
@@ -34,9 +29,9 @@ def ui_command(workdir: Path, port: int | None, uri: str | None):
     import signal
     import sys
 
-    from .analysis import check_workspace
-    from .tracking import store
-    from .tracking.service import start_server, stop_server
+    from ..analysis import check_workspace
+    from ..tracking import store
+    from ..tracking.service import start_server, stop_server
 
     uri = uri or store.workspace_uri(check_workspace(workdir))
     click.echo(f"Starting the MLflow UI on {uri} (the MLflow server takes a while to start) ...", err=True)
@@ -60,7 +55,7 @@ def ui_command(workdir: Path, port: int | None, uri: str | None):
 @click.option("--uri", default=None, help=URI_HELP)
 def sync_command(workdir: Path, experiment: str | None, uri: str | None):
     """Push to MLflow what finished jobs have and MLflow lacks (idempotent)."""
-    from .tracking.sync import sync_workspace
+    from ..tracking.sync import sync_workspace
 
     report = sync_workspace(workdir, uri=uri, experiment=experiment)
     click.echo(report.summary())
@@ -76,8 +71,8 @@ def sync_command(workdir: Path, experiment: str | None, uri: str | None):
 def plot_command(jobs: tuple[str, ...], workdir: Path, metric: str, out: Path | None):
     """Learning curves of JOB... (IDs, hash prefixes or folders), one line per
     job labelled by its tags."""
-    from .analysis import resolve
-    from .tracking.plots import compare_curves
+    from ..analysis import resolve
+    from ..tracking.plots import compare_curves
 
     lines = []
     for job in jobs:

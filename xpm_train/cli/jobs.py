@@ -1,64 +1,16 @@
-"""The ``xpm-train`` command line.
-
-Errors the user can fix are printed as one short message (exit code 2 for bad
-arguments, 1 otherwise); ``--debug`` shows the traceback instead.
-"""
+"""``xpm-train run``, ``results``, ``show`` and ``export``: plans and the jobs they made."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-DEFAULT_WORKDIR = "workspace"
+from .common import workdir_option
 
 
-class Context:
-    debug = False
-
-
-def workdir_option(function):
-    return click.option(
-        "--workdir",
-        type=click.Path(path_type=Path),
-        default=DEFAULT_WORKDIR,
-        show_default=True,
-        help="experimaestro workspace (the --workdir given to run-experiment)",
-    )(function)
-
-
-class FriendlyGroup(click.Group):
-    """Turns the exceptions users can act on into one-line messages."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as error:
-            if Context.debug:
-                raise
-            from .errors import UserError
-
-            known = (UserError, ValueError, FileNotFoundError, PermissionError, OSError)
-            if isinstance(error, known):
-                message = error.args[0] if isinstance(error, UserError) and error.args else str(error)
-                click.secho(f"Error: {message}", fg="red", err=True)
-                click.echo("(run with --debug for the traceback)", err=True)
-                sys.exit(1)
-            raise
-
-
-@click.group(cls=FriendlyGroup)
-@click.option("--debug", is_flag=True, help="Show tracebacks")
-def main(debug: bool):
-    """xpm-train: reproducible, deduplicated deep-learning experiments."""
-    Context.debug = debug
-
-
-@main.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("params", type=click.Path(path_type=Path))
 @workdir_option
 @click.option("--conf", "-c", multiple=True, metavar="KEY=VALUE", help="Override a key of params.yaml")
@@ -93,7 +45,7 @@ def run_command(ctx, params: Path, workdir: Path, conf):
     experiments_cli.main([*args, *ctx.args, str(params)], prog_name="xpm-train run")
 
 
-@main.command("results")
+@click.command("results")
 @workdir_option
 @click.option("--experiment", "-e", help="Only the jobs of this experiment (its last run)")
 @click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs with this tag value")
@@ -103,7 +55,7 @@ def run_command(ctx, params: Path, workdir: Path, conf):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def results_command(workdir, experiment, where, task, sort, fmt):
     """One row per job: ID, task, state, tags, final metrics."""
-    from .analysis import format_table, results, sort_best
+    from ..analysis import format_table, results, sort_best
 
     frame = results(workdir, experiment=experiment, where=list(where))
     if task and not frame.empty:
@@ -125,24 +77,24 @@ def results_command(workdir, experiment, where, task, sort, fmt):
         click.echo(format_table(frame))
 
 
-@main.command("export")
+@click.command("export")
 @click.argument("job")
 @click.option("--to", "to", required=True, type=click.Path(path_type=Path), help="New folder to write")
 @workdir_option
 def export_command(job: str, to: Path, workdir: Path):
     """Export a trained model (weights, config, metrics, README) to a new folder."""
-    from .export import export
+    from ..export import export
 
     target = export(job, to, workdir)
     click.echo(f"exported to {target}: " + ", ".join(sorted(p.name for p in target.iterdir())))
 
 
-@main.command("show")
+@click.command("show")
 @click.argument("job")
 @workdir_option
 def show_command(job, workdir):
     """Config, tags, state, metrics, paths and logs of JOB (ID, hash prefix or folder)."""
-    from .analysis import resolve
+    from ..analysis import resolve
 
     info = resolve(job, workdir)
     params = json.loads((info.path / "params.json").read_text())
@@ -157,7 +109,7 @@ def show_command(job, workdir):
     click.echo(describe_config(task_object, {o["id"]: o for o in params["objects"]}, indent="  "))
     metrics = info.metrics()
     if metrics:
-        from .analysis import flatten
+        from ..analysis import flatten
 
         click.echo("metrics:")
         for key, value in flatten(metrics).items():
@@ -178,22 +130,4 @@ def describe_config(obj: dict, objects: dict, indent: str) -> str:
     return "\n".join(lines)
 
 
-def register_commands() -> None:
-    """Sub-command groups defined in their own modules."""
-    from .cli_launchers import launchers_group
-    from .cli_tracking import mlflow_group, plot_command
-    from .cli_tune import tune_group
-    from .cli_workflows import register as register_workflows
-
-    main.add_command(launchers_group, "launchers")
-    main.add_command(mlflow_group, "mlflow")
-    main.add_command(plot_command, "plot")
-    main.add_command(tune_group, "tune")
-    register_workflows(main)
-
-
-register_commands()
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS = (run_command, results_command, show_command, export_command)

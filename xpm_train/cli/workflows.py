@@ -7,21 +7,16 @@ from pathlib import Path
 
 import click
 
-
-def register(main: click.Group) -> None:
-    """Add this module's commands to ``main``."""
-    main.add_command(doctor_command, "doctor")
-    main.add_command(gpus_command, "gpus")
+from .common import workdir_option
 
 
 @click.command("doctor")
-@click.option("--workdir", type=click.Path(path_type=Path), default="workspace", show_default=True,
-              help="experimaestro workspace to check (the --workdir given to run-experiment)")
+@workdir_option
 def doctor_command(workdir: Path):
     """Check Python, torch/CUDA, experimaestro, the workspace, launchers.yaml,
     Slurm and MLflow: one line per check (OK, WARN, FAIL) with the fix.
     Exits 1 when a check FAILs (WARN: works, with less)."""
-    from .doctor import FAIL, WARN, run_checks
+    from ..doctor import FAIL, WARN, run_checks
 
     checks = run_checks(workdir)
     colors = {"OK": "green", WARN: "yellow", FAIL: "red"}
@@ -36,7 +31,7 @@ def doctor_command(workdir: Path):
 @click.command("gpus")
 def gpus_command():
     """GPU inventory and current use (memory, utilisation, processes)."""
-    from .doctor import gpu_inventory
+    from ..doctor import gpu_inventory
 
     source, gpus = gpu_inventory()
     if not gpus:
@@ -47,3 +42,6 @@ def gpus_command():
     click.echo(f"{'GPU':>3}  {'model':<28} {'used':>6} / {'total':>6}      util  processes")
     for gpu in gpus:
         click.echo(gpu.line())
+
+
+COMMANDS = (doctor_command, gpus_command)

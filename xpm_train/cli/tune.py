@@ -13,13 +13,7 @@ from pathlib import Path
 
 import click
 
-
-
-def workdir_option(function):
-    """``--workdir`` (the same option as the other commands; defined here since
-    ``xpm_train.cli`` imports this module)."""
-    return click.option("--workdir", type=click.Path(path_type=Path), default="workspace", show_default=True,
-                        help="experimaestro workspace (the --workdir given to run-experiment)")(function)
+from .common import workdir_option
 
 
 @click.group("tune")
@@ -31,8 +25,8 @@ def tune_group():
 @workdir_option
 def list_command(workdir: Path):
     """One line per study of the workspace."""
-    from .analysis import check_workspace
-    from .tune.report import studies_table
+    from ..analysis import check_workspace
+    from ..tune.report import studies_table
 
     table = studies_table(check_workspace(workdir))
     if not table:
@@ -50,9 +44,9 @@ def list_command(workdir: Path):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def show_command(study: str, workdir: Path, fmt: str):
     """Trials of STUDY (a name or a unique prefix): states, values, params, jobs."""
-    from .analysis import check_workspace
-    from .tune.report import format_trials, study_summary, to_json
-    from .tune.storage import resolve_study, study_dir
+    from ..analysis import check_workspace
+    from ..tune.report import format_trials, study_summary, to_json
+    from ..tune.storage import resolve_study, study_dir
 
     workdir = check_workspace(workdir)
     name = resolve_study(workdir, study)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .launchers.lookup import ENV
+from ..launchers.lookup import ENV
 
 FILE_OPTION = click.option(
     "--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -46,12 +46,15 @@ def explain_spec(spec: str, tags: tuple[str, ...], file: Path | None):
     SPEC is an experimaestro spec such as "duration=2h & cuda(mem=8G)*1 & cpu(cores=4)";
     "A | B" tries A first. Exits with 1 when no launcher fits.
     """
-    from .launchers.explain import explain
+    from ..launchers.explain import explain
+
+    from ..launchers.match import SpecError
+    from ..launchers.ranks import RanksSpecError
 
     config = _config(file)
     try:
         explanation = explain(spec, tags, config=config)
-    except ValueError as e:
+    except (SpecError, RanksSpecError) as e:  # a usage error of the argument
         raise click.BadParameter(str(e), param_hint="SPEC") from None
     click.echo(explanation.render())
     if explanation.choice is None:
@@ -59,18 +62,15 @@ def explain_spec(spec: str, tags: tuple[str, ...], file: Path | None):
 
 
 def _config(file: Path | None):
-    from .launchers import LaunchersConfigError
-    from .launchers.finder import resolve_config
+    """The launchers of ``file``, else of the lookup order (an invalid file: a
+    ``LaunchersConfigError``, shown by the CLI's error handler)."""
+    from ..launchers.finder import resolve_config
 
-    try:
-        return resolve_config(file, None)
-    except (LaunchersConfigError, FileNotFoundError) as e:
-        click.echo(str(e), err=True)
-        sys.exit(2)
+    return resolve_config(file, None)
 
 
 def _row(launcher) -> tuple[str, ...]:
-    from .launchers.units import format_duration, format_memory
+    from ..launchers.units import format_duration, format_memory
 
     def shown(field: str, text: str) -> str:
         return f"{text} (auto)" if field in launcher.auto else text
