@@ -70,14 +70,14 @@ class DeviceName(Checker):
 
 
 class OneOf(Checker):
-    """``value`` is one of ``choices``."""
+    """``value`` is one of ``choices``; ``hint``: how to get what the refused value asked for."""
 
-    def __init__(self, *choices):
-        self.choices = choices
+    def __init__(self, *choices, hint: str = ""):
+        self.choices, self.hint = choices, hint
 
     def check(self, value):
         if value not in self.choices:
-            raise InvalidValue(f"must be {self}, got {value!r}")
+            raise InvalidValue(f"must be {self}, got {value!r}" + (f": {self.hint}" if self.hint else ""))
         return True
 
     def __str__(self):

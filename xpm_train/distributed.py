@@ -299,13 +299,7 @@ def start(device_name: str = "auto") -> Ranks:
                              "ranks (one GPU each): use device='auto' or 'cuda'")
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-    followers = None
-    if info.source == "local":
-        threads = max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // info.world_size)
-        torch.set_num_threads(threads)
-        if info.is_main:
-            info = replace(info, master_port=free_port())
-            followers = Followers.spawn(info, threads)
+    info, followers = start_followers(info)
     backend = "nccl" if device.type == "cuda" else "gloo"
     logger.info("Rank %d of %d (%s, %s) joining %s:%d", info.rank, info.world_size, backend, device,
                 info.master_addr, info.master_port)
@@ -313,6 +307,24 @@ def start(device_name: str = "auto") -> Ranks:
                             rank=info.rank, world_size=info.world_size,
                             timeout=datetime.timedelta(seconds=timeout()))
     return Ranks(info, device, followers)
+
+
+def start_followers(info: RankInfo) -> "tuple[RankInfo, Followers | None]":
+    """What a local job does before its ranks meet: each rank takes its share
+    of the job's cores, and rank 0 picks the rendezvous port and starts ranks
+    ``1..W-1`` (its :class:`Followers`). Slurm jobs: nothing (srun started every
+    rank). Used by :func:`start` and by tasks whose framework joins the process
+    group itself (LightningFit)."""
+    if info.source != "local" or info.world_size == 1:
+        return info, None
+    import torch
+
+    threads = max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1) // info.world_size)
+    torch.set_num_threads(threads)
+    if not info.is_main:
+        return info, None
+    info = replace(info, master_port=free_port())
+    return info, Followers.spawn(info, threads)
 
 
 def free_port() -> int:

@@ -446,6 +446,11 @@ class PreemptionFlag:
     def _handle(self, signum, frame):
         self.signal_name = signal.Signals(signum).name
 
+    def reinstall(self) -> None:
+        """Handle the signals again, alone (a library replaced the handlers since)."""
+        for sig in self._previous:
+            signal.signal(sig, self._handle)
+
     def restore(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

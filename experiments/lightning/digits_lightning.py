@@ -66,8 +66,9 @@ class DigitsClassifier(L.LightningModule):
     def evaluate(self, batch, split: str):
         x, y = batch
         logits = self(x)
-        self.log(f"{split}_loss", nn.functional.cross_entropy(logits, y))
-        self.log(f"{split}_accuracy", (logits.argmax(1) == y).float().mean())
+        # sync_dist: on several devices (DDP) the mean over every rank's shard; nothing on one
+        self.log(f"{split}_loss", nn.functional.cross_entropy(logits, y), sync_dist=True)
+        self.log(f"{split}_accuracy", (logits.argmax(1) == y).float().mean(), sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
         self.evaluate(batch, "val")

@@ -8,13 +8,16 @@ folder, preemption, Optuna pruning.
   ``checkpoints/best.pt`` (the weights with the best ``monitor``, the file
   ``load(...).network`` and export read). A run resumed from ``last.ckpt``
   sets the RNG states back before anything draws from them, so on the CPU it
-  ends with the weights of an uninterrupted run.
+  ends with the weights of an uninterrupted run (under DDP every rank's
+  states are saved, and each rank takes back its own).
 - :class:`Preemption` turns SIGTERM/SIGUSR1 into experimaestro's
-  ``GracefulTimeout`` after the current step: the job is run again and
+  ``GracefulTimeout`` after the current step (under DDP the ranks agree
+  after every step, so all stop after the same one): the job is run again and
   resumes from the last epoch's checkpoint (Lightning's own mid-epoch
   checkpoints cannot resume a plain DataLoader where it stopped).
 - :class:`TrialPruning` reports ``monitor`` to the Optuna trial after each
-  epoch and stops the run when the trial is pruned.
+  epoch and stops the run when the trial is pruned (rank 0 asks the trial,
+  every rank stops).
 
 This module imports Lightning: only the Lightning task process imports it.
 """
@@ -31,6 +34,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from .. import checkpoint
 from ..hooks import Trial
+from .ddp import gather
 from ..learn import PreemptionFlag
 from ..metrics import MetricsLogger
 
@@ -87,7 +91,7 @@ class JobCheckpoint(Callback):
                  resumed: Optional[dict[str, Any]] = None):
         self.folder, self.monitor, self.mode, self.job_log = folder, monitor, mode, log
         resumed = resumed or {}
-        self.rng = resumed.get("rng")
+        self.rng, self.rng_ranks = resumed.get("rng"), resumed.get("rng_ranks")
         self.run: dict[str, Any] = resumed.get("run") or {"last": {}, "best": None, "best_epoch": None}
 
     @property
@@ -97,9 +101,11 @@ class JobCheckpoint(Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         # After Lightning restored the checkpoint and before the first draw
         # (sanity validation runs under isolate_rng, then the train iterator)
-        if self.rng is not None:
+        if self.rng_ranks is not None and len(self.rng_ranks) == trainer.world_size:
+            self.rng = self.rng_ranks[trainer.global_rank]  # this rank's own draws
+        if self.rng is not None:  # (another number of ranks: rank 0's, resumed but not identically)
             _set_rng_states(self.rng)
-            self.rng = None
+            self.rng = self.rng_ranks = None
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         metrics = scalars(trainer.callback_metrics)
@@ -125,7 +131,9 @@ class JobCheckpoint(Callback):
             self.job_log.sync()
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint_dict: dict[str, Any]) -> None:
-        checkpoint_dict[STATE_KEY] = {"rng": _collect_rng_states(include_cuda=True),
+        # Called on every rank (Lightning writes on rank 0 only): each rank's RNG states
+        states = gather(_collect_rng_states(include_cuda=True), trainer.world_size)
+        checkpoint_dict[STATE_KEY] = {"rng": states[0], **({"rng_ranks": states} if len(states) > 1 else {}),
                                       "run": {**self.run, "elapsed": self.job_log.elapsed()}}
 
 
@@ -140,15 +148,26 @@ class Preemption(Callback):
         # Installed before Lightning's own SIGTERM handler, which calls it too
         self.flag = PreemptionFlag()
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Under DDP, Lightning 2.6's SIGTERM handler broadcasts from inside the
+        # handler: a signal landing during another collective deadlocks the
+        # ranks. The flag alone handles it; the ranks agree after each step.
+        if self.flag is not None and trainer.world_size > 1:
+            self.flag.reinstall()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.flag is not None and self.flag.requested:
+        requested = self.flag is not None and self.flag.requested
+        if trainer.world_size > 1:  # locally only rank 0 is signalled: every rank stops after the same step
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
             raise self.stopped(trainer)
 
     def stopped(self, trainer) -> BaseException:
         from experimaestro import GracefulTimeout
 
-        self.job_log.event("preempted", signal=self.flag.signal_name, step=trainer.global_step)
-        return GracefulTimeout(f"stopped by {self.flag.signal_name} at step {trainer.global_step}")
+        name = self.flag.signal_name if self.flag is not None and self.flag.requested else "another rank's signal"
+        self.job_log.event("preempted", signal=name, step=trainer.global_step)
+        return GracefulTimeout(f"stopped by {name} at step {trainer.global_step}")
 
     @property
     def requested(self) -> bool:
@@ -168,9 +187,10 @@ class TrialPruning(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         value = scalars(trainer.callback_metrics).get(self.monitor)
-        if value is None or not trainer.is_global_zero:
-            return
-        if self.trial.should_prune(trainer.current_epoch, value):
+        prune = trainer.is_global_zero and value is not None and self.trial.should_prune(trainer.current_epoch, value)
+        if trainer.world_size > 1:  # a rank that went on alone would wait for the others forever
+            prune = trainer.strategy.broadcast(prune, src=0)
+        if prune:
             self.pruned = True
             self.job_log.event("pruned", epoch=trainer.current_epoch)
             trainer.should_stop = True

@@ -16,7 +16,9 @@ Job folder::
 
 A job killed or preempted (SIGTERM/SIGUSR1) is run again by experimaestro and
 resumes from ``last.ckpt``; on the CPU it ends with the weights of an
-uninterrupted run. See docs/lightning.md.
+uninterrupted run. A launcher spec asking for ``processes=K`` (``nodes=M``)
+runs the job on K (x M) ranks through Lightning's DDP, started by xpm-train's
+launcher (:mod:`.ddp`); only rank 0 writes the job folder. See docs/lightning.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 logger = logging.getLogger("xpm_train.lightning")
+
+DEVICES_HINT = ("several devices are asked for in the launcher spec, not here: submit with e.g. "
+                "find_launcher('cuda(mem=40G)*2 & processes=2') (one rank per device; nodes=M on Slurm) and "
+                "every rank runs Trainer(strategy='ddp', devices=2)")
 
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true")
 """Lightning's precision settings accepted by :class:`LightningFit`"""
@@ -82,9 +88,10 @@ class LightningFit(ResumableTask):
     accelerator: Meta[str] = field(default="auto", ignore_default=True)
     """``Trainer(accelerator=...)``: ``auto`` (a GPU when present), ``cpu``, ``gpu``..."""
 
-    devices: Annotated[Meta[int], OneOf(1)] = field(default=1, ignore_default=True)
-    """Devices of the job: only 1 so far (several devices through DDP are not
-    supported by the adapter yet, see docs/lightning.md)"""
+    devices: Annotated[Meta[int], OneOf(1, hint=DEVICES_HINT)] = field(default=1, ignore_default=True)
+    """Always 1: several devices are asked for in the launcher spec
+    (``processes=K``, one rank per device, ``nodes=M`` on Slurm), and each rank
+    then runs ``Trainer(strategy="ddp", devices=K, num_nodes=M)``"""
 
     log_every_n_steps: Annotated[Meta[int], Positive()] = field(default=50, ignore_default=True)
     """Log step-level metrics every this many steps"""
@@ -125,15 +132,27 @@ class LightningFit(ResumableTask):
         require_lightning()
         import lightning.pytorch as pl
 
-        from .. import atomic, checkpoint, summary as summaries
+        from .. import atomic, checkpoint, distributed, summary as summaries
         from ..metrics import lifecycle, open_log
+        from . import ddp
         from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
         from .logger import JobLogger
 
-        # --- The job folder: logger, last checkpoint (if any)
-        log = open_log(self)
+        # --- One process, or this process's rank of a job the launcher gave
+        # several (rank 0 of a local job starts the others now): Lightning
+        # adopts them, it spawns nothing, and picks the device itself
+        info, followers = distributed.start_followers(distributed.rank_info())
+        ranks = distributed.Ranks(info, device=None, followers=followers)
+        if ranks.distributed:
+            parallel, environments = ddp.trainer_arguments(info), []
+        else:
+            parallel, environments = {"devices": self.devices}, slurm_plugins()
+
+        # --- The job folder (only rank 0 writes it): logger, last checkpoint (if any)
+        log = open_log(self, ranks)
         last_path = self.checkpoints / "last.ckpt"
-        atomic.remove_stale_temporaries(self.checkpoints)
+        if ranks.is_main:
+            atomic.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
@@ -154,16 +173,18 @@ class LightningFit(ResumableTask):
                 logger.warning("%s.__init__ arguments %s are not Params of %s: their defaults are used and are "
                                "not part of the job ID", type(built).__name__, ", ".join(missing),
                                type(config).__name__)
+        count = {"ranks": ranks.world_size} if ranks.distributed else {}
         if state is None:
             kind, details = "start", dict(module=type(module).__qualname__,
-                                          datamodule=type(datamodule).__qualname__, max_epochs=self.max_epochs)
+                                          datamodule=type(datamodule).__qualname__, max_epochs=self.max_epochs,
+                                          **count)
         else:
-            kind, details = "resume", dict(epoch=state.get("epoch"), step=state.get("global_step"))
+            kind, details = "resume", dict(epoch=state.get("epoch"), step=state.get("global_step"), **count)
             logger.info("Resuming at epoch %s (step %s)", state.get("epoch"), state.get("global_step"))
 
         # --- The trainer, with the job's logger, checkpoints, preemption and pruning
         # (the lifecycle writes start/resume, then end, or error on a failure)
-        with lifecycle(log, None, kind, **details) as job:
+        with lifecycle(log, ranks, kind, **details) as job:
             saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed)
             preemption = Preemption(log)
             pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
@@ -174,7 +195,7 @@ class LightningFit(ResumableTask):
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
                 accumulate_grad_batches=self.accumulate_grad_batches,
                 accelerator=self.accelerator,
-                devices=self.devices,
+                **parallel,  # devices (and DDP's strategy and num_nodes on several ranks)
                 deterministic=self.deterministic or None,
                 log_every_n_steps=self.log_every_n_steps,
                 num_sanity_val_steps=self.num_sanity_val_steps,
@@ -183,9 +204,12 @@ class LightningFit(ResumableTask):
                 enable_checkpointing=False,  # JobCheckpoint writes the job's checkpoints
                 logger=JobLogger(log),
                 callbacks=[saver, preemption] + ([pruning] if pruning else []),
-                plugins=[JobCheckpointIO(resume_state=state), *slurm_plugins()],
+                plugins=[JobCheckpointIO(resume_state=state), *environments],
                 default_root_dir=str(self.final_path.parent),
             )
+            if trainer.world_size != ranks.world_size:
+                raise distributed.RanksError(f"Lightning sees {trainer.world_size} rank(s), the launcher started "
+                                             f"{ranks.world_size}")
             try:
                 trainer.fit(module, datamodule=datamodule, ckpt_path=str(last_path) if state is not None else None)
                 pruned = pruning is not None and pruning.pruned
@@ -200,6 +224,9 @@ class LightningFit(ResumableTask):
                 raise
             finally:
                 preemption.restore()
+            ranks.close()  # leaves the process group; rank 0 fails when another rank did
+            if not ranks.is_main:
+                return
 
             # --- Summary
             wall = log.elapsed()
@@ -209,6 +236,12 @@ class LightningFit(ResumableTask):
                 final["test"] = tested
             summaries.write(self.final_path, final)
             job.end(wall_time=wall)
+
+    def check_ranks(self, world_size: int) -> None:
+        """Called at ``submit()`` when the launcher gives the job several
+        ranks: any number runs (Lightning's DDP). Each rank's DataLoader keeps
+        its ``batch_size`` (Lightning's rule), so the global batch is
+        ``world_size`` times larger, while the job ID does not change."""
 
     def run_test(self, trainer, module, datamodule) -> dict[str, float]:
         """``Trainer.test`` with the best weights; its metrics."""
