@@ -197,6 +197,33 @@ def test_sigterm_to_rank_0_stops_both_ranks_and_the_job_resumes_identically(two_
         assert torch.equal(expected[name], actual[name]), name
 
 
+def test_a_pruned_trial_stops_every_rank(tmp_path, local_launchers, monkeypatch):
+    """Rank 0 asks the trial; the decision is broadcast, so rank 1 stops at the
+    same epoch (alone, it would wait for rank 0 until the collective timeout)."""
+    from experimaestro import experiment
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
+    from digits_configs import DigitsClassifier, DigitsData
+    from trials import PruneAfter
+
+    from xpm_train import find_launcher
+    from xpm_train.lightning import LightningFit
+
+    # hidden=12: not the job of tests/lightning (one scheduler per pytest process refuses a second submit)
+    fit = LightningFit.C(module=DigitsClassifier.C(hidden=12), datamodule=DigitsData.C(), max_epochs=3,
+                         accelerator="cpu", trial=PruneAfter.C(epoch=0))
+    with experiment(tmp_path / "ws", "prune", port=None) as xp:
+        xp.workspace.python_path.append(str(EXAMPLE))
+        fit.submit(launcher=find_launcher(TWO_RANKS))
+    folder = job_folder(tmp_path / "ws")
+    final = json.loads((folder / "final.json").read_text())
+    kinds = [e["event"] for e in events(folder)]
+    assert final["pruned"] is True and final["epochs"] == 1 and "pruned" in kinds, (final, kinds)
+    start, = [e for e in events(folder) if e["event"] == "start"]
+    assert start["ranks"] == 2
+
+
 GPUS = """\
 launchers:
   - name: gpus
