@@ -19,6 +19,10 @@ Models (a ``Model`` config whose ``module(data)`` returns an ``nn.Module``)::
     Model, DataInfo                the interface and what ``module`` receives
     build                          the network of a model config (trained weights attached)
 
+Streaming (``Dataset.records()`` returns a :class:`Source`; docs/streaming.md)::
+
+    Source, Chunk                  what preparation decodes, and one decoded range
+
 Objectives (an ``Objective`` config: loss, metrics, score)::
 
     Objective, ObjectiveError      the interface and its error
@@ -28,12 +32,14 @@ from .data.arrays import channel_stats, check_split, to_image_arrays
 from .data.base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset
 from .data.cache import cached_arrays
 from .data.digits import stratified_split
+from .data.prepared import Chunk, Source
 from .data.tabular import feature_arrays, feature_stats, random_split
 from .models import Model, build
 from .objectives import Objective, ObjectiveError
 
 __all__ = [
     "Arrays",
+    "Chunk",
     "DataInfo",
     "Dataset",
     "ImageArrays",
@@ -41,6 +47,7 @@ __all__ = [
     "Model",
     "Objective",
     "ObjectiveError",
+    "Source",
     "build",
     "cached_arrays",
     "channel_stats",

@@ -11,8 +11,10 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, Adam, Digits, Evaluate, Learn, Reconstruction, find_launcher
-from xpm_train.plan import finish, fraction, grid, positive, print_table
+from xpm_train import (
+    MLP, Adam, Digits, Evaluate, Learn, Reconstruction, find_launcher, finish, fraction, grid,
+    positive, print_table,
+)
 
 
 @configuration()

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from experimaestro import Constant, Param, field
 
-from xpm_train.checks import Positive
+from xpm_train import Positive
 from xpm_train.extend import DataInfo, Model
 
 

@@ -11,8 +11,7 @@ from experimaestro.experiments import ExperimentHelper, configuration, generate_
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from mytrain import train  # this folder is on the path (params.yaml: pythonpath)
-from xpm_train import find_launcher
-from xpm_train.plan import finish, positive, print_table
+from xpm_train import find_launcher, finish, positive, print_table
 
 
 @configuration()

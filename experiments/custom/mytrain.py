@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from xpm_train import Result, training_function
-from xpm_train.checks import Positive
+from xpm_train import Result, training_function, Positive
 
 
 @training_function

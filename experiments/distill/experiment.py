@@ -13,8 +13,10 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, Adam, Digits, Distillation, Evaluate, Learn, find_launcher
-from xpm_train.plan import finish, fraction, grid, positive
+from xpm_train import (
+    MLP, Adam, Digits, Distillation, Evaluate, Learn, find_launcher, finish, fraction, grid,
+    positive,
+)
 
 
 @configuration()
@@ -102,7 +104,7 @@ def evaluate(test, model, trained, launcher, cfg, **tags):
 
 def print_comparison(helper):
     """Test accuracy per student size: mean and std over seeds of both methods."""
-    from xpm_train.analysis import results
+    from xpm_train import results
 
     frame = results(helper.xp.workspace.path, experiment=helper.xp.name)
     frame = frame[frame["task"].str.endswith("evaluate")]

@@ -12,11 +12,10 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from digits_configs import DigitsClassifier, DigitsData  # this folder is on the path (params.yaml: pythonpath)
-from xpm_train import find_launcher
-from xpm_train.lightning import LightningFit, require_lightning
-from xpm_train.plan import finish, non_empty, positive, print_table
-from xpm_train.tracking import setup as setup_tracking
-from xpm_train.tune import MedianPruner, Space, Study, TPE, optimize
+from xpm_train import (
+    find_launcher, LightningFit, require_lightning, finish, non_empty, positive, print_table,
+    setup_tracking, MedianPruner, Space, Study, TPE, optimize,
+)
 
 
 @configuration()
@@ -90,7 +89,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher)
         finish(helper)
 
-        from xpm_train.tune.report import format_trials, load_trials
+        from xpm_train import format_trials, load_trials
 
         print(format_trials(load_trials(result.journal, study.name)))  # noqa: T201
         print(f"study {study.name}: best trial {result.best_number}, "  # noqa: T201

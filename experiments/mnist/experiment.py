@@ -11,9 +11,10 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import CNN, Adam, Evaluate, Learn, find_launcher
-from xpm_train.data import FASHION_MNIST_SOURCE, MNIST_SOURCE, mirror_source, prepare_fashion_mnist, prepare_mnist
-from xpm_train.plan import finish, fraction, grid, positive, print_table
+from xpm_train import (
+    CNN, Adam, Evaluate, Learn, find_launcher, FASHION_MNIST_SOURCE, MNIST_SOURCE, mirror_source,
+    prepare_fashion_mnist, prepare_mnist, finish, fraction, grid, positive, print_table,
+)
 
 
 @configuration()

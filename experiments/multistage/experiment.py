@@ -14,8 +14,7 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, Adam, Digits, Evaluate, Learn, find_launcher
-from xpm_train.plan import finish, grid, positive, print_table
+from xpm_train import MLP, Adam, Digits, Evaluate, Learn, find_launcher, finish, grid, positive, print_table
 
 
 @configuration()

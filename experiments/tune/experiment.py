@@ -13,10 +13,10 @@ import attrs
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import Adam, Digits, Evaluate, Learn, MLP, find_launcher
-from xpm_train.plan import finish, fraction, job_of, positive
-from xpm_train.tracking import setup as setup_tracking
-from xpm_train.tune import TPE, MedianPruner, Space, Study, optimize
+from xpm_train import (
+    Adam, Digits, Evaluate, Learn, MLP, find_launcher, finish, fraction, job_of, positive,
+    setup_tracking, TPE, MedianPruner, Space, Study, optimize,
+)
 
 
 @configuration()
@@ -91,7 +91,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
     evaluate.submit(launcher=launcher, init_tasks=[best_model])
     finish(helper)
 
-    from xpm_train.tune.report import format_trials, load_trials
+    from xpm_train import format_trials, load_trials
 
     test = job_of(evaluate).metrics()
     print(format_trials(load_trials(result.journal, study.name)))  # noqa: T201
