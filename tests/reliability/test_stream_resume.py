@@ -50,6 +50,9 @@ def test_streamed_run_killed_at_random_steps_ends_as_in_memory(in_memory, tmp_pa
     crash_plan_once_started(workdir, "streaming=true")
     job = learn_folder(workdir)
     assert job.name == in_memory.name  # streaming is a Meta: the same task ID
+    start = events(job)[0]  # what ran: this job found the records the first one prepared
+    assert start["event"] == "start" and start["data_reason"].endswith(f"records in {prepared} (prepared before)")
+    assert "chunk(s) decoded now" in first["data_reason"], first
     total_steps = json.loads((in_memory / "final.json").read_text())["steps"]
     harness = subprocess.run(
         [sys.executable, str(HARNESS), "learn", str(job / "learn.py"), str(KILLS), "4321", str(total_steps)],

@@ -96,7 +96,7 @@ class Source:
 
     A source describes its records without decoding them (``count``,
     ``shape``...), decodes any range of them (:meth:`decode`, called in a
-    worker process when ``parallel``: the source must then be picklable), and
+    worker process forked from the preparer when ``parallel``), and
     says, once prepared, which records make the split and its statistics
     (:meth:`view`)."""
 
@@ -221,12 +221,12 @@ def prepare(source: Source, *, root: Optional[Path] = None, workers: int = 0,
         if (folder / HEADER).exists():
             report["reused"] = True
             return open_prepared(folder), report
-        _prepare_locked(source, folder, key, options, workers, chunk_records, report)
+        _prepare_locked(source, folder, key, options, workers, chunk_records, report, lock.fileno())
     return open_prepared(folder), report
 
 
 def _prepare_locked(source: Source, folder: Path, key: str, options: dict, workers: int, chunk_records: int,
-                    report: dict) -> None:
+                    report: dict, lock: int) -> None:
     from ..atomic import atomic_write_bytes, fsync_dir
 
     n, chunks_dir = source.count, folder / "chunks"
@@ -270,10 +270,18 @@ def _prepare_locked(source: Source, folder: Path, key: str, options: dict, worke
     if source.parallel and processes > 1:
         import multiprocessing
 
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {number: pool.submit(source.decode, *ranges[number]) for number in todo}
-            for number, future in futures.items():
-                commit(number, future.result())
+        # The workers are forked with the source in a global: each chunk sends
+        # two numbers, not the source (a list of a million paths)
+        global _FORKED_SOURCE
+        _FORKED_SOURCE = source
+        try:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_worker_start, initargs=(lock,)) as pool:
+                futures = {number: pool.submit(_decode_forked, *ranges[number]) for number in todo}
+                for number, future in futures.items():
+                    commit(number, future.result())
+        finally:
+            _FORKED_SOURCE = None
     else:
         for number in todo:
             commit(number, source.decode(*ranges[number]))
@@ -292,6 +300,28 @@ def _prepare_locked(source: Source, folder: Path, key: str, options: dict, worke
     shutil.rmtree(chunks_dir, ignore_errors=True)
     plan_path.unlink(missing_ok=True)
     logger.info("Prepared %s in %s (%d records)", source.where(), folder, n)
+
+
+_FORKED_SOURCE: Optional[Source] = None
+"""The source being prepared, as the pool's forked workers inherit it"""
+
+
+def _worker_start(lock: int) -> None:
+    """In each decoding worker: let go of the preparer's lock (a worker that
+    outlived a killed preparer would hold it), and die with the preparer."""
+    os.close(lock)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the preparer died before the line above
+        os._exit(1)
+
+
+def _decode_forked(start: int, stop: int) -> Chunk:
+    return _FORKED_SOURCE.decode(start, stop)
 
 
 def _open_partial(path: Path, shape: tuple[int, ...], dtype: str) -> np.ndarray:
