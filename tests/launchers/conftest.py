@@ -83,9 +83,9 @@ def launcher_sandbox(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XPM_TRAIN_TOKENS_DIR", str(tmp_path / "tokens"))
     monkeypatch.setenv("XPM_TRAIN_GPU_LOCK_DIR", str(tmp_path / "gpu-locks"))
-    tokens.forget()
+    tokens._tokens.clear()  # this process's token objects (their folder changes)
     yield tmp_path
-    tokens.forget()
+    tokens._tokens.clear()  # this process's token objects (their folder changes)
 
 
 @pytest.fixture

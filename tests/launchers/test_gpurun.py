@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from gpulocks import is_free
 from xpm_train.launchers import gpurun
 from xpm_train.launchers.gpus import detect_gpus, parse_fake_gpus
 from xpm_train.launchers.units import parse_memory
@@ -46,7 +47,7 @@ def test_six_one_gpu_commands_on_two_gpus_never_overlap(tmp_path):
     assert len(recs) == 6
     assert all(devices in ("0", "1") for _, _, devices in recs)  # exactly one each
     assert_no_overlap(recs)
-    assert gpurun.is_free("0", locks) and gpurun.is_free("1", locks)
+    assert is_free("0", locks) and is_free("1", locks)
 
 
 def test_two_gpu_command_waits_for_both(tmp_path):
@@ -66,13 +67,13 @@ def test_sigkill_releases_every_gpu(tmp_path):
                              "--devices", "0,1", "--lock-dir", str(locks), "--",
                              "sleep", "60"])
     deadline = time.monotonic() + 30
-    while gpurun.is_free("0", locks) or gpurun.is_free("1", locks):
+    while is_free("0", locks) or is_free("1", locks):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     # the locks are held by `sleep` itself (exec'd): kill it outright
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert gpurun.is_free("0", locks) and gpurun.is_free("1", locks)
+    assert is_free("0", locks) and is_free("1", locks)
 
 
 def test_pin_in_process(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_pin_in_process(tmp_path, monkeypatch):
                              "2", "--devices", "0,1", "--lock-dir", str(tmp_path), "--",
                              "sleep", "30"])
     try:
-        while gpurun.is_free("1", tmp_path):
+        while is_free("1", tmp_path):
             time.sleep(0.05)
         with pytest.raises(TimeoutError):
             gpurun.acquire(1, ["0", "1"], tmp_path, timeout=0.3)
@@ -93,9 +94,9 @@ def test_pin_in_process(tmp_path, monkeypatch):
         held.kill()
         held.wait()
     assert gpurun.acquire(1, ["0", "1"], tmp_path, timeout=5) == ["0"]
-    assert not gpurun.is_free("0", tmp_path)
+    assert not is_free("0", tmp_path)
     gpurun.release()
-    assert gpurun.is_free("0", tmp_path)
+    assert is_free("0", tmp_path)
 
 
 def test_fake_inventory(monkeypatch):

@@ -18,8 +18,8 @@ import pytest
 from experimaestro import experiment
 from experimaestro.scheduler.interfaces import JobState
 
+from gpulocks import is_free
 from xpm_train.launchers import find_launcher
-from xpm_train.launchers.gpurun import is_free
 from xpm_train.launchers.testing import RecordDevices, Square, read_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

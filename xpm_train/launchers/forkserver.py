@@ -59,8 +59,6 @@ Learn and Evaluate jobs import, and what a study's trials (optuna, to report
 to the study) and its Tune job (optuna, matplotlib) add"""
 IDLE_ENV = "XPM_TRAIN_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
-TORCH_DEFAULT_SEED = 67280421310721
-"""torch's default CPU generator seed (a cold process starts from it)"""
 
 
 # --- In the server

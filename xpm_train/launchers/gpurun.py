@@ -121,21 +121,6 @@ def lock_path(folder: Path, device: str) -> Path:
     return folder / f"gpu-{safe}.lock"
 
 
-def is_free(device: str, folder: str | Path | None = None) -> bool:
-    """True when no process holds ``device`` right now (for diagnostics and tests)."""
-    path = lock_path(Path(folder) if folder else lock_dir(), device)
-    if not path.exists():
-        return True
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _record_holder(fd: int) -> None:
     """Write who holds the lock into it (informative only: the flock is what counts)."""
     os.ftruncate(fd, 0)

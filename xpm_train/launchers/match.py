@@ -81,14 +81,6 @@ class SpecError(UserError, ValueError):
     """A resource spec string that experimaestro's parser rejects."""
 
 
-def alternatives(spec: Spec, default_spec: str | None = None) -> list["HostSimpleRequirement"]:
-    """The ``|`` alternatives of a spec, in order.
-
-    An empty spec means ``default_spec``, or no requirement at all.
-    """
-    return [requirement for requirement, _ in laid_out(spec, default_spec)]
-
-
 def laid_out(spec: Spec, default_spec: str | None = None) -> list[tuple["HostSimpleRequirement", Layout]]:
     """The ``|`` alternatives of a spec with their ranks, in order. A rank
     needs a core: an alternative asking for fewer cores than processes asks

@@ -59,8 +59,3 @@ def counter(launcher: str, resource: str, total: int) -> HostCounter:
     if token is None:
         token = _tokens[path] = HostCounter(name, path, total)
     return token
-
-
-def forget() -> None:
-    """Drop this process's token objects (tests switch folders between runs)."""
-    _tokens.clear()

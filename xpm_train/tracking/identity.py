@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TAG_PREFIX = "xpm."
 JOB_ID_TAG = "xpm.job_id"
 """The tag that links an MLflow run to its job (searched by the sink and sync)"""
 
