@@ -40,3 +40,19 @@ def weights(folder: Path) -> dict:
 def max_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+GPUS = """\
+launchers:
+  - name: gpus
+    type: local
+    cpu: {cores: 2, memory: 8G}
+    gpus: auto
+"""
+"""A launchers file whose local launcher has every GPU of the host"""
+
+
+def cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from ddphelpers import PLAN, RUN, events, learn_folder, max_difference, weights
+from ddphelpers import GPUS, PLAN, RUN, cuda_devices, events, learn_folder, max_difference, weights
 from helpers import run_experiment
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu]
-
-GPUS = """\
-launchers:
-  - name: gpus
-    type: local
-    cpu: {cores: 2, memory: 8G}
-    gpus: auto
-"""
-
-
-def cuda_devices() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
 
 @pytest.mark.skipif(cuda_devices() < 2, reason="needs 2 CUDA GPUs")
 def test_two_ranks_on_two_gpus(tmp_path):

@@ -17,33 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from ddphelpers import TWO_RANKS
+from ddphelpers import GPUS, TWO_RANKS, cuda_devices
 from helpers import REPO, run_experiment, what_ran
+from lighthelpers import EXAMPLE, PLAN, events, job_folder, wait_for_checkpoint
 
 pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
 
-EXAMPLE = REPO / "experiments" / "lightning"
-PLAN = EXAMPLE / "params.yaml"
 BATCH = 4
 """Per-rank batch (Lightning's rule): epochs of ~150 steps per rank, long enough to be killed inside"""
 OVERRIDES = ("hidden=[16]", "max_epochs=2", f"batch_size={BATCH}", "n_trials=0", "tracking_uri=off",
              "accelerator=cpu")
-TASK = "xpm_train.lightning.fit.lightningfit"
 ONE = "duration=10m & cpu(cores=2)"
 JOB_FILES = {".experimaestro", "checkpoints", "events.jsonl", "final.json", "lightningfit.done", "lightningfit.err",
              "lightningfit.lock", "lightningfit.out", "lightningfit.py", "locks.json", "metrics.jsonl", "params.json"}
-
-
-def job_folder(workdir: Path) -> Path:
-    folders = list((workdir / "jobs" / TASK).glob("*"))
-    assert len(folders) == 1, folders
-    return folders[0]
-
-
-def events(folder: Path) -> list[dict]:
-    path = folder / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def train_samples() -> int:
@@ -116,11 +103,7 @@ def test_a_killed_two_rank_job_resumes_to_the_weights_of_an_uninterrupted_one(tw
     workdir = tmp_path / "ws"
     plan = start_plan(workdir, launchers_env)
     try:
-        deadline = time.monotonic() + 300
-        while not any(e["event"] == "checkpoint" for f in (workdir / "jobs").glob(f"{TASK}/*") for e in events(f)):
-            assert plan.poll() is None, "the plan ended before the job checkpointed"
-            assert time.monotonic() < deadline, "the job did not checkpoint in time"
-            time.sleep(0.02)
+        wait_for_checkpoint(workdir, plan)
     finally:
         os.killpg(plan.pid, signal.SIGKILL)  # the plan, then rank 0 and rank 1 (its follower)
         plan.wait()
@@ -173,11 +156,7 @@ def test_sigterm_to_rank_0_stops_both_ranks_and_the_job_resumes_identically(two_
     workdir = tmp_path / "ws"
     plan = start_plan(workdir, launchers_env)
     try:
-        deadline = time.monotonic() + 300
-        while not any(e["event"] == "checkpoint" for f in (workdir / "jobs").glob(f"{TASK}/*") for e in events(f)):
-            assert plan.poll() is None, "the plan ended before the job checkpointed"
-            assert time.monotonic() < deadline, "the job did not checkpoint in time"
-            time.sleep(0.02)
+        wait_for_checkpoint(workdir, plan)
         for pid in rank_0_pids(workdir / "jobs"):
             os.kill(pid, signal.SIGTERM)
         _, stderr = plan.communicate(timeout=600)
@@ -222,21 +201,6 @@ def test_a_pruned_trial_stops_every_rank(tmp_path, local_launchers, monkeypatch)
     assert final["pruned"] is True and final["epochs"] == 1 and "pruned" in kinds, (final, kinds)
     start, = [e for e in events(folder) if e["event"] == "start"]
     assert start["ranks"] == 2
-
-
-GPUS = """\
-launchers:
-  - name: gpus
-    type: local
-    cpu: {cores: 2, memory: 8G}
-    gpus: auto
-"""
-
-
-def cuda_devices() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 @pytest.mark.gpu

@@ -15,26 +15,14 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, run_experiment
+from lighthelpers import PLAN, events, job_folder, wait_for_checkpoint
 from reliability.test_kill_resume import kill_job_processes
 
 pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
 
-PLAN = REPO / "experiments" / "lightning" / "params.yaml"
 # one job; small batches: epochs of ~300 steps, long enough to be interrupted inside
 OVERRIDES = ("hidden=[16]", "max_epochs=2", "batch_size=4", "n_trials=0", "tracking_uri=off")
-TASK = "xpm_train.lightning.fit.lightningfit"
-
-
-def job_folder(workdir: Path) -> Path:
-    folders = list((workdir / "jobs" / TASK).glob("*"))
-    assert len(folders) == 1, folders
-    return folders[0]
-
-
-def events(folder: Path) -> list[dict]:
-    path = folder / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def final_weights(folder: Path):
@@ -57,18 +45,6 @@ def start_plan(workdir: Path) -> subprocess.Popen:
         command += ["-c", item]
     return subprocess.Popen([*command, str(PLAN)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-
-
-def wait_for_checkpoint(workdir: Path, plan: subprocess.Popen, timeout: float = 300) -> Path:
-    """The job folder, once the job checkpointed its first epoch."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        folders = list((workdir / "jobs").glob(f"{TASK}/*"))
-        if folders and any(e["event"] == "checkpoint" for e in events(folders[0])):
-            return folders[0]
-        assert plan.poll() is None, "the plan ended before the job checkpointed"
-        time.sleep(0.02)
-    pytest.fail("the job did not checkpoint in time")
 
 
 def assert_same_weights(reference: Path, job: Path) -> None:
