@@ -62,3 +62,22 @@ def test_cnn_pools_before_its_last_relu_with_the_demos_outputs_and_gradients(n_l
     demo_grads = torch.autograd.grad(theirs.sum(), list(demo.parameters()))
     assert torch.equal(ours, theirs)
     assert all(torch.equal(a, b) for a, b in zip(grads, demo_grads))
+
+
+def test_weights_travel_through_one_pair_of_functions(tmp_path):
+    """attach_weights/attached_weights are the one writer and reader of the
+    attachment: it leaves the ID alone, and no other module touches it."""
+    from pathlib import Path
+
+    import xpm_train
+    from xpm_train.models import attach_weights, attached_weights
+
+    model = MLP.C(hidden_dims=[8])
+    before = model.__xpm__.identifier.all
+    assert attached_weights(model) is None
+    attach_weights(model, tmp_path / "best.pt")
+    assert attached_weights(model) == tmp_path / "best.pt" and model.__xpm__.identifier.all == before
+    package = Path(xpm_train.__file__).parent
+    readers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if "_xpm_train_weights" in p.read_text())
+    assert readers == ["models.py"]

@@ -8,11 +8,12 @@ A job is named by its full ID ``<task>/<hash>``, a unique prefix of its hash
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument, UserError
+from .jobfolder import JobInfo, all_jobs, job_info, workspace_of  # noqa: F401 - JobInfo: part of this API
 from .summary import flatten  # noqa: F401 - part of this module's API
 
 if TYPE_CHECKING:
@@ -29,48 +30,6 @@ class CodeNotFound(UserError, ImportError):
     """A job's task or config class is in a module this Python cannot import."""
 
 
-@dataclass
-class JobInfo:
-    """Where a job lives and what it produced (cheap: no config is loaded)."""
-
-    task: str
-    hash: str
-    path: Path
-    state: str
-    tags: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.task}/{self.hash}"
-
-    @property
-    def name(self) -> str:
-        """Short task name (``learn``, ``evaluate``...) used for file names."""
-        return self.task.rsplit(".", 1)[-1]
-
-    @property
-    def log_paths(self) -> dict[str, Path]:
-        return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
-
-    def metrics(self) -> dict[str, Any]:
-        """The task's summary (:func:`xpm_train.summary.read`: ``final.json``
-        for Learn, ``results.json`` for Evaluate), or ``{}`` when it has none yet."""
-        from .summary import read
-
-        return read(self.path)
-
-
-def job_state(path: Path, name: str) -> str:
-    """``done``, ``failed``, ``running`` or ``waiting``, from the marker files."""
-    if (path / f"{name}.done").exists():
-        return "done"
-    if (path / f"{name}.failed").exists():
-        return "failed"
-    if (path / f"{name}.pid").exists() or (path / "params.json").exists():
-        return "running" if (path / f"{name}.pid").exists() else "waiting"
-    return "unknown"
-
-
 def check_workspace(workspace: Path | str) -> Path:
     workspace = Path(workspace)
     if not (workspace / "jobs").is_dir():
@@ -79,16 +38,6 @@ def check_workspace(workspace: Path | str) -> Path:
             "pass the folder given to run-experiment --workdir"
         )
     return workspace
-
-
-def job_info(path: Path, tags: dict[str, Any] | None = None) -> JobInfo:
-    task, hash_ = path.parent.name, path.name
-    return JobInfo(task=task, hash=hash_, path=path, state=job_state(path, task.rsplit(".", 1)[-1]),
-                   tags=tags or {})
-
-
-def all_jobs(workspace: Path) -> list[Path]:
-    return sorted(p for p in (workspace / "jobs").glob("*/*") if p.is_dir())
 
 
 def resolve(job: str | Path, workspace: Path | str) -> JobInfo:
@@ -145,7 +94,7 @@ def tags_of(path: Path) -> dict[str, Any]:
     that submitted it, else from the latest earlier run that tagged it
     (experimaestro 2.7 keeps tags per run: a cached job that the latest run
     did not submit has none there)."""
-    workspace = path.parent.parent.parent
+    workspace = workspace_of(path)
     try:
         current = experiment_tags(workspace).get(path.name)
         return current if current else earlier_tags(workspace, path.name)
@@ -194,9 +143,10 @@ class LoadedJob:
         """``metrics.jsonl`` as a DataFrame (one row per logged point)."""
         import pandas
 
+        from .jobfolder import METRICS
         from .metrics import read_jsonl
 
-        return pandas.DataFrame(read_jsonl(self.info.path / "metrics.jsonl"))
+        return pandas.DataFrame(read_jsonl(self.info.path / METRICS))
 
 
 def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:

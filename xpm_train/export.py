@@ -226,12 +226,13 @@ def best_job(trainings: list, metric: str, workspace: Path) -> Path:
     """The job folder of the finished training with the best ``metric`` (the
     highest, or the lowest for a metric that is better low, e.g. ``score`` of
     a regression)."""
+    from .jobfolder import job_id, job_path
     from .objectives import MINIMIZE
     from .summary import direction, flatten, read
 
     scored = []
     for config in trainings:
-        folder = workspace / "jobs" / str(config.__xpmtype__.identifier) / config.__xpm__.identifier.all.hex()
+        folder = job_path(workspace, job_id(config))
         summary = read(folder)
         value = flatten(summary).get(metric)
         if isinstance(value, (int, float)):

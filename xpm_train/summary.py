@@ -19,7 +19,9 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-SUMMARY_FILES = ("final.json", "results.json")
+from .jobfolder import FINAL, RESULTS
+
+SUMMARY_FILES = (FINAL, RESULTS)
 """Names of a job's summary, in the order they are looked for"""
 
 

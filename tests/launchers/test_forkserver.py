@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from xpm_train.launchers import forkclient
+from xpm_train.locks import held
 
 CLIENT = forkclient.__file__
 NORMAL = "xpm-train: normal start"
@@ -56,7 +57,7 @@ def ready(env, timeout: float = 240) -> dict:
                 return files
             except OSError:
                 pass
-        if not started and not forkclient.server_running(files["lock"]):
+        if not started and not held(files["lock"]):
             forkclient.start_server(forkclient.server_key(env), files, env)
             started = True
         time.sleep(0.2)

@@ -17,6 +17,7 @@ import pytest
 
 from helpers import REPO, run_experiment
 from xpm_train.launchers import forkclient
+from xpm_train.locks import held
 
 pytestmark = pytest.mark.integration
 PARAMS = REPO / "bench" / "plans" / "learn" / "params.yaml"
@@ -33,7 +34,7 @@ def listening_server(env, timeout: float = 300) -> dict:
                 return files
             except OSError:
                 pass
-        if not forkclient.server_running(files["lock"]):
+        if not held(files["lock"]):
             forkclient.start_server(forkclient.server_key(env), files, env)
         time.sleep(0.2)
     pytest.fail("no fork server")

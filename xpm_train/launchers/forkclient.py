@@ -5,9 +5,10 @@ The local launcher (:class:`.process.LocalLauncher`) starts a job as::
     python -S .../xpm_train/launchers/forkclient.py --threads N -- JOB_SCRIPT
 
 instead of ``JOB_SCRIPT``. This file imports nothing but the standard library
-(it starts in about 20 ms). It asks the user's fork server
-(:mod:`.forkserver`, which has already imported torch, experimaestro and
-xpm_train) to fork one process that runs ``JOB_SCRIPT``, hands it this
+and :mod:`xpm_train.locks` (stdlib only too, loaded from its file), so it
+starts in about 20 ms. It asks the user's fork server (:mod:`.forkserver`,
+which has already imported torch, experimaestro and xpm_train) to fork one
+process that runs ``JOB_SCRIPT``, hands it this
 process's stdin/stdout/stderr, environment and working folder, and then stands
 for the job towards experimaestro:
 
@@ -37,7 +38,6 @@ the peer's uid (``SO_PEERCRED``) before reading a request.
 from __future__ import annotations
 
 import array
-import fcntl
 import hashlib
 import json
 import os
@@ -69,6 +69,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """This installation of xpm_train (the folder of the package)"""
 MAX_MESSAGE = 1 << 22
+
+if __package__:
+    from ..locks import held
+else:
+    # Run as a script under python -S: xpm_train is not importable (and its
+    # __init__ must not run here); its stdlib-only lock probe is loaded from its file
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("xpm_train.locks", os.path.join(PACKAGE, "locks.py"))
+    _locks = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_locks)
+    held = _locks.held
 
 
 class Unavailable(Exception):
@@ -122,18 +134,6 @@ def paths(key: str, environ=os.environ) -> dict[str, str]:
     return {name: f"{base}.{name}" for name in ("sock", "lock", "pid", "log")}
 
 
-def server_running(lock_path: str) -> bool:
-    """True while a server (starting or serving) holds its lock."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def wait_for_server(key: str, files: dict[str, str], error: OSError) -> socket.socket:
     """A connection to the server of ``key``, started here unless it is
     starting already, once it listens. :raises Unavailable: not within
@@ -144,7 +144,7 @@ def wait_for_server(key: str, files: dict[str, str], error: OSError) -> socket.s
         wait_s = float(os.environ.get(WAIT_ENV) or DEFAULT_WAIT_S)
     except ValueError:
         wait_s = DEFAULT_WAIT_S
-    started = not server_running(files["lock"])
+    started = not held(files["lock"])  # a live server (starting or serving) holds its lock
     if started:
         start_server(key, files)
     what = "started one" if started else "one was starting"
@@ -159,7 +159,7 @@ def wait_for_server(key: str, files: dict[str, str], error: OSError) -> socket.s
             return sock
         except OSError:
             sock.close()
-        if time.monotonic() - launched > STARTING_GRACE_S and not server_running(files["lock"]):
+        if time.monotonic() - launched > STARTING_GRACE_S and not held(files["lock"]):
             raise Unavailable(f"no warm server ({type(error).__name__}): {what}, and it exited "
                               f"(log: {files['log']})")
     raise Unavailable(f"no warm server ({type(error).__name__}): {what}, not listening after "

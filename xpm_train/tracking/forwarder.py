@@ -75,17 +75,9 @@ def write_entry(workspace: Path, folder: Path, entry: dict[str, Any]) -> Path:
 
 def running(workspace: Path) -> bool:
     """True while a forwarder of ``workspace`` holds its lock."""
-    lock = spool(workspace) / "forwarder.lock"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    from ..locks import held
+
+    return held(spool(workspace) / "forwarder.lock")
 
 
 def ensure_running(workspace: Path) -> None:
@@ -258,7 +250,7 @@ class Job:
         """Curves, artifacts, final status."""
         from ..metrics import read_jsonl
         from .runs import lifecycle_status, upload_artifacts
-        from .sync import finished_state
+        from ..jobfolder import finished_state
 
         extra = []
         if self.settings.get("plots"):

@@ -51,7 +51,9 @@ class JobIdentity:
 
     @property
     def job_id(self) -> str:
-        return f"{self.task}/{self.hash}"
+        from ..jobfolder import id_of
+
+        return id_of(self.folder)
 
     @property
     def run_name(self) -> str:

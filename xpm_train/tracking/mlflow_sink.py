@@ -28,6 +28,7 @@ from typing import Any
 from experimaestro import Meta, field
 
 from ..hooks import Tracking
+from ..jobfolder import workspace_of
 
 logger = logging.getLogger("xpm_train.tracking")
 
@@ -95,7 +96,7 @@ class MLflowSink:
         self.settings = settings
         self.folder = folder
         self.events_path = events_path
-        self.workspace = folder.parent.parent.parent
+        self.workspace = workspace_of(folder)
         if identity is None:
             tags = experiment_jobs_tags(self.workspace, settings.experiment_name).get(folder.name, {}) \
                 if settings.experiment_name else {}
@@ -152,7 +153,7 @@ def give_up_event(events_path: Path, uri: str, folder: Path, reason: str) -> Non
     """The one warning of a job whose MLflow mirror stopped."""
     message = (f"MLflow ({uri}) {reason}. Training goes on; metrics are complete in "
                f"{folder / 'metrics.jsonl'}. Push them later with "
-               f"`xpm-train mlflow sync --workdir {folder.parent.parent.parent}`")
+               f"`xpm-train mlflow sync --workdir {workspace_of(folder)}`")
     logger.warning(message)
     append_event(events_path, {"event": "warning", "time": time.time(), "source": "mlflow",
                                "message": message})

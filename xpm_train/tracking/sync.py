@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state
 from ..metrics import read_jsonl
 from . import store
 from .identity import (JobIdentity, experiment_jobs_tags, flat_params, recorded_runtime,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("xpm_train.tracking.sync")
 
-RESULT_FILES = ("metrics.jsonl", "final.json", "results.json")
+RESULT_FILES = (METRICS, FINAL, RESULTS)
 FALLBACK_EXPERIMENT = "xpm-train"
 """MLflow experiment of jobs that belong to no experimaestro experiment"""
 
@@ -58,19 +59,8 @@ class SyncReport:
         return text
 
 
-def finished_state(folder: Path) -> str | None:
-    """``done`` or ``failed`` from the marker files; None while unfinished."""
-    name = folder.parent.name.rsplit(".", 1)[-1]
-    for state in ("done", "failed"):
-        if (folder / f"{name}.{state}").exists():
-            return state
-    return None
-
-
 def trackable_jobs(workspace: Path) -> list[Path]:
     """Job folders that produced metrics or results."""
-    from ..analysis import all_jobs
-
     return [p for p in all_jobs(workspace)
             if (p / "params.json").exists() and any((p / f).exists() for f in RESULT_FILES)]
 

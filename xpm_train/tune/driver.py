@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from .. import jobfolder
+from ..jobfolder import FINAL, METRICS, RESULTS
 from .samplers import run_seed
 from .storage import DriverLock, open_storage, study_dir, trials_in, write_description
 from .study import EVALUATE_PREFIX, Study
@@ -196,8 +198,8 @@ class Loop:
         learn = self.trial_learn(number, values)
         learn.trial = OptunaTrial.C(journal=str(self.journal), study_name=self.study.name, number=number,
                                     pruner=self.study.pruner)
-        job_id = learn_job_id(learn)
-        path = self.workspace / "jobs" / job_id
+        job_id = jobfolder.job_id(learn)
+        path = jobfolder.job_path(self.workspace, job_id)
         with self.lock.submitting():
             owner = self.running_elsewhere(job_id)
             self.storage.set_trial_user_attr(trial_id, "job", job_id)
@@ -222,7 +224,7 @@ class Loop:
     def submit(self, learn: "Learn") -> "LoadWeights":
         """Submit a trial's Learn (once per run of the plan: a second submission
         of a job would be ignored by experimaestro, with a warning)."""
-        job_id = learn_job_id(learn)
+        job_id = jobfolder.job_id(learn)
         if job_id not in self.outputs:
             self.outputs[job_id] = (learn, learn.submit(launcher=self.launcher))
         return self.outputs[job_id][1]
@@ -242,15 +244,18 @@ class Loop:
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         for trial in self.ostudy.get_trials(deepcopy=False, states=finished):
             job_id = trial.user_attrs.get("job")
-            if job_id is None or job_id in self.outputs or not is_done(self.workspace / "jobs" / job_id):
+            if job_id is None or job_id in self.outputs:
+                continue
+            if not jobfolder.is_done(jobfolder.job_path(self.workspace, job_id)):
                 continue
             values = self.study.space.decode(trial.params)
             learn = self.trial_learn(trial.number, values)
-            if learn_job_id(learn) != job_id:  # the journal names another job: not ours to tag
+            if jobfolder.job_id(learn) != job_id:  # the journal names another job: not ours to tag
                 continue
             output = self.submit(learn)
             evaluation = trial.user_attrs.get("evaluation")
-            if self.study.evaluate and evaluation and is_done(self.workspace / "jobs" / evaluation):
+            if (self.study.evaluate and evaluation
+                    and jobfolder.is_done(jobfolder.job_path(self.workspace, evaluation))):
                 self.evaluation_of(trial.number, values, learn).submit(launcher=self.launcher,
                                                                        init_tasks=[output])
 
@@ -300,7 +305,7 @@ class Loop:
 
         from ..summary import flatten, read as read_summary
 
-        results_path = pending.evaluation / "results.json"
+        results_path = pending.evaluation / RESULTS
         if future.exception() is not None or not results_path.exists():
             logger.warning("Trial %d: its Evaluate %s failed (log: %s)", pending.number,
                            pending.evaluation.name[:12], pending.evaluation)
@@ -348,8 +353,8 @@ class Loop:
         if future.exception() is None and future.result() == ORPHANED:
             self.launch(pending.number, pending.trial_id, pending.values)  # its driver died: run it here
             return
-        final_path = pending.path / "final.json"
-        if future.exception() is not None or not final_path.exists() or not is_done(pending.path):
+        final_path = pending.path / FINAL
+        if future.exception() is not None or not final_path.exists() or not jobfolder.is_done(pending.path):
             logger.warning("Trial %d: job %s failed (log: %s)", pending.number, pending.path.name[:12],
                            pending.path)
             self.storage.set_trial_user_attr(pending.trial_id, "error", str(pending.path))
@@ -369,7 +374,7 @@ class Loop:
         """Fill the intermediate values the Learn did not report to this trial
         (a job trained for another trial or study), so pruners compare with it."""
         reported = self.storage.get_trial(pending.trial_id).intermediate_values
-        for step, value in epoch_values(pending.path / "metrics.jsonl", final.get("score_metric")).items():
+        for step, value in epoch_values(pending.path / METRICS, final.get("score_metric")).items():
             if step not in reported:
                 self.storage.set_trial_intermediate_value(pending.trial_id, step, value)
 
@@ -383,7 +388,7 @@ class Loop:
                 f"see the failed jobs' logs (`xpm-train tune show {self.study.name}`)") from None
         values = self.study.space.decode(best.params)
         learn = self.trial_learn(best.number, values)
-        job_id = learn_job_id(learn)
+        job_id = jobfolder.job_id(learn)
         if job_id in self.outputs:  # submitted by this run: the same config and output
             learn = self.outputs[job_id][0]
         model = self.submit(learn)
@@ -395,16 +400,6 @@ class Loop:
 
 TUNE_N_TRIALS = "tune_n_trials"
 """Study user attribute: best trial number -> ``n_trials`` of its Tune task"""
-
-
-def learn_job_id(learn: "Learn") -> str:
-    """``<task>/<hash>`` of a Learn config (submitted or not)."""
-    return f"{type(learn).__xpmtype__.identifier}/{learn.__identifier__().all.hex()}"
-
-
-def is_done(path: Path) -> bool:
-    """Whether the job in ``path`` finished (its ``<task>.done`` marker: learn.done, train.done...)."""
-    return any(path.glob("*.done"))
 
 
 def wait_in_thread(job) -> concurrent.futures.Future:
@@ -431,7 +426,7 @@ def follow_in_thread(path: Path, alive, poll_s: float = 2.0) -> concurrent.futur
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def follow():
-        while not (is_done(path) or any(path.glob("*.failed"))):  # learn.done, train.done...
+        while jobfolder.finished_state(path) is None:
             if not alive():
                 future.set_result(ORPHANED)
                 return

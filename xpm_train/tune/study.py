@@ -128,5 +128,6 @@ def objective_defaults(base, metric: Optional[str], direction: Optional[str]) ->
 
 def config_description(config) -> dict[str, Any]:
     """Type and experimaestro ID of a config (Meta values do not count)."""
-    return {"type": str(type(config).__xpmtype__.identifier),
-            "id": config.__identifier__().all.hex()}
+    from ..jobfolder import config_hash, task_id
+
+    return {"type": task_id(config), "id": config_hash(config)}

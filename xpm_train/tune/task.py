@@ -110,14 +110,15 @@ def mlflow_runs(tracking, folder: Path, summary: dict[str, Any], rows: list[dict
     (MLflow down: the study is still recorded; ``xpm-train mlflow sync`` later)."""
     import time
 
+    from ..jobfolder import id_of, workspace_of
     from ..tracking.forwarder import wait_forwarded
     from .tracking import record_study_runs
 
     # the trials' runs are written by the workspace's MLflow forwarder: let it finish them
-    wait_forwarded(folder.parent.parent.parent, [row["job"] for row in rows if row.get("job")])
+    wait_forwarded(workspace_of(folder), [row["job"] for row in rows if row.get("job")])
     for attempt in range(1, MLFLOW_ATTEMPTS + 1):
         try:
-            return record_study_runs(tracking, f"{folder.parent.name}/{folder.name}", summary, rows)
+            return record_study_runs(tracking, id_of(folder), summary, rows)
         except Exception as error:  # noqa: BLE001 - tracking never fails the task
             logger.warning("MLflow: could not record study %s, attempt %d/%d (%s: %s)", summary["study"],
                            attempt, MLFLOW_ATTEMPTS, type(error).__name__, error)

@@ -1,0 +1,134 @@
+"""The job folder: where a job lives, what it holds, and what state it is in.
+
+experimaestro puts the job of a task config in ``WORKSPACE/jobs/TASK/HASH/``
+(``TASK`` the task's identifier, e.g. ``xpm_train.learn.learn``; ``HASH`` the
+config's identifier, which Params make and Meta does not). The job's ID is
+``TASK/HASH``. Beside ``params.json`` (the config) experimaestro writes marker
+files named after the task's last name component (``learn.done``,
+``learn.failed``, ``learn.pid``; ``train.done`` for a training function
+``mypackage.mytrain.train``). In the folder, xpm-train's tasks write the
+files named below; the summary (``final.json`` or ``results.json``) is read
+through :func:`xpm_train.summary.read`.
+
+Everything here reads the file system only: nothing is imported that a job
+reading its own folder would not have already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+PARAMS = "params.json"
+"""The job's config, written by experimaestro"""
+METRICS = "metrics.jsonl"
+"""One JSON object per logged point (:mod:`xpm_train.metrics`)"""
+EVENTS = "events.jsonl"
+"""One JSON object per event: start / resume / checkpoint / end / error..."""
+FINAL = "final.json"
+"""Summary of a training (Learn, a training function, LightningFit)"""
+RESULTS = "results.json"
+"""Summary of an evaluation (Evaluate), or of a study (Tune)"""
+
+
+def task_id(config) -> str:
+    """The identifier of ``config``'s type (``xpm_train.learn.learn``): the
+    ``TASK`` folder of its jobs."""
+    return str(type(config).__xpmtype__.identifier)
+
+
+def config_hash(config) -> str:
+    """The hex identifier of ``config`` (its Params; Meta values do not count):
+    the ``HASH`` folder of its job."""
+    return config.__identifier__().all.hex()
+
+
+def job_id(config) -> str:
+    """``TASK/HASH`` of a task config, submitted or not."""
+    return f"{task_id(config)}/{config_hash(config)}"
+
+
+def job_path(workspace: Path, job: str) -> Path:
+    """The folder of the job ``TASK/HASH`` in ``workspace``."""
+    return Path(workspace) / "jobs" / job
+
+
+def id_of(folder: Path) -> str:
+    """``TASK/HASH`` of the job in ``folder``."""
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def workspace_of(folder: Path) -> Path:
+    """The workspace a job folder belongs to (``WORKSPACE/jobs/TASK/HASH``)."""
+    return Path(folder).parent.parent.parent
+
+
+def all_jobs(workspace: Path) -> list[Path]:
+    """Every job folder of ``workspace``, sorted."""
+    return sorted(p for p in (Path(workspace) / "jobs").glob("*/*") if p.is_dir())
+
+
+def marker(folder: Path, kind: str) -> Path:
+    """experimaestro's marker ``kind`` (``done``, ``failed``, ``pid``) of the job in ``folder``."""
+    return folder / f"{folder.parent.name.rsplit('.', 1)[-1]}.{kind}"
+
+
+def state(folder: Path) -> str:
+    """``done``, ``failed``, ``running`` or ``waiting`` (submitted, not started),
+    from the marker files; ``unknown`` for a folder that is no job's."""
+    finished = finished_state(folder)
+    if finished is not None:
+        return finished
+    if marker(folder, "pid").exists():
+        return "running"
+    return "waiting" if (folder / PARAMS).exists() else "unknown"
+
+
+def finished_state(folder: Path) -> Optional[str]:
+    """``done`` or ``failed``; None while the job has not ended."""
+    for kind in ("done", "failed"):
+        if marker(folder, kind).exists():
+            return kind
+    return None
+
+
+def is_done(folder: Path) -> bool:
+    """Whether the job in ``folder`` ended successfully."""
+    return marker(folder, "done").exists()
+
+
+@dataclass
+class JobInfo:
+    """Where a job lives and what it produced (cheap: no config is loaded)."""
+
+    task: str
+    hash: str
+    path: Path
+    state: str
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.hash}"
+
+    @property
+    def name(self) -> str:
+        """Short task name (``learn``, ``evaluate``...) used for file names."""
+        return self.task.rsplit(".", 1)[-1]
+
+    @property
+    def log_paths(self) -> dict[str, Path]:
+        return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
+
+    def metrics(self) -> dict[str, Any]:
+        """The task's summary (:func:`xpm_train.summary.read`: ``final.json``
+        for Learn, ``results.json`` for Evaluate), or ``{}`` when it has none yet."""
+        from .summary import read
+
+        return read(self.path)
+
+
+def job_info(path: Path, tags: Optional[dict[str, Any]] = None) -> JobInfo:
+    """The :class:`JobInfo` of the job folder ``path``."""
+    return JobInfo(task=path.parent.name, hash=path.name, path=path, state=state(path), tags=tags or {})

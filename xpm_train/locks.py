@@ -1,0 +1,34 @@
+"""Whether a lock file is held: the one probe behind "is that process alive?".
+
+A long-lived process (the warm start's fork server, a workspace's MLflow
+forwarder, a job pinned to a GPU by ``gpurun``) holds an exclusive
+``flock`` on its lock file for as long as it lives; the kernel drops the lock
+when the process dies, however it dies (SIGKILL included), so a lock left by a
+crashed process never counts. :func:`held` asks without blocking.
+
+This module imports only the standard library: the warm start's client,
+which runs under ``python -S`` before xpm_train can be imported, loads it from
+its file (see :mod:`xpm_train.launchers.forkclient`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+
+def held(path) -> bool:
+    """True while a live process holds an ``flock`` on ``path`` (False when
+    the file does not exist). The probe takes the lock for an instant and
+    releases it at once."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
