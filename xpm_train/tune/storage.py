@@ -138,16 +138,9 @@ class DriverLock:
             return False
         if driver in self.held:
             return True
-        path = self.folder / f"{driver}.lock"
-        if not path.exists():
-            return False
-        with open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        from ..locks import held
+
+        return held(self.folder / f"{driver}.lock")
 
     @contextlib.contextmanager
     def submitting(self):
