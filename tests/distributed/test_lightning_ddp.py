@@ -21,7 +21,7 @@ from ddphelpers import GPUS, TWO_RANKS, cuda_devices
 from helpers import REPO, run_experiment, what_ran
 from lighthelpers import EXAMPLE, PLAN, events, job_folder, wait_for_checkpoint
 
-pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
 
 BATCH = 4

@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO / "experiments" / "lightning"))
 
 
 def test_metric_names_become_splits_and_keep_their_name():
-    pytest.importorskip("lightning")
+    pytest.importorskip("lightning.pytorch")
     from xpm_train.lightning.logger import points
     from xpm_train.tracking.runs import metric_key
 

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import REPO, run_experiment, what_ran
 
-pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "experiments" / "lightning"

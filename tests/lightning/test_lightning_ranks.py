@@ -9,7 +9,7 @@ import pytest
 
 from xpm_train.distributed import rank_info
 
-pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 
 SLURM = {"XPM_TRAIN_RANKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
          "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_TASKS_PER_NODE": "2(x2)", "SLURM_NNODES": "2",

@@ -18,7 +18,7 @@ from helpers import REPO, run_experiment
 from lighthelpers import PLAN, events, job_folder, wait_for_checkpoint
 from reliability.test_kill_resume import kill_job_processes
 
-pytest.importorskip("lightning", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
 
 # one job; small batches: epochs of ~300 steps, long enough to be interrupted inside
