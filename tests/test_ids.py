@@ -101,8 +101,8 @@ def lightning_configs():
 def more_configs(mlp, train):
     """One entry for each exported class not pinned above (added 2026-12-01)."""
     from xpm_train import (CIFAR10, CNN, MNIST, SGD, Adam, AdamW, Augment, Constant, Cosine, Distillation,
-                           FashionMNIST, HeldOut, Hyperband, Learn, LoadWeights, MedianPruner, MLflowTracking,
-                           StepDecay, Streaming, SuccessiveHalving, Synthetic, TPE, Tune)
+                           ExportBest, FashionMNIST, HeldOut, Hyperband, Learn, LoadWeights, MedianPruner,
+                           MLflowTracking, NoPruner, StepDecay, Streaming, SuccessiveHalving, Synthetic, TPE, Tune)
 
     mnist = MNIST.C(split="train", folder=Path("/data/mnist"))
     weights = LoadWeights.C(model=mlp, path=Path("/jobs/learn/best.pt"))
@@ -131,10 +131,12 @@ def more_configs(mlp, train):
         "hyperband": Hyperband.C(max_resource=10),
         "mlflow-tracking": MLflowTracking.C(tracking_uri="file:///tmp/mlflow", experiment_id="1"),
         "streaming": Streaming.C(mode="always", workers=4, memory_budget=1 << 30),
+        "no-pruner": NoPruner.C(),
+        "export-best": ExportBest.C(trainings=[Learn.C(model=mlp, data=train, optimizer=Adam.C(lr=3e-3))]),
     }
 
 
-INTERFACES = {"Dataset", "ImageDataset", "Model", "Objective"}
+INTERFACES = {"Dataset", "ImageDataset", "Model", "Objective", "ModuleConfig", "DataModuleConfig"}
 """Exported abstract bases: their subclasses are pinned instead"""
 
 

@@ -11,10 +11,6 @@ import xpm_train.extend
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = {"xpm_train": set(xpm_train.__all__), "xpm_train.extend": set(xpm_train.extend.__all__)}
-NOT_PINNED_YET = {("xpm_train.tune", "NoPruner"), ("xpm_train.export", "ExportBest"),
-                  ("xpm_train.lightning", "ModuleConfig"), ("xpm_train.lightning", "DataModuleConfig")}
-"""Configs plans name that are not at the top level yet: tests/test_ids.py pins
-every Config of xpm_train.__all__, and these have no reference ID so far"""
 
 
 def user_docs() -> dict[str, str]:
@@ -54,8 +50,6 @@ def test_docs_and_plans_import_from_the_two_tiers_only():
     imported = {module: set() for module in TIERS}
     for where, code in python_snippets().items():
         for module, name in xpm_imports(code):
-            if (module, name) in NOT_PINNED_YET:
-                continue
             assert module in TIERS, f"{where} imports {name} from the internal module {module}"
             assert name in TIERS[module], f"{where} imports {name} from {module}, not in its __all__"
             imported[module].add(name)

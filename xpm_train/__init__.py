@@ -64,6 +64,8 @@ _EXPORTS = {
     "Result": "xpm_train.custom",
     # Lightning (optional dependency: imported when used)
     "LightningFit": "xpm_train.lightning",
+    "ModuleConfig": "xpm_train.lightning",
+    "DataModuleConfig": "xpm_train.lightning",
     "require_lightning": "xpm_train.lightning",
     # the plan: params.yaml checks, end of run
     "positive": "xpm_train.plan",
@@ -77,6 +79,7 @@ _EXPORTS = {
     "Range": "xpm_train.checks",
     # results
     "load": "xpm_train.analysis",
+    "ExportBest": "xpm_train.export",
     "results": "xpm_train.analysis",
     "JobNotFound": "xpm_train.analysis",
     # launchers
@@ -90,6 +93,7 @@ _EXPORTS = {
     "optimize": "xpm_train.tune",
     "TPE": "xpm_train.tune",
     "MedianPruner": "xpm_train.tune",
+    "NoPruner": "xpm_train.tune",
     "SuccessiveHalving": "xpm_train.tune",
     "Hyperband": "xpm_train.tune",
     "load_trials": "xpm_train.tune.report",

@@ -15,9 +15,8 @@ from experimaestro.experiments.configuration import ConfigurationBase
 from mymodels import ResidualMLP  # this folder is on the path (params.yaml: pythonpath)
 from xpm_train import (
     Adam, Evaluate, Learn, find_launcher, prepare_image_folder, ImageFolderError, finish, fraction,
-    positive, print_table, Categorical, Float, Space, Study, TPE, optimize,
+    positive, print_table, Categorical, Float, NoPruner, Space, Study, TPE, optimize,
 )
-from xpm_train.tune import NoPruner  # Config(s) not in xpm_train's __all__ yet (IDs not pinned)
 
 
 @configuration()

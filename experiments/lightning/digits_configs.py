@@ -13,7 +13,7 @@ from typing import Annotated
 from experimaestro import Param, field
 
 from xpm_train import Positive, Range
-from xpm_train.lightning import DataModuleConfig, ModuleConfig  # Config(s) not in xpm_train's __all__ yet (IDs not pinned)
+from xpm_train import DataModuleConfig, ModuleConfig
 
 
 class DigitsClassifier(ModuleConfig):

@@ -11,9 +11,8 @@ from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import (
     Adam, Digits, Evaluate, Learn, MLP, find_launcher, finish, fraction, grid, positive,
-    print_table, setup_tracking,
+    print_table, setup_tracking, ExportBest,
 )
-from xpm_train.export import ExportBest  # Config(s) not in xpm_train's __all__ yet (IDs not pinned)
 
 
 @configuration()

@@ -13,9 +13,8 @@ from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import (
     MLP, Adam, Diabetes, Evaluate, Learn, Regression, find_launcher, finish, fraction, grid,
-    positive, print_table, TPE, Float, Space, Study, optimize,
+    positive, print_table, TPE, Float, NoPruner, Space, Study, optimize,
 )
-from xpm_train.tune import NoPruner  # Config(s) not in xpm_train's __all__ yet (IDs not pinned)
 
 
 @configuration()
