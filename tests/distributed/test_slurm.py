@@ -67,6 +67,40 @@ def test_two_tasks_on_one_node(tmp_path, single_node_cluster, two_rank_reference
     assert difference < 1e-6
 
 
+LIGHTNING_PLAN = REPO / "experiments" / "lightning" / "params.yaml"
+LIGHTNING_RUN = ("hidden=[16]", "max_epochs=2", "batch_size=4", "n_trials=0", "tracking_uri=off", "accelerator=cpu")
+
+
+def lightning_fit(workdir: Path, spec: str, env: dict) -> Path:
+    result = run_experiment(LIGHTNING_PLAN, workdir, *LIGHTNING_RUN, f"launcher={spec}", env=env)
+    (folder,) = (workdir / "jobs" / "xpm_train.lightning.fit.lightningfit").glob("*")
+    logs = "".join(p.read_text()[-2000:] for p in folder.glob("*.err"))
+    assert result.returncode == 0, result.stderr[-3000:] + logs
+    return folder
+
+
+# (before the 2-node tests: their cluster replaces this one until the module ends)
+def test_a_lightning_fit_on_two_slurm_tasks_is_the_local_two_rank_fit(tmp_path, single_node_cluster,
+                                                                        launchers_env):
+    """Lightning's DDP adopts the 2 tasks Slurm started (SLURMEnvironment) and
+    trains to the weights of the same fit on 2 local ranks."""
+    pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+    from xpm_train import checkpoint
+
+    spec = "duration=10m & cpu(cores=2) & processes=2"
+    job = lightning_fit(tmp_path / "slurm", spec, slurm_launchers(tmp_path, single_node_cluster))
+    lines = [line for line in (job / "lightningfit.sh").read_text().splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --ntasks-per-node=2" in lines, lines
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (job / "lightningfit.err").read_text()
+    start, = [e for e in events(job) if e["event"] == "start"]
+    assert start["ranks"] == 2
+    local = lightning_fit(tmp_path / "local", spec, launchers_env)
+    assert local.name == job.name  # ranks are resources: the same job ID
+    difference = max_difference(*(checkpoint.load(f / "checkpoints" / "best.pt")["model"] for f in (job, local)))
+    print(f"Lightning on Slurm 1 node x 2 tasks vs local 2 ranks: max |dw| = {difference:.2e}")
+    assert difference < 1e-6
+
+
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """A real 2-node Slurm (n1, n2, 1 CPU each) in place of the single-node one."""
@@ -105,4 +139,24 @@ def test_two_ranks_on_two_nodes(tmp_path, two_node_cluster, two_rank_reference):
     difference = max_difference(weights(job), weights(two_rank_reference))
     print(f"Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}; "
           f"training {json.loads((job / 'final.json').read_text())['wall_time']:.1f}s")
+    assert difference < 1e-6
+
+
+def test_a_lightning_fit_on_two_nodes_is_the_local_two_rank_fit(tmp_path, two_node_cluster, launchers_env):
+    """One rank per node: Lightning's DDP sees num_nodes=2 and trains to the
+    weights of the same fit on 2 local ranks."""
+    pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
+    from xpm_train import checkpoint
+
+    job = lightning_fit(tmp_path / "slurm", "duration=10m & cpu(cores=1) & nodes=2",
+                        slurm_launchers(tmp_path, two_node_cluster))
+    lines = [line for line in (job / "lightningfit.sh").read_text().splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --nodes=2" in lines and "#SBATCH --ntasks-per-node=1" in lines, lines
+    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
+                            "--format=NodeList,State,WorkDir"], capture_output=True, text=True).stdout
+    rows = [line.split("|") for line in sacct.splitlines() if line.count("|") == 2]
+    assert [row[:2] for row in rows if Path(row[2]) == job] == [["n[1-2]", "COMPLETED"]], sacct
+    local = lightning_fit(tmp_path / "local", "duration=10m & cpu(cores=2) & processes=2", launchers_env)
+    difference = max_difference(*(checkpoint.load(f / "checkpoints" / "best.pt")["model"] for f in (job, local)))
+    print(f"Lightning on Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}")
     assert difference < 1e-6
