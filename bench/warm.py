@@ -66,6 +66,7 @@ def server_up(env: dict[str, str], timeout: float = 300) -> None:
     """Start the fork server of ``env`` (if needed) and wait until it listens."""
     sys.path.insert(0, str(REPO))
     from xpm_train.launchers import forkclient
+    from xpm_train.locks import held
 
     key = forkclient.server_key(env, PYTHON)
     files = forkclient.paths(key, env)
@@ -77,7 +78,7 @@ def server_up(env: dict[str, str], timeout: float = 300) -> None:
                 return
             except OSError:
                 pass
-        if not forkclient.server_running(files["lock"]):
+        if not held(files["lock"]):
             subprocess.Popen([PYTHON, "-m", "xpm_train.launchers.forkserver", key], env=env, cwd="/",
                              stdout=open(files["log"], "ab"), stderr=subprocess.STDOUT,
                              start_new_session=True)

@@ -35,6 +35,7 @@ from experimaestro import Config, Meta, Param, field
 from experimaestro.actions import Action
 
 from .errors import UserError
+from .summary import CLASSIFICATION_METRIC
 
 if TYPE_CHECKING:
     import torch
@@ -205,7 +206,7 @@ class ExportBest(Action):
     trainings: Param[list[Config]]
     """The training configs (e.g. the Learn tasks of a grid) to choose from"""
 
-    metric: Param[str] = field(default="best.val_accuracy", ignore_default=True)
+    metric: Param[str] = field(default=CLASSIFICATION_METRIC, ignore_default=True)
     """Flattened key of ``final.json`` (e.g. ``best.val_accuracy``, ``score``):
     the best is the highest, or the lowest for metrics better low (mse, loss)"""
 

@@ -24,6 +24,11 @@ from .jobfolder import FINAL, RESULTS
 SUMMARY_FILES = (FINAL, RESULTS)
 """Names of a job's summary, in the order they are looked for"""
 
+CLASSIFICATION_METRIC = "best.val_accuracy"
+"""The key of a classifying Learn's ``final.json`` that studies, Tune and
+ExportBest compare by default (the value ``score`` holds; kept as the default
+of their ``metric`` Params, whose IDs leave the default out)"""
+
 
 def score_fields(metric: str, value: Optional[float], direction: str) -> dict[str, Any]:
     """The three keys every summary holds (see the module documentation)."""

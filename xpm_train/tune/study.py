@@ -109,13 +109,14 @@ def objective_defaults(base, metric: Optional[str], direction: Optional[str]) ->
     """``(metric, direction)`` of a study, defaults filled from the base:
     a Learn's objective (its best score), a training function's direction."""
     from ..objectives import Classification, direction_of, objective_of
+    from ..summary import CLASSIFICATION_METRIC
 
     if hasattr(base, "__xpm_train_function__"):
         score, score_direction = "score", type(base).direction
     else:
         objective = objective_of(base)
         # a classifying Learn keeps its former default (and its study names)
-        score = "best.val_accuracy" if isinstance(objective, Classification) else "score"
+        score = CLASSIFICATION_METRIC if isinstance(objective, Classification) else "score"
         score_direction = objective.direction
     metric = metric or score
     if direction is None:

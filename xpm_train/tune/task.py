@@ -30,6 +30,7 @@ from experimaestro import Meta, Param, PathGenerator, Task, field
 
 from ..atomic import atomic_write, atomic_write_json, atomic_write_text
 from ..models import LoadWeights
+from ..summary import CLASSIFICATION_METRIC
 from ..tracking.mlflow_sink import MLflowTracking
 
 logger = logging.getLogger("xpm_train.tune")
@@ -49,7 +50,7 @@ class Tune(Task):
     best: Param[LoadWeights]
     """The best trial's trained model (the output of its Learn)"""
 
-    metric: Param[str] = field(default="best.val_accuracy", ignore_default=True)
+    metric: Param[str] = field(default=CLASSIFICATION_METRIC, ignore_default=True)
     """The objective (a key of the Learn's final.json)"""
 
     journal: Meta[str] = ""
