@@ -9,7 +9,9 @@ own token folder (``$XPM_WORKDIR/tokens``, i.e. ``~/.local/share/experimaestro/t
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 from experimaestro.tokens import CounterToken
@@ -32,6 +34,9 @@ def tokens_dir() -> Path:
 RECHECK_SECONDS = 1.0
 """Longest wait before a job waiting for a counter checks it again."""
 
+READ_ATTEMPTS = 10
+"""Reads of a counter's ``informations.json`` before giving up on it"""
+
 
 class HostCounter(CounterToken):
     """experimaestro's ``CounterToken``, re-checked at least every second.
@@ -42,8 +47,24 @@ class HostCounter(CounterToken):
     is lost: the fallback poller then finds nothing new and the job waits
     until something else changes, possibly forever (seen with two
     experiments sharing a one-GPU counter). Bounding each wait makes the job
-    try again instead.
+    try again instead. Its size is also read again while another experiment
+    rewrites it (:meth:`_read_informations`).
     """
+
+    def _read_informations(self) -> int:
+        """experimaestro's reader of the counter's size, read again while the
+        file is being rewritten: experimaestro writes it in place (truncate,
+        then write) whenever an experiment creates the counter, so a second
+        experiment starting at the same moment could read it empty and fail
+        its plan with a ``JSONDecodeError``."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return super()._read_informations()
+            except json.JSONDecodeError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def async_wait(self, timeout: float = 0) -> bool:
         bounded = min(timeout, RECHECK_SECONDS) if timeout > 0 else RECHECK_SECONDS
