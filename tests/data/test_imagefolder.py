@@ -71,3 +71,41 @@ def test_bad_folders_are_refused_in_one_line(tmp_path):
     with pytest.raises(ImageFolderError, match=r"different sizes.*size=\(height, width\)"):
         prepare_image_folder(mixed)
     assert prepare_image_folder(mixed, size=(4, 4)).train.instance().arrays().shape == (3, 4, 4)
+
+
+def write_gray_folder(root, per_class=5, classes=("cat", "dog"), size=6, pil_mode="L"):
+    """Greyscale PNGs (PIL mode ``pil_mode``) in the torchvision layout."""
+    rng = np.random.default_rng(3)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = (rng.integers(0, 64, size=(size, size)) + 128 * k).astype(np.uint8)
+            Image.fromarray(pixels).convert(pil_mode).save(root / name / f"{i}.png")
+    return root
+
+
+def test_channels_follow_the_images(tmp_path):
+    gray = write_gray_folder(tmp_path / "gray")
+    splits = prepare_image_folder(gray)
+    arrays = splits.train.instance().arrays()
+    assert splits.train.mode == "gray" and arrays.shape == (1, 6, 6)
+    reference = {tuple(np.asarray(Image.open(path)).flatten().tolist()) for path in sorted(gray.glob("*/*.png"))}
+    assert all(tuple(image.flatten().tolist()) in reference for image in arrays.images)  # the very pixels
+    assert len(splits.train.instance().arrays().mean) == 1
+    assert write_gray_folder(tmp_path / "bits", pil_mode="1") and prepare_image_folder(tmp_path / "bits").train.mode == "gray"
+    # an explicit mode still wins
+    assert prepare_image_folder(gray, mode="rgb").train.instance().arrays().shape == (3, 6, 6)
+
+    colour = write_folder(tmp_path / "colour")
+    detected = prepare_image_folder(colour).train
+    assert detected.mode == "rgb" and detected.instance().arrays().shape == (3, 6, 6)
+    # an RGB folder keeps the ID it had when "rgb" was the default
+    assert detected.__identifier__().all == prepare_image_folder(colour, mode="rgb").train.__identifier__().all
+    assert prepare_image_folder(colour, mode="gray").train.instance().arrays().shape == (1, 6, 6)
+
+    # a mixed folder: one colour image makes it RGB (its grey images repeated on 3 channels)
+    mixed = write_gray_folder(tmp_path / "mixed")
+    Image.fromarray(np.full((6, 6, 3), 9, np.uint8)).save(mixed / "dog" / "colour.png")
+    assert prepare_image_folder(mixed).train.instance().arrays().shape == (3, 6, 6)
+    # streaming (decode=False) detects the same way
+    assert prepare_image_folder(gray, decode=False).train.mode == "gray"

@@ -17,6 +17,14 @@ IDs). A task whose folder no longer holds those very files stops with a
 message saying so, instead of training on other data under the old ID.
 
 The split is stratified and seeded (:func:`xpm_train.extend.stratified_split`).
+
+The channels follow the images unless ``mode=`` says otherwise: a folder
+whose images are all greyscale (PIL modes ``1``, ``L``, ``LA``, ``I``,
+``I;16``..., ``F``) is read with 1 channel (``mode="gray"``), a folder with
+any colour image (``RGB``, ``RGBA``, ``P``, ``CMYK``...) with 3
+(``mode="rgb"``: its greyscale images are repeated on the 3 channels, as
+torchvision reads them). Palette (``P``) images count as colour even when
+their palette is grey. ``mode="rgb"`` or ``mode="gray"`` forces the choice.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ if TYPE_CHECKING:
     from .prepare import Splits
 
 MODES = ("rgb", "gray")
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+"""PIL modes of greyscale images (read with 1 channel when all of a folder's images have one)"""
 
 
 class ImageFolderError(UserError, ValueError):
@@ -88,6 +98,22 @@ def combine_digests(folder: Path, digests: list[tuple[str, bytes]]) -> str:
         digest.update(Path(path).relative_to(folder).as_posix().encode() + b"\0")
         digest.update(file_digest)
     return digest.hexdigest()
+
+
+def detect_mode(folder: Path, samples: list[tuple[str, int]]) -> str:
+    """``"gray"`` when every image of ``samples`` is greyscale (:data:`GRAY_MODES`),
+    else ``"rgb"`` (reads only each file's header)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for path, _ in samples:
+        try:
+            with Image.open(path) as picture:
+                if picture.mode not in GRAY_MODES:
+                    return "rgb"
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise ImageFolderError(f"ImageFolder({folder}): cannot decode {path} ({error}): "
+                                   "remove or replace that file") from None
+    return "gray"
 
 
 def decode_image(folder: Path, path: str, mode: str, size: Optional[tuple[int, int]],
@@ -156,7 +182,8 @@ class ImageFolder(ImageDataset):
     """``[height, width]`` the images are resized to (None: all must have the same size)"""
 
     mode: Param[str] = field(default="rgb", ignore_default=True)
-    """``rgb`` (3 channels) or ``gray`` (1 channel)"""
+    """``rgb`` (3 channels) or ``gray`` (1 channel); :func:`prepare_image_folder`
+    sets it from the images (all greyscale: ``gray``)"""
 
     def __post_init__(self):
         check_split("ImageFolder", self.split)
@@ -284,7 +311,7 @@ class FolderRecords(Source):
         return indices[self.split], tuple(stats["mean"]), tuple(stats["std"])
 
 
-def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] = None, mode: str = "rgb",
+def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] = None, mode: Optional[str] = None,
                          test_fraction: float = 0.2, seed: int = 0, decode: bool = True) -> "Splits":
     """Check ``folder``, decode it once (cached) and return its train/test
     :class:`ImageFolder` configs. Raises :class:`ImageFolderError` (one line:
@@ -292,12 +319,18 @@ def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] 
 
     ``decode=False``: only hash the files (the fingerprint), for a folder too
     large for memory that Learn streams (:mod:`xpm_train.data.stream`); its
-    images are then decoded when preparing its records."""
+    images are then decoded when preparing its records.
+
+    ``mode``: ``"gray"`` (1 channel) or ``"rgb"`` (3 channels); None (the
+    default) follows the images: ``"gray"`` when all are greyscale, ``"rgb"``
+    as soon as one has colour (see the module's docstring)."""
     from .prepare import Splits
 
     folder = Path(folder).expanduser().resolve()
+    if mode is None:
+        mode = detect_mode(folder, image_files(folder)[1])
     if mode not in MODES:
-        raise ImageFolderError(f"prepare_image_folder(mode={mode!r}): use one of {MODES}")
+        raise ImageFolderError(f"prepare_image_folder(mode={mode!r}): use one of {MODES} (or None: follow the images)")
     if decode:
         found = str(load_folder(folder, mode, tuple(size) if size else None)["fingerprint"])
     else:
