@@ -109,3 +109,19 @@ def test_channels_follow_the_images(tmp_path):
     assert prepare_image_folder(mixed).train.instance().arrays().shape == (3, 6, 6)
     # streaming (decode=False) detects the same way
     assert prepare_image_folder(gray, decode=False).train.mode == "gray"
+
+
+def test_logs_stay_short_for_a_large_folder(tmp_path, caplog):
+    """Preparing a 500-file folder logs a count and a few names, not every file."""
+    import logging
+
+    from xpm_train.data.prepared import prepare
+
+    folder = write_folder(tmp_path / "many", per_class=250, size=2)
+    with caplog.at_level(logging.DEBUG):
+        splits = prepare_image_folder(folder)
+        splits.train.instance().arrays()
+        prepare(splits.train.instance().records(), root=tmp_path / "prepared", workers=1, chunk_records=256)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("Decoding 501 files" in line for line in lines), lines  # the folder and its 500 images
+    assert max(len(line) for line in lines) < 500, max(lines, key=len)[:300]

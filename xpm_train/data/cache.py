@@ -77,6 +77,13 @@ def _write(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         logger.warning("Could not write the cache %s (%s): decoding again next time", path, exc)
 
 
+def describe_sources(sources: list[Path], shown: int = 3) -> str:
+    """``sources`` for a log line: all of them when few, else a count and the first ``shown``."""
+    if len(sources) <= shown + 1:
+        return ", ".join(str(s) for s in sources)
+    return f"{len(sources)} files ({', '.join(str(s) for s in sources[:shown])}, ...)"
+
+
 def cached_arrays(
     sources: list[Path], tag: str, decode: Decoder, names: Iterable[str] | None = None
 ) -> dict[str, np.ndarray]:
@@ -91,7 +98,7 @@ def cached_arrays(
     arrays = _read(path, key, names)
     if arrays is not None:
         return arrays
-    logger.info("Decoding %s (cached afterwards in %s)", ", ".join(str(s) for s in sources), path)
+    logger.info("Decoding %s (cached afterwards in %s)", describe_sources(sources), path)
     decoded = dict(decode())
     _write(path, key, decoded)
     return decoded if names is None else {name: decoded[name] for name in names}
