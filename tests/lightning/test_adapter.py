@@ -83,10 +83,45 @@ class NetConfig(ModuleConfig):
     """Width"""
 
 
+class Wide(ModuleConfig):
+    width: Param[int] = field(default=4, ignore_default=True)
+    """Half the hidden width: the config computes Net's ``hidden`` and ``lr``"""
+
+    def module(self):
+        return Net(hidden=2 * self.width, lr=0.1 / self.width)
+
+
+class Plain(ModuleConfig):
+    hidden: Param[int] = field(default=8, ignore_default=True)
+    """Width"""
+
+    def module(self):
+        return Net(hidden=self.hidden)
+
+
 def test_constructor_arguments_missing_from_the_config_are_named():
     from xpm_train.lightning.configs import uncovered_arguments
 
     assert uncovered_arguments(NetConfig.C(), Net()) == ["lr", "weight_decay"]
+
+
+def test_the_warning_names_only_the_arguments_left_to_their_defaults(caplog):
+    """Arguments the config computes from its Params are passed: no warning
+    for them; those left to their defaults are named."""
+    from xpm_train.lightning.configs import build_checked
+
+    with caplog.at_level("WARNING", logger="xpm_train.lightning"):
+        wide = Wide.C(width=3)
+        assert isinstance(build_checked(wide, wide.module), Net)
+    assert [r.getMessage() for r in caplog.records if "lr" in r.getMessage()] == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "Net.__init__ arguments weight_decay are not Params of Wide and take their defaults: they are not part "
+        "of the job ID (declare them as Params to vary them)"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="xpm_train.lightning"):
+        plain = Plain.C()
+        build_checked(plain, plain.module)
+    assert len(caplog.records) == 1 and "arguments lr, weight_decay are not Params of Plain" in caplog.text
 
 
 def test_a_study_reads_lightning_jobs_that_log_no_accuracy(tmp_path):

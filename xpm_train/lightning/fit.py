@@ -31,7 +31,7 @@ from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, f
 
 from ..checks import NonNegative, OneOf, Positive
 from ..hooks import Tracking, Trial
-from .configs import DataModuleConfig, ModuleConfig, require_lightning, uncovered_arguments
+from .configs import DataModuleConfig, ModuleConfig, build_checked, require_lightning
 
 if TYPE_CHECKING:
     from torch import nn
@@ -165,14 +165,8 @@ class LightningFit(ResumableTask):
         for config in (self.module, self.datamodule):
             beside_config_module(type(config))
         pl.seed_everything(self.seed, workers=True, verbose=False)
-        module = self.module.module()
-        datamodule = self.datamodule.datamodule()
-        for config, built in ((self.module, module), (self.datamodule, datamodule)):
-            missing = uncovered_arguments(config, built)
-            if missing:
-                logger.warning("%s.__init__ arguments %s are not Params of %s: their defaults are used and are "
-                               "not part of the job ID", type(built).__name__, ", ".join(missing),
-                               type(config).__name__)
+        module = build_checked(self.module, self.module.module)
+        datamodule = build_checked(self.datamodule, self.datamodule.datamodule)
         count = {"ranks": ranks.world_size} if ranks.distributed else {}
         if state is None:
             kind, details = "start", dict(module=type(module).__qualname__,
