@@ -271,7 +271,8 @@ RESERVED = frozenset({"device", "gpu_memory_fraction", "tracking", "trial", "che
 
 def as_result(value: Any, function: Callable) -> Result:
     """The function's return value as a :class:`Result` (a bare number is the
-    objective)."""
+    objective); a NaN or infinite objective or metric is refused
+    (:class:`~xpm_train.summary.NonFiniteResult`: the job ends failed, never done)."""
     if isinstance(value, Result):
         result = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -282,8 +283,14 @@ def as_result(value: Any, function: Callable) -> Result:
             "return xpm_train.Result(objective=..., metrics={...}) or a number (the objective), e.g. "
             "`return Result(objective=val_accuracy)` at the end of the function"
         )
-    return Result(objective=float(result.objective),
-                  metrics={str(k): float(v) for k, v in result.metrics.items()})
+    from .summary import DIVERGED_FIX, check_result
+
+    where = f"{function.__module__}.{function.__qualname__}"
+    fix = ("return the real score (a function resumed after its last epoch returns the score kept in its "
+           "checkpoint, not a placeholder: see experiments/custom/mytrain.py); otherwise " + DIVERGED_FIX)
+    return Result(objective=check_result(result.objective, f"the objective returned by {where}", fix),
+                  metrics={str(k): check_result(v, f"metric {k!r} returned by {where}", fix)
+                           for k, v in result.metrics.items()})
 
 
 def param_annotation(annotation: Any) -> Any:

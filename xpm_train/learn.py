@@ -182,7 +182,7 @@ class Learn(ResumableTask):
         from .models import build
         from .data.stream import open_split
         from .pipeline import DeviceData, split_indices
-        from .runstate import RunState, restore, snapshot, summary
+        from .runstate import RunState, check_loss, restore, snapshot, summary
         from .sampler import batch_length, check_shards, epoch_order
         from .trained import write_data
 
@@ -311,7 +311,8 @@ class Learn(ResumableTask):
                         with torch.no_grad():
                             add_sums(sums, objective.sums(logits.detach(), target, loss.detach()))
                         run.samples += len(labels)
-                        if run.step % self.log_interval == 0:
+                        if run.step % self.log_interval == 0:  # (a NaN or inf loss stops the job)
+                            check_loss(sums, epoch, run.step, self.log_interval, ranks)
                             log.log(epoch=epoch, step=run.step, split="train_step",
                                     loss=float(loss.detach()), lr=base_lrs[0] * factor)
                         if ranks.any(stop.requested):  # every rank stops after the same step
@@ -320,6 +321,7 @@ class Learn(ResumableTask):
                             run.samples = int(samples)
                             run.sums = {k: v.cpu() for k, v in sums.items()}
                             run.parts = {k: float(v) for k, v in parts.items()}
+                            check_loss(sums, epoch, run.step, self.log_interval)  # never save broken weights
                             save_last()
                             log.event("preempted", signal=stop.signal_name)
                             raise GracefulTimeout(f"stopped by {stop.signal_name} at step {run.step}")
@@ -329,6 +331,7 @@ class Learn(ResumableTask):
                     samples = torch.tensor(float(run.samples), device=device)
                     ranks.sum_(samples, *sums.values(), *parts.values())
                     run.samples = int(samples)
+                    check_loss(sums, epoch, run.step, self.log_interval)
                     samples = max(run.samples, 1)
                     run.samples_seen += run.samples
                     record = objective.metrics(sums)
@@ -339,8 +342,7 @@ class Learn(ResumableTask):
                         log.log(epoch=epoch, step=run.step, split="val", **record)
                     run.last = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
                     score = record[objective.score]
-                    if objective.better(score, run.best[objective.score] if run.best else None):
-                        run.best = {"epoch": epoch, **record}
+                    if run.consider(epoch, record, objective):  # (a NaN score never is the best)
                         if ranks.is_main:
                             checkpoint.save(self.checkpoints / "best.pt",
                                             {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)

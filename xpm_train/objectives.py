@@ -74,8 +74,13 @@ class Objective(Config):
     (``"any"``: the objective ignores them)"""
 
     def better(self, value: float, than: Optional[float]) -> bool:
-        """Whether score ``value`` beats ``than`` (None: anything does)."""
-        if than is None:
+        """Whether score ``value`` beats ``than`` (None: anything does); a
+        non-finite score (NaN, inf) never does, and any finite one beats it."""
+        from .summary import is_result
+
+        if not is_result(value):
+            return False
+        if than is None or not is_result(than):
             return True
         return value > than if self.direction == MAXIMIZE else value < than
 

@@ -54,6 +54,14 @@ class RunState:
     pruned: bool = False
     """Stopped early because the Optuna trial was pruned"""
 
+    def consider(self, epoch: int, record: dict[str, Any], objective: "Objective") -> bool:
+        """Make ``record`` (an epoch's metrics) the best when its score beats
+        the best so far; a non-finite score never does (:meth:`Objective.better`)."""
+        if not objective.better(record[objective.score], self.best[objective.score] if self.best else None):
+            return False
+        self.best = {"epoch": epoch, **record}
+        return True
+
     def next_epoch(self) -> None:
         """The epoch is over: the next one starts at its first batch, with empty sums."""
         self.epoch += 1
@@ -76,6 +84,26 @@ class RunState:
                              "n": torch.tensor(int(old["samples"]))} if old["samples"] else {})}
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in run.items() if k in known})
+
+
+def check_loss(sums: dict[str, Any], epoch: int, step: int, checked_every: int, ranks=None) -> None:
+    """Fail when the epoch's sums (device tensors, :meth:`Objective.sums`,
+    the loss included) hold a NaN or inf, on some rank: the training loss
+    diverged. One host synchronisation: Learn calls it where it synchronises
+    anyway (every ``log_interval`` steps, at the end of an epoch, before a
+    preemption checkpoint), so the step is known within ``checked_every``."""
+    import torch
+
+    from .summary import DIVERGED_FIX, NonFiniteResult
+
+    local = bool(sums) and not bool(torch.stack([torch.isfinite(v).all() for v in sums.values()]).all())
+    if ranks.any(local) if ranks is not None else local:
+        loss = float(sums["loss"]) if "loss" in sums else float("nan")
+        raise NonFiniteResult(
+            f"Learn: the training loss became non-finite (summed loss {loss}{'' if local else ' on another rank'}) "
+            f"in epoch {epoch}, at or before step {step} (checked every {checked_every} steps): every later step "
+            "would train on broken weights, so the job stops and ends failed (never cached as done). "
+            f"Fix: {DIVERGED_FIX}")
 
 
 def snapshot(net, optimizer, run: RunState, elapsed: float) -> dict[str, Any]:

@@ -11,15 +11,46 @@ summary has the same three top-level keys whatever wrote it::
     "direction":    "maximize" or "minimize": which way is better
 
 so "the best job" and ``results --sort score`` never guess.
+
+A score is a finite number: :func:`is_result` is the one test of "is this a
+valid result value" (best epochs, a training function's objective, the
+summary written), and :func:`write` refuses a summary whose score is NaN,
+infinite or missing, so that such a job ends failed instead of being cached
+as done with a meaningless result.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from pathlib import Path
 from typing import Any, Optional
 
+from .errors import UserError
 from .jobfolder import FINAL, RESULTS
+
+DIVERGED_FIX = ("usually the training diverged: lower the learning rate, clip the gradients (e.g. "
+                "Learn.grad_clip=1.0), add a warm-up, or check the data for NaN/inf values")
+"""How to fix a non-finite result, for the messages of :class:`NonFiniteResult`"""
+
+
+class NonFiniteResult(UserError, ValueError):
+    """A loss, score or objective that is NaN or infinite: never a result (the job fails)."""
+
+
+def is_result(value: Any) -> bool:
+    """Whether ``value`` can be a result: a finite real number (not a bool, None, NaN or inf)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_result(value: Any, what: str, fix: str = DIVERGED_FIX) -> float:
+    """``value`` as a float, or :class:`NonFiniteResult` saying that ``what``
+    (e.g. "the objective returned by f") is not one, and ``fix``."""
+    if not is_result(value):
+        raise NonFiniteResult(f"{what} is {value!r}, not a finite number: a job cannot be done with it (it "
+                              f"would be cached and compared as its result), so the job ends failed. Fix: {fix}")
+    return float(value)
 
 SUMMARY_FILES = (FINAL, RESULTS)
 """Names of a job's summary, in the order they are looked for"""
@@ -42,6 +73,7 @@ def write(path: Path, summary: dict[str, Any]) -> None:
     for key in ("score", "score_metric", "direction"):
         if key not in summary:
             raise ValueError(f"a summary needs '{key}' (see xpm_train.summary.score_fields)")
+    check_result(summary["score"], f"the job's score ({summary['score_metric']})")
     atomic_write_json(Path(path), summary)
 
 

@@ -45,14 +45,16 @@ def train(ctx, lr: Annotated[float, Positive()], hidden: int = 32, epochs: int =
                         nn.Linear(hidden, data.num_classes)).to(ctx.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
 
-    # Resume where a stopped run left off (ctx.save_checkpoint below)
-    start, state = 0, ctx.load_checkpoint()
+    # Resume where a stopped run left off (ctx.save_checkpoint below). The
+    # checkpoint keeps the last epoch's accuracy: a run stopped after its last
+    # checkpoint has no epoch left and returns that score (a placeholder such
+    # as 0.0 or NaN would be cached as the job's result, or fail it)
+    start, accuracy, state = 0, None, ctx.load_checkpoint()
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start = state["epoch"] + 1
+        start, accuracy = state["epoch"] + 1, state["accuracy"]
 
-    accuracy = 0.0
     for epoch in range(start, epochs):
         net.train()
         for batch in torch.randperm(len(train_x)).split(batch_size):
@@ -67,7 +69,7 @@ def train(ctx, lr: Annotated[float, Positive()], hidden: int = 32, epochs: int =
             val_loss = nn.functional.cross_entropy(logits, val_y).item()
         ctx.log.log(epoch=epoch, step=epoch, split="val", loss=val_loss, accuracy=accuracy)
         ctx.save_checkpoint({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                             "epoch": epoch})
+                             "epoch": epoch, "accuracy": accuracy})
         if ctx.should_prune(epoch, accuracy):
             break
     ctx.save_model(net, data)  # Evaluate (SavedModel), load(...).network and export use it

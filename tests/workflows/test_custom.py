@@ -95,3 +95,30 @@ def test_results():
     assert as_result(Result(1, {"loss": 2}), fit) == Result(objective=1.0, metrics={"loss": 2.0})
     with pytest.raises(TypeError, match="must return xpm_train.Result"):
         as_result({"accuracy": 1.0}, fit)
+
+
+def test_mytrain_resumed_after_its_last_epoch_returns_its_saved_score(monkeypatch):
+    """The example resumed with no epoch left returns the score its checkpoint
+    kept, not a placeholder (a cached 0.0, or a NaN that fails the job)."""
+    import torch
+
+    from helpers import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "experiments" / "custom"))
+    from mytrain import train
+
+    class Done:  # a context whose checkpoint says the 2 epochs are done
+        device, saved = torch.device("cpu"), None
+
+        def load_checkpoint(self):
+            net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4), torch.nn.ReLU(),
+                                      torch.nn.Linear(4, 10))
+            return {"model": net.state_dict(), "optimizer": torch.optim.Adam(net.parameters()).state_dict(),
+                    "epoch": 1, "accuracy": 0.875}
+
+        def save_model(self, net, data):
+            self.saved = net
+
+    ctx = Done()
+    result = as_result(train.__xpm_train_function__(ctx, lr=0.01, hidden=4, epochs=2), train)
+    assert result.objective == 0.875 and ctx.saved is not None

@@ -24,7 +24,6 @@ This module imports Lightning: only the Lightning task process imports it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +36,7 @@ from ..hooks import Trial
 from .ddp import gather
 from ..learn import PreemptionFlag
 from ..metrics import MetricsLogger
+from ..summary import check_result
 
 # Lightning sets ``callback.log`` to the module's ``log`` method: the job's
 # MetricsLogger is ``job_log`` in these callbacks
@@ -115,9 +115,7 @@ class JobCheckpoint(Callback):
                 f"(logged: {', '.join(sorted(metrics)) or 'nothing'}): log it with self.log({self.monitor!r}, ...) "
                 "in the LightningModule, or set the task's monitor to one of these"
             )
-        value = metrics[self.monitor]
-        if math.isnan(value):
-            raise FloatingPointError(f"{self.monitor} is NaN at epoch {trainer.current_epoch}: training diverged")
+        value = check_result(metrics[self.monitor], f"{self.monitor} at epoch {trainer.current_epoch}")
         epoch = trainer.current_epoch
         self.run["last"] = metrics
         if better(value, (self.run["best"] or {}).get(self.monitor), self.mode):

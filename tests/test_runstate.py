@@ -1,0 +1,50 @@
+"""Learn's run state: the best epoch ignores non-finite scores, and a
+diverged training loss stops the run with a message saying how to fix it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from xpm_train.objectives import Classification, Regression
+from xpm_train.runstate import RunState, check_loss, summary
+from xpm_train.summary import NonFiniteResult
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("objective, scores, best_epoch", [
+    (Classification.C(), [NAN, 0.5, 0.4, NAN, math.inf], 1),
+    (Regression.C(), [NAN, 2.0, -math.inf, 1.5, NAN], 3),
+])
+def test_a_non_finite_score_is_never_the_best(objective, scores, best_epoch):
+    run = RunState()
+    chosen = [run.consider(epoch, {objective.score: score, "loss": 1.0}, objective)
+              for epoch, score in enumerate(scores)]
+    assert run.best["epoch"] == best_epoch, chosen
+    assert not chosen[0] and chosen[best_epoch]
+    assert summary(run, True, 1.0, objective)["score"] == scores[best_epoch]
+
+
+def test_no_finite_score_leaves_no_best():
+    run = RunState()
+    assert not run.consider(0, {"accuracy": NAN}, Classification.C())
+    assert run.best is None and summary(run, True, 1.0)["score"] is None  # refused when written
+
+
+def test_a_non_finite_loss_stops_the_run_with_epoch_step_and_fix():
+    sums = {"loss": torch.tensor(NAN), "correct": torch.tensor(3), "n": torch.tensor(8)}
+    with pytest.raises(NonFiniteResult) as failure:
+        check_loss(sums, epoch=3, step=70, checked_every=50)
+    message = str(failure.value)
+    assert "non-finite" in message and "epoch 3" in message and "step 70" in message
+    assert "learning rate" in message and "grad_clip" in message and "ends failed" in message
+
+
+def test_finite_sums_pass():
+    check_loss({}, epoch=0, step=0, checked_every=50)
+    check_loss({"loss": torch.tensor(1.5), "sse": torch.ones(3)}, epoch=0, step=10, checked_every=50)
+    with pytest.raises(NonFiniteResult):
+        check_loss({"loss": torch.tensor(1.5), "sse": torch.tensor([1.0, math.inf])}, 0, 10, 50)
