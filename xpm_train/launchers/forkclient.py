@@ -61,9 +61,17 @@ OFF = ("0", "off", "false", "no")
 PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
                      signal.SIGHUP, signal.SIGQUIT)
-STARTUP_ENV_PREFIXES = ("PYTHON", "LD_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TORCH")
-"""Variables read when the interpreter or a library starts (before any job
-code runs): a job whose values differ needs a server started with them"""
+STARTUP_ENV_PREFIXES = ("PYTHON", "LD_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TORCH",
+                        "LC_", "LANG", "MPL", "MATPLOTLIB", "NPY_", "NUMPY_", "XPM_", "HOME",
+                        "XDG_CONFIG_HOME")
+"""Variables read when the interpreter or a preloaded module starts (before
+any job code runs: the locale, matplotlib's backend and config folder,
+numpy's, experimaestro's timeouts): a job whose values differ needs a server
+started with them. (``TMPDIR`` and ``TZ``, cached by the standard library,
+are read again in the forked job.)"""
+INHERITED_STATUS = ("Umask", "SigBlk", "SigIgn", "Cpus_allowed_list", "Mems_allowed_list")
+"""Process attributes (``/proc/self/status``) that a job started cold
+inherits from its client across ``exec`` and a forked one from its server"""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """... except the thread counts, which the forked job applies itself"""
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,12 +109,28 @@ def warm_command(cores: int) -> list[str]:
 
 def server_key(environ=os.environ, executable: str = sys.executable) -> str:
     """What a forked job must share with its server: the interpreter (its path
-    names the virtualenv), this xpm_train package, and the start-up variables.
-    Jobs of another venv or worktree get another key, hence another server."""
+    names the virtualenv), this xpm_train package, the start-up variables and
+    this process's inherited attributes. Jobs of another venv or worktree get
+    another key, hence another server."""
     startup = sorted((k, v) for k, v in environ.items()
                      if k.startswith(STARTUP_ENV_PREFIXES) and k not in THREAD_VARIABLES)
-    text = json.dumps([executable, PACKAGE, startup])
+    text = json.dumps([executable, PACKAGE, startup, inherited_attributes()])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def inherited_attributes() -> list[str]:
+    """What this process would pass across ``exec`` to a cold job besides its
+    environment, and a forked job takes from its server instead: umask,
+    blocked and ignored signals, allowed CPUs and memory nodes, resource
+    limits, niceness and cgroup (a server is started by a client, so it has
+    its client's)."""
+    with open("/proc/self/status") as fp:
+        status = dict(line.rstrip("\n").split(":", 1) for line in fp if ":" in line)
+    found = [status.get(name, "").strip() for name in INHERITED_STATUS]
+    for name in ("limits", "cgroup"):
+        with open(f"/proc/self/{name}") as fp:
+            found.append(fp.read())
+    return found + [str(os.getpriority(os.PRIO_PROCESS, 0))]
 
 
 def server_dir(environ=os.environ) -> str:

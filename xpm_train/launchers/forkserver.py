@@ -15,9 +15,13 @@ What keeps a forked job equivalent to a cold one:
 
 * the server never starts a thread or a thread pool (it runs with one
   OpenMP/MKL/OpenBLAS thread and checks that it has a single thread before
-  every fork), never initialises CUDA, and restores torch's RNG state after
-  its warm-up step; the child reseeds numpy's global generator (a cold process
-  seeds it from the OS);
+  every fork) and never initialises CUDA; the child seeds torch's, Python's
+  and numpy's generators from the OS, as a cold process does, and reads
+  ``TMPDIR`` and ``TZ`` again (:func:`refresh`);
+* what the job cannot reset (variables read when torch, matplotlib,
+  experimaestro... are imported, the locale, umask, signal mask, CPU
+  affinity, limits, cgroup) is part of the server's key
+  (:func:`.forkclient.server_key`): a job of other values gets its own server;
 * it never imports the user's plan modules: a job imports them after the
   fork, from disk;
 * **stale code**: at start the server records the modification time and size
@@ -372,9 +376,7 @@ def run_job(request: dict) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     apply_threads(request["threads"])
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()  # a cold process seeds it from the OS
+    refresh()
     script = request["script"]
     sys.argv = [script]
     sys.path[0] = os.path.dirname(script)
@@ -441,6 +443,29 @@ def apply_threads(reserved: int) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ[forkclient.THREAD_VARIABLES[0]]))
+
+
+def refresh() -> None:
+    """Draw and read anew what a cold interpreter draws or reads at start and
+    the forked job would otherwise copy from the server: the seeds of torch's
+    CPU generator, of Python's ``random`` and of numpy's global generator
+    (from the OS, as a cold process seeds them: unseeded jobs draw other
+    numbers), the temporary folder (``TMPDIR``) and the time zone (``TZ``).
+    CUDA's generators are seeded from the OS when the job first uses CUDA (the
+    server never initialises it). A job that seeds its generators itself draws
+    what a cold job so seeded draws."""
+    import random
+    import tempfile
+
+    import torch
+
+    torch.default_generator.seed()  # not torch.seed(): it would give CUDA the same seed
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+    tempfile.tempdir = None
+    time.tzset()
 
 
 def exit_code(code) -> int:
