@@ -61,6 +61,7 @@ _EXPORTS = {
     "Distillation": "xpm_train.distill",
     # your own training function
     "training_function": "xpm_train.custom",
+    "report": "xpm_train.reporting",
     "Result": "xpm_train.custom",
     # Lightning (optional dependency: imported when used)
     "LightningFit": "xpm_train.lightning",

@@ -76,6 +76,12 @@ def network(folder: Path, config: Any) -> "nn.Module":
         if hasattr(config, "__xpm_train_function__"):
             raise NoTrainedModel(f"{name} saved no model ({best} is missing): call ctx.save_model(net) in the "
                                  "training function, then run the plan again (bump its version to retrain)")
+        if type(config).__module__.split(".")[0] != "xpm_train":
+            raise NoTrainedModel(
+                f"{name} job {folder.name[:12]} is a plain experimaestro Task: export and load(job).network need "
+                f"the trained network in its folder as {BEST}, which xpm-train's training tasks write (Learn, "
+                "LightningFit, or a training function calling ctx.save_model(net)); this task keeps its weights "
+                f"its own way: read them from {folder}, or train it as a training function")
         raise NoTrainedModel(f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
                              "a training job (Learn, a training function that calls ctx.save_model)")
     if hasattr(config, "trained_network"):  # a task that builds its own (LightningFit)

@@ -65,7 +65,7 @@ def test_every_job_is_a_complete_run_of_the_workspace_store(tracked):
 def test_sync_of_a_complete_workspace_adds_nothing(tracked):
     result = xpm_train("mlflow", "sync", "--workdir", str(tracked))
     assert result.returncode == 0, result.stderr
-    assert "4 job(s): 0 run(s) created, 0 metric point(s) and 0 artifact(s) added, 0 run(s) updated" \
+    assert "4 job(s) synced (0 run(s) created, 0 metric point(s) and 0 artifact(s) added, 0 run(s) updated)" \
         in result.stdout
 
 

@@ -4,7 +4,10 @@ The job folders are the source of truth. For every finished job (done or
 failed) of the workspace, sync finds its run by the ``xpm.job_id`` tag (or
 creates it) and adds what the run lacks: tags, params, metric points (by
 ``(key, step)``), artifacts (``final.json``, ``results.json``,
-``curves.png``) and the final status. Running again adds nothing.
+``curves.png``) and the final status. Running again adds nothing. A job
+left out is counted with the reason: unfinished (a later sync takes it), or
+finished without any metric or summary (e.g. a plain experimaestro Task that
+does not call :func:`xpm_train.report`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state
+from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state, id_of
 from ..metrics import read_jsonl
 from . import store
 from .identity import (JobIdentity, experiment_jobs_tags, flat_params, recorded_runtime,
@@ -35,7 +38,7 @@ FALLBACK_EXPERIMENT = "xpm-train"
 
 @dataclass
 class SyncReport:
-    """What a sync added."""
+    """What a sync added, and which jobs it left out and why."""
 
     runs_created: int = 0
     points_added: int = 0
@@ -45,24 +48,36 @@ class SyncReport:
     jobs: int = 0
     skipped: list[str] = field(default_factory=list)
     """Jobs not finished yet (left for a later sync)"""
+    silent: dict[str, list[str]] = field(default_factory=dict)
+    """Finished jobs that wrote no metric and no summary, by reason (:func:`silence_reason`)"""
 
     @property
     def changes(self) -> int:
         return self.runs_created + self.points_added + self.artifacts_added + self.runs_updated
 
     def summary(self) -> str:
-        text = (f"{self.jobs} job(s): {self.runs_created} run(s) created, {self.points_added} "
+        """``N job(s) synced (...), M skipped: <count> <reason>; ...``"""
+        text = (f"{self.jobs} job(s) synced ({self.runs_created} run(s) created, {self.points_added} "
                 f"metric point(s) and {self.artifacts_added} artifact(s) added, "
-                f"{self.runs_updated} run(s) updated")
+                f"{self.runs_updated} run(s) updated)")
+        reasons = [f"{len(jobs)} {reason}" for reason, jobs in sorted(self.silent.items())]
         if self.skipped:
-            text += f"; {len(self.skipped)} unfinished job(s) skipped"
-        return text
+            reasons.append(f"{len(self.skipped)} unfinished (left for a later sync)")
+        skipped = len(self.skipped) + sum(map(len, self.silent.values()))
+        return f"{text}, {skipped} skipped" + (": " + "; ".join(reasons) if reasons else "")
 
 
-def trackable_jobs(workspace: Path) -> list[Path]:
-    """Job folders that produced metrics or results."""
-    return [p for p in all_jobs(workspace)
-            if (p / "params.json").exists() and any((p / f).exists() for f in RESULT_FILES)]
+def has_results(folder: Path) -> bool:
+    """Whether the job in ``folder`` produced metrics or a summary."""
+    return any((folder / name).exists() for name in RESULT_FILES)
+
+
+def silence_reason(folder: Path, state: str) -> str:
+    """Why a finished job without metrics is not synced, and what to do about it."""
+    if state == "failed":
+        return "failed before writing any metric"
+    return (f"done without reporting anything ({folder.parent.name}: a plain Task writes its metrics with "
+            "xpm_train.report(...) in execute(), see docs/extending.md)")
 
 
 def job_experiments(workspace: Path, experiment: str | None) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -96,12 +111,15 @@ def sync_workspace(workspace: Path | str, uri: str | None = None,
     client = store.client(uri)
     experiment_ids: dict[str, str] = {}
     all_ids = [e.experiment_id for e in client.search_experiments()]
-    for folder in trackable_jobs(workspace):
-        if experiment and folder.name not in membership:
+    for folder in all_jobs(workspace):
+        if not (folder / "params.json").exists() or experiment and folder.name not in membership:
             continue
         state = finished_state(folder)
         if state is None:
             report.skipped.append(f"{folder.parent.name}/{folder.name[:12]}")
+            continue
+        if not has_results(folder):
+            report.silent.setdefault(silence_reason(folder, state), []).append(id_of(folder))
             continue
         report.jobs += 1
         xp_name, tags = membership.get(folder.name, (FALLBACK_EXPERIMENT, {}))
@@ -178,4 +196,4 @@ def complete_tags_and_params(client: "MlflowClient", run, identity: JobIdentity,
 def describe(report: SyncReport) -> str:
     return json.dumps({"runs_created": report.runs_created, "points_added": report.points_added,
                        "artifacts_added": report.artifacts_added, "runs_updated": report.runs_updated,
-                       "jobs": report.jobs, "skipped": report.skipped})
+                       "jobs": report.jobs, "skipped": report.skipped, "silent": report.silent})

@@ -94,8 +94,15 @@ class TuneResult:
         is the best model's weights, for ``Evaluate(...).submit(init_tasks=[...])``).
         With ``tracking`` (an MLflowTracking), the study is also an MLflow run
         whose children are the trials' Learn runs."""
+        from ..reporting import own_kind
+        from .study import StudyError
         from .task import Tune
 
+        if own_kind(self.best_learn) is None:
+            raise StudyError(f"the Tune task records a study of xpm-train training tasks (its output is the best "
+                             f"trained network); the trials of {self.study.name} are "
+                             f"{type(self.best_learn).__qualname__} jobs: use result.best_job, result.best_learn "
+                             "and result.best_model (that job's output) instead")
         return Tune.C(study=self.study.name, n_trials=self.recorded_n_trials or self.n_trials, best=self.best_model,
                       metric=self.study.metric, journal=str(self.journal), best_job=self.best_job,
                       best_trial=self.best_number, tracking=tracking)

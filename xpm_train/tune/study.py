@@ -73,6 +73,7 @@ class Study:
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label or ""):
             raise StudyError(f"study label {self.label!r} must be letters, digits, '-' or '_'")
+        check_reports(self.base)
         self.metric, self.direction = objective_defaults(self.base, self.metric, self.direction)
         if self.direction not in DIRECTIONS:
             raise StudyError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
@@ -109,10 +110,14 @@ def objective_defaults(base, metric: Optional[str], direction: Optional[str]) ->
     """``(metric, direction)`` of a study, defaults filled from the base:
     a Learn's objective (its best score), a training function's direction."""
     from ..objectives import Classification, direction_of, objective_of
+    from ..reporting import declared_score, own_kind
     from ..summary import CLASSIFICATION_METRIC
 
     if hasattr(base, "__xpm_train_function__"):
         score, score_direction = "score", type(base).direction
+    elif own_kind(base) is None:  # a plain Task declaring the score it reports
+        score = declared_score(type(base))
+        score_direction = direction_of(score)
     else:
         objective = objective_of(base)
         # a classifying Learn keeps its former default (and its study names)
@@ -125,6 +130,17 @@ def objective_defaults(base, metric: Optional[str], direction: Optional[str]) ->
         raise StudyError(f"metric {metric!r}: say whether to maximize or minimize it "
                          "(Study(direction=...), in params.yaml: direction: minimize)")
     return metric, direction
+
+
+def check_reports(base) -> None:
+    """Refuse, before any trial runs, a base whose jobs report no result: each
+    trial would train, then fail for lack of a score."""
+    from ..reporting import not_reporting_hint, reports
+
+    if not reports(base):
+        name = type(base).__qualname__
+        raise StudyError(f"Study(base={name}.C(...)): {not_reporting_hint(name)}, and declare that score on "
+                         f"the class (a class attribute, no Param): `reports = 'accuracy'`")
 
 
 def config_description(config) -> dict[str, Any]:
