@@ -93,3 +93,30 @@ def test_no_curve_from_a_single_point(workspace):
 
 def json_points(folder):
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_legend_of_jobs_with_many_long_tags_lies_inside_the_saved_figure(workspace, tmp_path, monkeypatch):
+    from matplotlib.image import imread
+
+    from xpm_train.tracking import plots
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, out: figures.append(figure) or save(figure, out))
+    jobs = []
+    for index in range(6):
+        folder = make_job(workspace, f"{index}" * 64)
+        log_epochs(folder, accuracy=0.5 + index / 20)
+        tags = {"model": "ResNet", "hidden_dims": "[512, 256, 128]", "learning_rate": 0.001 * (index + 1),
+                "optimizer": "AdamW(weight_decay=0.01)", "augment": "flip+crop+cutout", "seed": index}
+        jobs.append((" ".join(f"{k}={v}" for k, v in tags.items()), folder))
+    out = plots.compare_curves(jobs, "val_accuracy", tmp_path / "tags.png")
+
+    [figure] = figures
+    renderer = figure.canvas.get_renderer()
+    legend = (figure.legends[0] if figure.legends else figure.axes[0].get_legend()).get_window_extent(renderer)
+    height, width = imread(out).shape[:2]
+    assert (width, height) == (round(figure.bbox.width), round(figure.bbox.height))  # the whole figure is saved
+    assert 0 <= legend.x0 and legend.x1 <= width and 0 <= legend.y0 and legend.y1 <= height, (legend, width, height)
+    axes = figure.axes[0].get_window_extent(renderer)
+    assert axes.height > height / 4 and not legend.overlaps(axes)  # the curves keep room, the legend hides none

@@ -3,7 +3,7 @@
 - :func:`job_curves`: one figure per job (one panel per metric, one line per
   split), saved as ``curves.png`` in the job folder and uploaded to MLflow.
 - :func:`compare_curves`: one metric of several jobs, one line per job
-  (``xpm-train plot``).
+  (``xpm-train plot``), the legend below the axes (labels wrapped).
 
 Epoch-level splits (``train``, ``val``) are drawn against the epoch, the
 per-step training loss (``train_step``) against the epoch fraction.
@@ -21,11 +21,17 @@ from .runs import POINT_FIELDS, metric_key
 STEP_SPLIT = "train_step"
 
 
-def _figure(panels: int):
+LABEL_WIDTH = 60
+"""Characters per line of a legend label (longer labels, e.g. many tags, are wrapped)"""
+
+
+def _figure(panels: int, legend_lines: int = 0):
+    """A figure of ``panels`` panels side by side, taller by the lines of a
+    legend drawn below them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5 * panels, 3.6), layout="constrained")
+    figure = Figure(figsize=(5 * panels, 3.6 + 0.19 * legend_lines), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
@@ -107,10 +113,13 @@ def compare_curves(jobs: list[tuple[str, Path]], key: str, out: Path) -> Path:
 
     Raises ValueError when no job logged that metric, naming the metrics
     they have."""
-    figure = _figure(1)
+    import textwrap
+
+    labels = [textwrap.fill(label, LABEL_WIDTH, break_on_hyphens=False) for label, _ in jobs]
+    figure = _figure(1, legend_lines=sum(label.count("\n") + 1 for label in labels))
     axis = figure.add_subplot(1, 1, 1)
     drawn, available = 0, set()
-    for label, folder in jobs:
+    for label, (_, folder) in zip(labels, jobs):
         points = read_jsonl(folder / "metrics.jsonl")
         available.update(k for keys in metric_names(points).values() for k in keys)
         xs, ys = series(points, key)
@@ -124,5 +133,7 @@ def compare_curves(jobs: list[tuple[str, Path]], key: str, out: Path) -> Path:
     axis.set_xlabel("epoch")
     axis.set_ylabel(key)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize="small")
+    # below the axes, in the figure (constrained layout makes room): one line
+    # per job, labels wrapped, so that many long tags never run off the figure
+    figure.legend(*axis.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
     return _save(figure, out)
