@@ -28,7 +28,6 @@ attribute: no Param, no change of job ID).
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -90,7 +89,10 @@ def running_job() -> tuple[Path, Any]:
 
 
 def checked_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """``metrics`` as ``{str: float}``; refuses non-numbers, non-finite values and reserved names."""
+    """``metrics`` as ``{str: float}``; refuses non-numbers, reserved names and non-finite values
+    (:class:`~xpm_train.summary.NonFiniteResult`)."""
+    from .summary import check_result
+
     if not isinstance(metrics, dict) or not metrics:
         raise ReportError(f"xpm_train.report() takes a non-empty dict {{name: number}}, got {metrics!r}")
     values = {}
@@ -99,11 +101,7 @@ def checked_metrics(metrics: dict[str, float]) -> dict[str, float]:
             raise ReportError(f"metric '{name}' is a summary key ({', '.join(RESERVED)}): rename it")
         if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
             raise ReportError(f"metric '{name}' is {type(value).__name__}: report numbers (e.g. loss.item())")
-        number = float(value)
-        if not math.isfinite(number):
-            raise ReportError(f"metric '{name}' is {number}: a non-finite number is never a result "
-                              "(the training diverged? lower the learning rate)")
-        values[str(name)] = number
+        values[str(name)] = check_result(float(value), f"metric '{name}' given to xpm_train.report")
     return values
 
 
