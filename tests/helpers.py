@@ -43,3 +43,29 @@ def what_ran(workdir: Path) -> dict[str, tuple]:
             sorted(p.name for p in folder.iterdir()),
         )
     return evidence
+
+
+def log_redone_run(folder: Path) -> None:
+    """A ``metrics.jsonl`` as a Learn killed and resumed writes it (4 steps an
+    epoch, a point every 2): the first run logs epochs 0 and 1, its last
+    checkpoint is at the end of epoch 0 (step 4) and it is killed after logging
+    epoch 1; the resumed run logs epoch 1 again, with other values, then epoch
+    2. Read without the redone points: train_step at steps 2, 4, ... 12 and
+    val accuracies 0.5, 0.9, 0.95 at steps 4, 8, 12."""
+    from xpm_train.metrics import MetricsLogger
+
+    def epoch(log, number, accuracy, loss):
+        for step in (4 * number + 2, 4 * number + 4):
+            log.log(epoch=number, step=step, split="train_step", loss=loss / step)
+        log.log(epoch=number, step=4 * number + 4, split="train", loss=loss, accuracy=accuracy)
+        log.log(epoch=number, step=4 * number + 4, split="val", loss=loss, accuracy=accuracy)
+
+    with MetricsLogger(folder / "metrics.jsonl", folder / "events.jsonl") as log:  # killed
+        log.event("start")
+        epoch(log, 0, 0.5, 1.0)
+        epoch(log, 1, 0.1, 9.0)
+    with MetricsLogger(folder / "metrics.jsonl", folder / "events.jsonl") as log:  # resumed at step 4
+        log.event("resume", epoch=1, batch=0, step=4)
+        epoch(log, 1, 0.9, 0.5)
+        epoch(log, 2, 0.95, 0.25)
+        log.event("end")

@@ -2,7 +2,8 @@
 
 import json
 
-from xpm_train.metrics import MetricsLogger, read_jsonl
+from helpers import log_redone_run
+from xpm_train.metrics import MetricsLogger, read_jsonl, read_metrics
 
 
 class RecordingSink:
@@ -76,3 +77,50 @@ def test_lifecycle_writes_the_error_but_not_for_a_preemption(tmp_path):
     with pytest.raises(GracefulTimeout):
         lifecycle_events(tmp_path / "preempted", preempted)
     assert [e["event"] for e in read_jsonl(tmp_path / "preempted" / "events.jsonl")] == ["start"]
+
+
+def test_the_reader_drops_the_points_redone_after_a_resume(tmp_path):
+    log_redone_run(tmp_path)
+    assert len(read_jsonl(tmp_path / "metrics.jsonl")) == 16  # as written: epoch 1 twice
+    points = read_metrics(tmp_path / "metrics.jsonl")
+    assert [p["step"] for p in points if p["split"] == "train_step"] == [2, 4, 6, 8, 10, 12]
+    val = [(p["step"], p["accuracy"], p["loss"]) for p in points if p["split"] == "val"]
+    assert val == [(4, 0.5, 1.0), (8, 0.9, 0.5), (12, 0.95, 0.25)]  # the resumed run's values
+    assert all({"epoch", "step", "split", "elapsed"} <= set(p) for p in points)
+
+
+def test_the_reader_keeps_other_values_of_the_same_point(tmp_path):
+    """Two writes at one (split, epoch, step) with different metrics (Lightning's
+    step and epoch values) are both kept; only a metric written again is replaced."""
+    path = tmp_path / "m.jsonl"
+    lines = [{"epoch": 0, "step": 3, "split": "train", "loss_step": 1.0},
+             {"epoch": 0, "step": 3, "split": "train", "loss_epoch": 2.0},
+             {"epoch": 0, "step": 3, "split": "train", "loss_step": 0.5, "lr": 0.1}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"epoch": 0, "st')
+    assert read_metrics(path) == [lines[1], lines[2]]
+    assert read_metrics(tmp_path / "none.jsonl") == []
+
+
+def test_every_reader_of_metrics_goes_through_it(tmp_path, monkeypatch):
+    """Tune's per-epoch scores, load(...).history() and the curves see each step
+    once (the MLflow sync: tests/tracking/test_sink.py)."""
+    from xpm_train.analysis import LoadedJob
+    from xpm_train.jobfolder import JobInfo
+    from xpm_train.tracking import plots
+    from xpm_train.tune.driver import epoch_values
+
+    log_redone_run(tmp_path)
+    assert epoch_values(tmp_path / "metrics.jsonl", "val_accuracy") == {1: 0.5, 2: 0.9, 3: 0.95}
+
+    job = LoadedJob(info=JobInfo(task="xpm_train.learn.learn", hash="a" * 64, path=tmp_path, state="done"),
+                    config=None, metrics={})
+    history = job.history()
+    assert len(history) == 12 and list(history[history.split == "val"].accuracy) == [0.5, 0.9, 0.95]
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, out: drawn.update(
+        {line.get_label(): list(line.get_xdata()) for axis in figure.axes for line in axis.lines}) or out)
+    plots.compare_curves([("job", tmp_path)], "val_accuracy", tmp_path / "cmp.png")
+    assert drawn == {"job": [1, 2, 3]}
+    plots.job_curves(tmp_path)
+    assert drawn["val_accuracy"] == [1, 2, 3] and drawn["train_step_loss"] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]

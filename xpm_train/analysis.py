@@ -140,13 +140,14 @@ class LoadedJob:
         return cached
 
     def history(self) -> "pandas.DataFrame":
-        """``metrics.jsonl`` as a DataFrame (one row per logged point)."""
+        """``metrics.jsonl`` as a DataFrame (one row per logged point; the
+        points redone after a resume once: :func:`xpm_train.metrics.read_metrics`)."""
         import pandas
 
         from .jobfolder import METRICS
-        from .metrics import read_jsonl
+        from .metrics import read_metrics
 
-        return pandas.DataFrame(read_jsonl(self.info.path / METRICS))
+        return pandas.DataFrame(read_metrics(self.info.path / METRICS))
 
 
 def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:

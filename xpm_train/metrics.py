@@ -10,6 +10,14 @@ only mirrors them and can be rebuilt from them.
 Every task opens its log with :func:`open_log` and writes the events that
 frame its work with :func:`lifecycle`: ``start`` (or ``resume``), then ``end``,
 or ``error`` when it fails.
+
+Reading ``metrics.jsonl`` back goes through :func:`read_metrics`, the one
+reader (``xpm-train mlflow sync``, the plots, Tune, ``load(...).history()``):
+a job killed and resumed re-logs the points from its checkpoint's step on, so
+the file can hold a value twice; the reader keeps the last write of each
+``(split, epoch, step, metric)``, at the place of that last write, and drops
+the points left with no value. (Only the live MLflow forwarder reads the file
+incrementally, as it grows; it keeps the first value of a (key, step).)
 """
 
 from __future__ import annotations
@@ -47,6 +55,31 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return records
+
+
+POINT_FIELDS = ("epoch", "step", "split", "elapsed")
+"""The keys of a ``metrics.jsonl`` point that say where it is; the others are metric values"""
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The points of a ``metrics.jsonl``, those superseded by a resume dropped
+    (see the module documentation): each ``(split, epoch, step, metric)``
+    once, with its last value, in the order of the last writes."""
+    points = read_jsonl(Path(path))
+
+    def values(point):
+        return [name for name in point if name not in POINT_FIELDS]
+
+    def where(point, name):
+        return point.get("split"), point.get("epoch"), point.get("step"), name
+
+    last = {where(point, name): index for index, point in enumerate(points) for name in values(point)}
+    kept = []
+    for index, point in enumerate(points):
+        names = [name for name in values(point) if last[where(point, name)] == index]
+        if names:
+            kept.append({k: v for k, v in point.items() if k in POINT_FIELDS or k in names})
+    return kept
 
 
 class MetricsLogger:

@@ -178,3 +178,22 @@ def test_forwarder_killed_mid_job_the_next_one_completes_the_run(workspace, stor
     assert forwarded(folder, uri, experiment_id)["failed"] is None
     assert not forwarder.pending(workspace)
     assert distinct_and_total(client, run.info.run_id) == (logged * 2,) * 2  # 2 values per point
+
+
+def test_sync_logs_the_points_of_a_resumed_job_once(workspace, store):
+    """Points redone after a kill are pushed once, with the resumed run's values
+    (xpm_train.metrics.read_metrics), not the killed run's."""
+    from helpers import log_redone_run
+    from xpm_train.tracking.sync import sync_workspace
+
+    uri, experiment_id = store
+    folder = make_job(workspace, "7" * 64)
+    log_redone_run(folder)
+    (folder / "final.json").write_text(json.dumps({"epochs": 3}))
+    (folder / "learn.done").write_text("")
+    report = sync_workspace(workspace, uri=uri)
+    client = mlflow_client(uri)
+    run = runs_by_job(client, [experiment_id])[f"xpm_train.learn.learn/{'7' * 64}"]
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+    assert history == [(4, 0.5), (8, 0.9), (12, 0.95)]
+    assert report.points_added == 6 + 4 * 3  # train_step loss at 6 steps; 4 values at 3 epoch ends

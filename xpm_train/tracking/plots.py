@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..metrics import read_jsonl
-from .runs import POINT_FIELDS, metric_key
+from ..jobfolder import METRICS
+from ..metrics import POINT_FIELDS, read_metrics
+from .runs import metric_key
 
 STEP_SPLIT = "train_step"
 
@@ -89,7 +90,7 @@ def metric_names(points: list[dict[str, Any]]) -> dict[str, list[str]]:
 def job_curves(folder: Path, out: Path | None = None) -> Path | None:
     """Draw a job's curves to ``out`` (default ``<folder>/curves.png``); None
     when the job logged fewer than two points of every metric."""
-    points = read_jsonl(folder / "metrics.jsonl")
+    points = read_metrics(folder / METRICS)
     panels = {name: keys for name, keys in metric_names(points).items()
               if any(len(series(points, key)[0]) > 1 for key in keys)}
     if not panels:
@@ -120,7 +121,7 @@ def compare_curves(jobs: list[tuple[str, Path]], key: str, out: Path) -> Path:
     axis = figure.add_subplot(1, 1, 1)
     drawn, available = 0, set()
     for label, (_, folder) in zip(labels, jobs):
-        points = read_jsonl(folder / "metrics.jsonl")
+        points = read_metrics(folder / METRICS)
         available.update(k for keys in metric_names(points).values() for k in keys)
         xs, ys = series(points, key)
         if xs:

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..metrics import POINT_FIELDS
 from .identity import JOB_ID_TAG, JobIdentity
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-POINT_FIELDS = ("epoch", "step", "split", "elapsed")
 BATCH = 1000
 """MLflow accepts at most 1000 metrics per ``log_batch``"""
 

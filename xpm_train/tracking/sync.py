@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state, id_of
-from ..metrics import read_jsonl
+from ..metrics import read_jsonl, read_metrics
 from . import store
 from .identity import (JobIdentity, experiment_jobs_tags, flat_params, recorded_runtime,
                        tracking_settings)
@@ -156,7 +156,7 @@ def sync_job(client: "MlflowClient", folder: Path, identity: JobIdentity, experi
         updated |= complete_tags_and_params(client, run, identity, experiment_id, params)
     run_id = run.info.run_id
 
-    records = metric_records(read_jsonl(folder / "metrics.jsonl"), start_time=start)
+    records = metric_records(read_metrics(folder / METRICS), start_time=start)
     present = logged_points(client, run_id, {r[0] for r in records})
     missing, seen = [], set(present)
     for record in records:

@@ -449,12 +449,12 @@ def epoch_values(metrics_path: Path, score_metric: Optional[str] = "val_accuracy
     rows, or training rows when there is no validation split); ``score_metric``
     is the summary's (``val_mse``...). Empty for a job that logs no such rows
     (a training function reports its own values through ``ctx.should_prune``)."""
-    from ..metrics import read_jsonl
+    from ..metrics import read_metrics
 
     if not metrics_path.exists() or not score_metric:
         return {}
     name = score_metric.split("_", 1)[1] if score_metric.startswith(("val_", "train_")) else score_metric
-    rows = read_jsonl(metrics_path)
+    rows = read_metrics(metrics_path)
     split = "val" if any(r.get("split") == "val" for r in rows) else "train"
     return {int(r["epoch"]) + 1: float(r[name]) for r in rows
             if r.get("split") == split and isinstance(r.get(name), (int, float))}
