@@ -9,8 +9,11 @@ experimaestro choose exactly as ``xpm_train.launchers.find_launcher``::
     LauncherRegistry.set_config_dir(Path("."))  # then experimaestro's find_launcher(...)
 
 The launchers are looked up as usual ($XPM_TRAIN_LAUNCHERS, then the
-launchers.yaml beside this file and up to the git root, then
-~/.config/xpm-train/launchers.yaml, then the built-in default).
+launchers.yaml beside this file and up to the git root, then the plan's
+folder, the current folder and the workspace's, then
+~/.config/xpm-train/launchers.yaml, then the built-in default: see
+docs/launchers.md). Tasks submitted without a launcher run on the launcher
+chosen for launchers.yaml's ``default_spec``.
 """
 
 from pathlib import Path

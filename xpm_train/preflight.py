@@ -13,6 +13,9 @@ It works around two behaviours of experimaestro 2.7:
   ``-c 'lr=[0.01, 0.1]'`` fails with "Input should be a valid list": a string
   given for a list field is read as YAML (``[0.01, 0.1]``, or ``0.01`` for a
   one-value list);
+- a task submitted without ``launcher=`` would run with experimaestro's
+  direct launcher, outside launchers.yaml and the host-wide reservations: it
+  gets the launcher launchers.yaml chooses for its ``default_spec``;
 - an error of the plan that the user can fix (:class:`xpm_train.errors.UserError`:
   no launcher fits the spec, a download failed, a bad launchers.yaml...) is
   printed in one line instead of a traceback; other errors keep theirs.
@@ -141,12 +144,16 @@ def params_file() -> str:
 
 
 def short_user_errors(original):
-    """Wrap ``ExperimentHelper.run`` so that a :class:`~xpm_train.errors.UserError`
-    raised by the plan ends the run with its message only (exit code 1)."""
+    """Wrap ``ExperimentHelper.run`` so that the tasks the plan submits without
+    ``launcher=`` go through launchers.yaml (:func:`~xpm_train.launchers.finder.use_for_tasks_without_launcher`)
+    and a :class:`~xpm_train.errors.UserError` raised by the plan ends the run
+    with its message only (exit code 1)."""
     from .errors import UserError, plan_error
+    from .launchers.finder import use_for_tasks_without_launcher
 
     def run(self, args, configuration):
         try:
+            use_for_tasks_without_launcher()
             return original(self, args, configuration)
         except UserError as error:
             short = plan_error(error)

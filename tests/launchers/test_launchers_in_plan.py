@@ -50,3 +50,51 @@ def test_bad_launchers_file_stops_the_plan_before_any_job(tmp_path, monkeypatch)
     assert result.returncode != 0
     assert f"{bad}:4: launchers[0].cpu.cores: must be a positive integer, got -4" in result.stderr
     assert not (workdir / "jobs").exists() or not any((workdir / "jobs").iterdir())
+
+
+PLAN = '''
+from experimaestro.experiments import ExperimentHelper, configuration
+from experimaestro.experiments.configuration import ConfigurationBase
+
+from xpm_train.launchers.testing import Square
+
+
+@configuration()
+class Configuration(ConfigurationBase):
+    pass
+
+
+def run(helper: ExperimentHelper, cfg: Configuration):
+    Square.C(x=5).submit()  # no launcher=, no find_launcher call
+    helper.xp.wait()
+'''
+
+
+def test_a_plan_outside_the_project_uses_the_launchers_of_its_folder(tmp_path):
+    """A plan in its own folder, run from elsewhere (the repository, which has
+    its own launchers.yaml): the plan's launchers.yaml is used and logged, and
+    its task submitted without launcher= runs on its default_spec's launcher."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "experiment.py").write_text(PLAN)
+    (plan / "params.yaml").write_text("id: outside\nfile: experiment\npre_experiment: xpm_train.preflight\n")
+    (plan / "launchers.yaml").write_text(
+        'default_spec: "duration=10m & cpu(cores=1)"\n'
+        "launchers:\n  - {name: planbox, type: local, cpu: {cores: 1, memory: 2G}, gpus: []}\n")
+    env = {k: v for k, v in os.environ.items() if k != "XPM_TRAIN_LAUNCHERS"}
+    result = subprocess.run([sys.executable, "-m", "experimaestro", "run-experiment", "--workdir",
+                             str(tmp_path / "ws"), str(plan / "params.yaml")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert f"Launchers: {plan / 'launchers.yaml'} (found from the plan's folder {plan})" in said
+    assert "Tasks submitted without launcher= run on LocalLauncher(planbox, gpus=0" in said
+    (job,) = (tmp_path / "ws" / "jobs").glob("*/*")
+    assert (job / "result.json").is_file()
+    assert "os.environ.setdefault(_name, _threads)" in next(job.glob("*.py")).read_text()

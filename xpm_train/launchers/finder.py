@@ -1,7 +1,18 @@
-"""From a spec to an experimaestro ``Launcher``."""
+"""From a spec to an experimaestro ``Launcher``, and the launcher of the
+tasks a plan submits without ``launcher=``.
+
+experimaestro gives a task submitted without a launcher its workspace's
+launcher, by default a ``DirectLauncher``: the job would run outside
+launchers.yaml and the host-wide reservations. The first use of the launchers
+in an experiment (:func:`find_launcher`, experimaestro's hook
+``launchers.py``, or ``pre_experiment: xpm_train.preflight`` before the plan
+runs) replaces that default with the launcher launchers.yaml chooses for its
+``default_spec`` (no ``default_spec``: no requirement), and logs it once.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -11,6 +22,9 @@ from .schema import LaunchersConfig
 
 if TYPE_CHECKING:
     from experimaestro.launchers import Launcher
+
+
+logger = logging.getLogger("xpm_train.launchers")
 
 
 class NoLauncherError(UserError, LookupError):
@@ -31,6 +45,7 @@ def find_launcher(spec: Spec = None, tags: Iterable[str] = (), *,
     :raises LaunchersConfigError: when the launchers file is invalid
     """
     config = resolve_config(config, start)
+    use_for_tasks_without_launcher(config)
     choice = choose(config, spec, tags)
     if choice is None:
         from .explain import explain
@@ -43,8 +58,39 @@ def find_launcher_or_none(spec: Spec, tags: Iterable[str] = (), *,
                           start: Path | None = None) -> "Launcher | None":
     """Same as :func:`find_launcher`, None when nothing fits (experimaestro's protocol)."""
     config = resolve_config(None, start)
+    use_for_tasks_without_launcher(config)
     choice = choose(config, spec, tags)
     return build_launcher(choice) if choice else None
+
+
+def use_for_tasks_without_launcher(config: LaunchersConfig | None = None) -> None:
+    """In a running experiment whose workspace launcher is still
+    experimaestro's default (a ``DirectLauncher``), make the launcher that
+    ``config`` (default: the lookup's) chooses for its ``default_spec`` the
+    launcher of the tasks submitted without ``launcher=``. Nothing outside an
+    experiment, or when the workspace was given another launcher."""
+    from .lookup import current_experiment
+
+    xp = current_experiment()
+    if xp is None:
+        return
+    from experimaestro.launchers.direct import DirectLauncher
+
+    workspace = xp.workspace
+    if type(workspace.launcher) is not DirectLauncher:
+        return
+    config = resolve_config(config, None)
+    spec = f"launchers.yaml's default_spec {config.default_spec!r}" if config.default_spec \
+        else "no requirement: launchers.yaml has no default_spec"
+    choice = choose(config, None)
+    if choice is None:
+        from .explain import explain
+
+        raise NoLauncherError(f"tasks submitted without launcher= ask for {spec}, and no "
+                              f"launcher fits it:\n{explain(None, config=config).render()}")
+    workspace.launcher = build_launcher(choice)
+    logger.info("Tasks submitted without launcher= run on %s (%s; launchers from %s)",
+                workspace.launcher, spec, config.source)
 
 
 def resolve_config(config: LaunchersConfig | Path | None, start: Path | None) -> LaunchersConfig:
