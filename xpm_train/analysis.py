@@ -1,8 +1,8 @@
 """Finished jobs, read back by ID: :func:`load` one, :func:`results` many.
 
 A job is named by its full ID ``<task>/<hash>``, a unique prefix of its hash
-(optionally ``<task>/<prefix>``), or its folder. Tags come from experimaestro's
-``WorkspaceStateProvider.get_tags_map`` (``load_xp_info`` loses them in 2.7).
+(optionally ``<task>/<prefix>``), or its folder. A job's tags are those of
+every experiment run that submitted it (:mod:`xpm_train.tags`).
 """
 
 from __future__ import annotations
@@ -69,50 +69,32 @@ def resolve(job: str | Path, workspace: Path | str) -> JobInfo:
 
 
 def experiment_tags(workspace: Path, experiment: str | None = None) -> dict[str, dict[str, Any]]:
-    """``{job hash: tags}`` of one experiment (its current run), or of all."""
-    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+    """``{job hash: tags}`` of the jobs of one experiment's current run (or of
+    every experiment's current run), with the tags of every run that submitted
+    them (:mod:`xpm_train.tags`)."""
+    from .tags import record
 
-    experiments = [experiment] if experiment else sorted(
-        p.name for p in (workspace / "experiments").glob("*") if p.is_dir()
-    )
-    provider = WorkspaceStateProvider.get_instance(workspace)
-    tags: dict[str, dict[str, Any]] = {}
-    for name in experiments:
-        tags.update(provider.get_tags_map(name))
-    return tags
+    members = set()
+    for name in [experiment] if experiment else sorted(
+            p.name for p in (workspace / "experiments").glob("*") if p.is_dir()):
+        members |= experiment_jobs(workspace, name)
+    jobs = [p for p in all_jobs(workspace) if p.name in members]
+    return record(workspace, jobs) if jobs else {}
 
 
 def experiment_jobs(workspace: Path, experiment: str) -> set[str]:
     """Hashes of the jobs submitted by the current run of ``experiment``, tagged or not."""
-    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
+    from .tags import run_tags
 
-    return set(WorkspaceStateProvider.get_instance(workspace).get_experiment_job_info(experiment))
+    return set(run_tags(Path(workspace) / "experiments" / experiment / "current"))
 
 
 def tags_of(path: Path) -> dict[str, Any]:
-    """The tags of the job in ``path``: from the current run of the experiments
-    that submitted it, else from the latest earlier run that tagged it
-    (experimaestro 2.7 keeps tags per run: a cached job that the latest run
-    did not submit has none there)."""
-    workspace = workspace_of(path)
-    try:
-        current = experiment_tags(workspace).get(path.name)
-        return current if current else earlier_tags(workspace, path.name)
-    except Exception:  # not in a workspace we can read: no tags
-        return {}
+    """The tags of the job in ``path``: those of every run that submitted it
+    (:mod:`xpm_train.tags`; experimaestro 2.7 keeps tags per run)."""
+    from .tags import record_job
 
-
-def earlier_tags(workspace: Path, job_hash: str) -> dict[str, Any]:
-    """Tags of ``job_hash`` in the latest run of any experiment that tagged it."""
-    from experimaestro.scheduler.workspace_state_provider import WorkspaceStateProvider
-
-    provider = WorkspaceStateProvider.get_instance(workspace)
-    runs = [run for name in sorted(p.name for p in (workspace / "experiments").glob("*") if p.is_dir())
-            for run in provider.get_experiment_runs(name)]
-    for run in sorted(runs, key=lambda run: str(run.run_id), reverse=True):  # run IDs are timestamps
-        if run.tags.get(job_hash):
-            return dict(run.tags[job_hash])
-    return {}
+    return record_job(path)
 
 
 @dataclass
@@ -197,9 +179,11 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
     """
     import pandas
 
+    from .tags import record
+
     workspace = check_workspace(workspace)
-    tags = experiment_tags(workspace, experiment)
-    members = experiment_jobs(workspace, experiment) | set(tags) if experiment else set()
+    tags = record(workspace)
+    members = experiment_jobs(workspace, experiment) if experiment else set()
     if experiment and not members:
         known = sorted(p.name for p in (workspace / "experiments").glob("*"))
         raise JobNotFound(f"no experiment '{experiment}' in {workspace} (known: {', '.join(known) or 'none'})")

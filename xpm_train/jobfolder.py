@@ -30,6 +30,8 @@ FINAL = "final.json"
 """Summary of a training (Learn, a training function, LightningFit)"""
 RESULTS = "results.json"
 """Summary of an evaluation (Evaluate), or of a study (Tune)"""
+TAGS = "tags.json"
+"""The tags every experiment run gave the job (:mod:`xpm_train.tags`)"""
 
 
 def task_id(config) -> str:

@@ -151,6 +151,9 @@ def open_log(task, ranks: "Ranks | None" = None) -> "MetricsLogger":
         from .distributed import SilentLogger
 
         return SilentLogger()
+    from .tags import record_job
+
+    record_job(Path(task.metrics_path).parent)  # the run's tags, before experimaestro may remove the run
     sinks = task.tracking.sinks(task) if task.tracking is not None else []
     return MetricsLogger(task.metrics_path, task.events_path, sinks)
 

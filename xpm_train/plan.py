@@ -115,6 +115,7 @@ def finish(helper) -> None:
 
     xp = helper.xp
     xp.wait()
+    record_run_tags(xp)
     failed = list(xp.failedJobs.values())
     if failed:
         lines = failed_jobs_summary(failed)
@@ -123,6 +124,17 @@ def finish(helper) -> None:
             + "\nFix the cause shown in the log, then run the same command again:"
             " finished jobs are reused."
         )
+
+
+def record_run_tags(xp) -> None:
+    """Keep the tags of every run on disk in the job folders (:mod:`xpm_train.tags`):
+    experimaestro may remove a run when this one ends, and its tags with it."""
+    from .tags import record
+
+    try:
+        record(Path(xp.workspace.path))
+    except Exception as error:  # noqa: BLE001 - tags never fail a plan
+        logger.warning("could not record the jobs' tags: %s", error)
 
 
 def job_of(task) -> "JobInfo":

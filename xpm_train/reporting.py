@@ -53,10 +53,13 @@ def report(metrics: dict[str, float], score: Optional[str] = None, direction: Op
     (default: the number of points reported before). Returns the summary
     written. Called outside a running job, raises :class:`ReportError`.
     """
+    from .tags import record_job
+
     folder, task = running_job()
     values = checked_metrics(metrics)
     score = score_of(values, score, task)
     direction = direction_for(score, direction)
+    record_job(folder)  # the run's tags, before experimaestro may remove the run
     return write_report(folder, values, score, direction, step)
 
 

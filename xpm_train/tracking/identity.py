@@ -158,16 +158,9 @@ def tracking_settings(folder: Path) -> dict[str, Any]:
 def experiment_jobs_tags(workspace: Path, experiment: str) -> dict[str, dict[str, Any]]:
     """``{job hash: tags}`` of the current run of ``experiment``, read from its
     ``jobs.jsonl`` (cheap: usable in every task process)."""
-    jobs = workspace / "experiments" / experiment / "current" / "jobs.jsonl"
-    tags: dict[str, dict[str, Any]] = {}
-    if jobs.exists():
-        for line in jobs.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            tags[record.get("job_id", "")] = record.get("tags") or {}
-    return tags
+    from ..tags import run_tags
+
+    return run_tags(workspace / "experiments" / experiment / "current")
 
 
 def recorded_runtime(folder: Path) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state, id_of
 from ..metrics import read_jsonl, read_metrics
+from ..tags import record as record_tags
 from . import store
 from .identity import (JobIdentity, experiment_jobs_tags, flat_params, recorded_runtime,
                        tracking_settings)
@@ -107,6 +108,7 @@ def sync_workspace(workspace: Path | str, uri: str | None = None,
     workspace = check_workspace(workspace).resolve()
     uri = store.resolve_uri(workspace, uri)
     membership = job_experiments(workspace, experiment)
+    all_tags = record_tags(workspace)  # every run's tags, also of jobs no current run submitted
     report = SyncReport()
     client = store.client(uri)
     experiment_ids: dict[str, str] = {}
@@ -122,7 +124,8 @@ def sync_workspace(workspace: Path | str, uri: str | None = None,
             report.silent.setdefault(silence_reason(folder, state), []).append(id_of(folder))
             continue
         report.jobs += 1
-        xp_name, tags = membership.get(folder.name, (FALLBACK_EXPERIMENT, {}))
+        xp_name, _ = membership.get(folder.name, (FALLBACK_EXPERIMENT, {}))
+        tags = all_tags.get(folder.name, {})
         settings = tracking_settings(folder)
         name = experiment or settings.get("mlflow_experiment") or xp_name
         identity = JobIdentity(folder=folder, tags=tags, experiment=xp_name,
