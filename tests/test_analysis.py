@@ -42,3 +42,27 @@ def test_load_of_a_job_whose_module_is_gone_names_it(tmp_path):
     message = str(raised.value)
     assert "module 'mytrain_gone'" in message and "PYTHONPATH" in message and "pythonpath" in message
     assert "\n" not in message and raised.value.__suppress_context__
+
+
+def test_sort_follows_each_jobs_declared_direction():
+    """A training function's ``objective`` (and ``score``) sort in the direction
+    the function declares; a metric name without one, by its name; two ways at
+    once is an error."""
+    from xpm_train.analysis import sort_best
+    from xpm_train.errors import UserError
+
+    def job(name, objective, direction):
+        return {"job": name, "score": objective, "score_metric": "objective", "direction": direction,
+                "objective": objective, "final.val_loss": objective}
+
+    frame = pandas.DataFrame([job("a", 2.0, "minimize"), job("b", 0.5, "minimize"), job("c", None, "minimize")])
+    for column in ("objective", "score", "final.val_loss"):
+        assert list(sort_best(frame, column)["job"]) == ["b", "a", "c"], column
+    frame = pandas.DataFrame([job("a", 2.0, "maximize"), job("b", 0.5, "maximize")])
+    assert list(sort_best(frame, "objective")["job"]) == ["a", "b"]
+    mixed = pandas.DataFrame([job("a", 2.0, "maximize"), job("b", 0.5, "minimize")])
+    with pytest.raises(UserError, match="objective values go different ways"):
+        sort_best(mixed, "objective")
+    learn = pandas.DataFrame([{"job": "l1", "score_metric": "val_mse", "direction": "minimize", "best.val_mse": 0.3},
+                              {"job": "l2", "score_metric": "val_mse", "direction": "minimize", "best.val_mse": 0.1}])
+    assert list(sort_best(learn, "best.val_mse")["job"]) == ["l2", "l1"]

@@ -230,19 +230,19 @@ def integers_as_integers(frame: "pandas.DataFrame", rows: list[dict[str, Any]]) 
 
 def sort_best(frame: "pandas.DataFrame", column: str) -> "pandas.DataFrame":
     """``frame`` sorted by ``column``, best first: ascending for a metric
-    that is better low (``mse``, ``loss``...; ``score`` follows the rows'
-    ``direction``), descending otherwise; jobs without a value last."""
-    from .objectives import MINIMIZE, direction_of
+    that is better low, descending otherwise, in the direction each job
+    declares for its score (``score``, and the metric it names, e.g. a
+    training function's ``objective``: :func:`xpm_train.summary.direction`),
+    else by the metric's name (``mse``, ``loss``...); jobs without a value last."""
+    from .objectives import MINIMIZE
+    from .summary import direction
 
-    if column == "score" and "direction" in frame:
-        directions = set(frame["direction"].dropna())
-        if len(directions) > 1:
-            raise UserError("these jobs' scores go different ways (some maximize, some minimize): keep one "
-                            "kind with --task or --where, or sort by a metric column")
-        direction = directions.pop() if directions else None
-    else:
-        direction = direction_of(column)
-    return frame.sort_values(column, ascending=direction == MINIMIZE, na_position="last")
+    rows = frame[frame[column].notna()].to_dict("records") if column in frame else []
+    directions = {d for d in (direction(row, column) for row in rows) if isinstance(d, str)}
+    if len(directions) > 1:
+        raise UserError(f"these jobs' {column} values go different ways (some maximize, some minimize): keep "
+                        "one kind with --task or --where, or sort by another column")
+    return frame.sort_values(column, ascending=directions == {MINIMIZE}, na_position="last")
 
 
 COUNT_COLUMNS = ("samples", "epochs", "steps", "best_epoch")

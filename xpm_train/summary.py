@@ -99,9 +99,14 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def direction(summary: dict[str, Any], metric: str) -> Optional[str]:
     """Which way ``metric`` (a flattened key of ``summary``) is better: the
-    summary's own direction for ``score``, else the known metric names."""
+    summary's own ``direction`` for ``score`` and for the metric the score is
+    (``score_metric``: ``objective`` of a training function, ``val_mse``, and
+    ``best.val_mse``...), else the known metric names."""
     from .objectives import direction_of
 
+    declared, named = summary.get("direction"), summary.get("score_metric")
     if metric == "score":
-        return summary.get("direction")
+        return declared
+    if isinstance(declared, str) and isinstance(named, str) and (metric == named or metric.endswith("." + named)):
+        return declared
     return direction_of(metric)

@@ -53,3 +53,34 @@ def test_tuned_by_a_study(tmp_path, monkeypatch):
     assert len(folders) == 2
     best = json.loads((tmp_path / "ws" / "jobs" / result.best_job / "final.json").read_text())
     assert best["objective"] == pytest.approx(result.best_value)
+
+
+def test_sort_by_objective_follows_the_declared_direction(tmp_path, monkeypatch, capsys):
+    """``results --sort objective`` and ``print_table(sort="objective")`` put the
+    best first for a function declared ``direction="minimize"`` (the lowest
+    objective), as ``--sort score`` does: the job's own direction, no guess."""
+    from types import SimpleNamespace
+
+    from experimaestro import experiment
+
+    from helpers import xpm_train
+    from xpm_train.plan import print_table
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
+    from nomodel import fit_nothing
+
+    with experiment(tmp_path / "ws", "sorted", port=None) as xp:
+        for offset in (0.0, 2.0, -0.5):
+            fit_nothing.C(offset=offset, device="cpu").submit()
+        xp.wait()
+        capsys.readouterr()
+        print_table(SimpleNamespace(xp=xp), task="fit_nothing", sort="objective")
+        table = capsys.readouterr().out
+    header, *lines = table.splitlines()
+    column = header.split().index("objective")
+    objectives = [float(line.split()[column]) for line in lines]
+    assert objectives == [0.5, 1.0, 3.0], table
+    for column in ("objective", "score"):
+        listing = xpm_train("results", "--workdir", str(tmp_path / "ws"), "--sort", column, "--format", "json")
+        assert listing.returncode == 0, listing.stderr
+        assert [row["objective"] for row in json.loads(listing.stdout)] == [0.5, 1.0, 3.0], column

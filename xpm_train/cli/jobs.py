@@ -51,7 +51,7 @@ def run_command(ctx, params: Path, workdir: Path, conf):
 @click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs with this tag value")
 @click.option("--task", "-t", help="Only jobs whose task ID ends with this (e.g. learn, evaluate)")
 @click.option("--sort", "-s", help="Sort by this column, best first (ascending for mse, loss...; "
-              "'score' follows each job's objective)")
+              "'score' and the metric it is, e.g. 'objective', follow each job's declared direction)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def results_command(workdir, experiment, where, task, sort, fmt):
     """One row per job: ID, task, state, tags, final metrics."""
