@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .lookup import BUILTIN
 from .match import Choice, Spec, Verdict, choose, describe, judge, laid_out
 from .ranks import Layout
 from .schema import LaunchersConfig
@@ -70,11 +71,21 @@ class Explanation:
                 lines.append(f"  {verdict.launcher.name:<{width}}  {answer}")
         if self.choice is None:
             lines.append("chosen: none - no launcher fits any alternative")
+            lines.append(f"fix: {self.fix()}")
         else:
             lines.append(f"chosen: {self.chosen} (alternative {self.choice.alternative + 1}, "
                          f"{self.choice.launcher.type}, priority {self.choice.launcher.priority})")
             lines.extend(f"  {line}" for line in self.plan)
         return "\n".join(lines)
+
+    def fix(self) -> str:
+        """How to make a spec that fits nothing run somewhere."""
+        where = ("declare a launcher offering it in launchers.yaml (docs/launchers.md; "
+                 "none was found, see `xpm-train launchers list`)" if self.source == BUILTIN
+                 else f"declare a launcher offering it in {self.source}")
+        return ("ask for what a launcher offers (`xpm-train launchers list`), add an "
+                "alternative that fits (e.g. `... | duration=4h & cpu(cores=2)`, tried when the "
+                f"first does not fit), or {where}")
 
 
 def explain(spec: Spec, tags: Iterable[str] = (), *,
