@@ -81,6 +81,7 @@ _EXPORTS = {
     # results
     "load": "xpm_train.analysis",
     "ExportBest": "xpm_train.export",
+    "load_export": "xpm_train.export",
     "results": "xpm_train.analysis",
     "JobNotFound": "xpm_train.analysis",
     # launchers

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidArgument, UserError
+from .errors import CodeNotFound, InvalidArgument, UserError, code_not_found  # noqa: F401 - CodeNotFound: part of this API
 from .jobfolder import JobInfo, all_jobs, job_info, workspace_of  # noqa: F401 - JobInfo: part of this API
 from .summary import flatten  # noqa: F401 - part of this module's API
 
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 class JobNotFound(UserError, LookupError):
     """No job (or more than one) matches the given ID."""
-
-
-class CodeNotFound(UserError, ImportError):
-    """A job's task or config class is in a module this Python cannot import."""
 
 
 def check_workspace(workspace: Path | str) -> Path:
@@ -145,12 +141,7 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     try:
         config = from_task_dir(info.path, as_instance=True)
     except ModuleNotFoundError as error:
-        module = error.name or str(error)
-        raise CodeNotFound(
-            f"cannot load {info.id}: its code is in module '{module}', which Python cannot import here; "
-            f"put the folder holding {module.split('.')[0]} on the path (PYTHONPATH=that/folder, "
-            "the folder the plan's params.yaml gave as `pythonpath`, or sys.path.insert(0, ...) before loading)"
-        ) from None
+        raise code_not_found(error, f"cannot load {info.id}") from None
     return LoadedJob(info=info, config=config, metrics=info.metrics())
 
 

@@ -104,12 +104,14 @@ def atomic_write_json(path: Path, value: Any, indent: int | None = 2, **dumps: A
 def atomic_folder(target: Path) -> Iterator[Path]:
     """A staging folder beside ``target`` that becomes ``target`` when the
     block succeeds (every file in it fsynced, then one rename); removed on
-    any exception. ``target`` must not exist."""
+    any exception. ``target`` must not exist. It gets the usual mode of a new
+    folder (0777 less the umask: mkdtemp makes it 0700)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield staging
+        staging.chmod(0o777 & ~_umask())
         for path in staging.rglob("*"):
             if path.is_file():
                 with open(path, "rb") as fp:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import pickle
 import random
 import typing
 from pathlib import Path
@@ -62,6 +63,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from .checks import DeviceName
+from .errors import UserError
 from .hooks import Tracking, Trial
 
 if TYPE_CHECKING:
@@ -71,6 +73,10 @@ if TYPE_CHECKING:
     from .metrics import MetricsLogger
 
 logger = logging.getLogger("xpm_train.custom")
+
+
+class SaveModelError(UserError, ValueError):
+    """``ctx.save_model`` cannot keep this network (the message says how to fix it)."""
 
 
 @dataclasses.dataclass
@@ -115,6 +121,9 @@ class Context:
     """This process's rank in the job (one process unless the function is
     ``distributed=True`` and its launcher gives several); see :mod:`xpm_train.distributed`"""
 
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The function's parameters by name (as passed to it)"""
+
     def should_prune(self, epoch: int, value: float) -> bool:
         """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
         trial; True when the trial is pruned: return a :class:`Result` now."""
@@ -132,29 +141,66 @@ class Context:
         checkpoint.save(self.checkpoints / "last.pt", state)
         self.log.event("checkpoint")
 
-    def save_model(self, net: "torch.nn.Module", data: Any = None) -> None:
+    def save_model(self, net: "torch.nn.Module", data: Any = None, *, model: Any = None) -> None:
         """Keep ``net`` as the trained model of this job (call it again to
-        replace it, e.g. for each better epoch): ``checkpoints/best.pt`` holds
-        its weights and the module itself (its class must be importable: in
-        your module, not in the plan). ``data``: the :class:`~xpm_train.data.base.Arrays`
-        it was trained on (with ``objective``, or a DataInfo), recorded for
-        ``xpm-train export``."""
+        replace it, e.g. for each better epoch) in ``checkpoints/best.pt``.
+
+        A network built from a ``Model`` parameter of the function
+        (``xpm_train.extend.build(model, info)``, or ``model=`` that
+        parameter) is saved as Learn saves it: its weights, rebuilt from the
+        config when loaded (its classes may be defined inside ``module()``).
+        Any other network is saved whole (pickled: its classes must be
+        importable, at the top level of your module).
+
+        ``data``: the :class:`~xpm_train.data.base.Arrays` it was trained on
+        (its shape, outputs and normalisation are recorded for ``load(job)``
+        and ``xpm-train export``), or, for a loop over your own
+        ``DataLoader``, the :class:`~xpm_train.data.base.DataInfo` it was built for."""
         from . import checkpoint
-        from .trained import BEST, write_data
+        from .data.base import DataInfo
+        from .models import BUILT
+        from .trained import BEST, DATA, write_data
 
         if self.ranks is not None and not self.ranks.is_main:
             return  # the ranks hold the same weights: rank 0 writes them
-        checkpoint.save(self.job_folder / BEST, {"model": net.state_dict(), "network": net},
-                        keep_previous=False)
-        if data is not None:
-            from .data.base import DataInfo
+        built_from, built_info = BUILT.get(net, (None, None))
+        info = data if isinstance(data, DataInfo) else built_info
+        if data is not None and not isinstance(data, DataInfo):
             from .objectives import Classification, Regression
 
-            if isinstance(data, DataInfo):
-                raise TypeError("save_model(data=...) takes the Arrays the network was trained on")
             objective = Classification.C() if data.num_classes is not None else Regression.C()
-            write_data(self.job_folder, objective.describe(data), data)
+            info = objective.describe(data)
+        name = self.model_parameter(model if model is not None else built_from, explicit=model is not None)
+        if name is not None and info is None:
+            raise SaveModelError("ctx.save_model(net, model=...): give data= too (the Arrays the network was "
+                                 "trained on, or the DataInfo it was built for): it is rebuilt for that data")
+        state = {"model": net.state_dict(), **({"built": name} if name is not None else {"network": net})}
+        try:
+            checkpoint.save(self.job_folder / BEST, state, keep_previous=False)
+        except (AttributeError, TypeError, pickle.PicklingError) as error:
+            if "pickle" not in str(error):
+                raise
+            raise SaveModelError(
+                f"ctx.save_model cannot save {type(net).__name__} whole ({error}): build it from a Model "
+                "parameter of the function (net = xpm_train.extend.build(model, info)) or name that parameter "
+                "(ctx.save_model(net, data, model=model)) to save its weights, or define its classes at the top "
+                "level of a module") from None
+        if data is not None or (name is not None and not (self.job_folder / DATA).exists()):
+            write_data(self.job_folder, info, None if isinstance(data, DataInfo) or data is None else data)
         self.log.event("model_saved")
+
+    def model_parameter(self, model: Any, explicit: bool) -> Optional[str]:
+        """The name of the function's parameter holding ``model`` (None: none)."""
+        if model is None:
+            return None
+        name = next((key for key, value in self.params.items() if value is model), None)
+        if name is None and explicit:
+            from .errors import config_name
+
+            raise SaveModelError(f"ctx.save_model(model={config_name(model)}...): that config is not a parameter of "
+                                 f"the training function ({', '.join(self.params) or 'none'}): declare it as one "
+                                 "(e.g. model: MyModel) so that the job can rebuild the network")
+        return name
 
     def load_checkpoint(self) -> Optional[dict[str, Any]]:
         """The last intact state saved by :meth:`save_checkpoint` (None: start
@@ -248,7 +294,7 @@ class TrainingFunction(ResumableTask):
         ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
                       log=log, seed=self.seed, trial=self.trial, ranks=ranks)
         function = type(self).__xpm_train_function__
-        kwargs = {name: getattr(self, name) for name in self.__xpm_train_params__}
+        kwargs = ctx.params = {name: getattr(self, name) for name in self.__xpm_train_params__}
         name = f"{function.__module__}.{function.__qualname__}"
         with lifecycle(log, ranks, device=str(device), function=name) as job:  # start, then end or error
             result = as_result(function(ctx, **kwargs), function)

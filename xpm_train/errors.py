@@ -23,6 +23,23 @@ class NotFound(UserError, FileNotFoundError):
     """Something the user named (a study, its journal, a launchers file) does not exist."""
 
 
+class CodeNotFound(UserError, ImportError):
+    """A job's task or config class is in a module this Python cannot import."""
+
+
+def code_not_found(error: ModuleNotFoundError, what: str) -> CodeNotFound:
+    """The one-line error for ``what`` (e.g. "cannot load JOB") whose code is in
+    the module ``error`` could not import: it names the module and how to fix it."""
+    module = error.name or str(error)
+    short = CodeNotFound(
+        f"{what}: its code is in module '{module}', which Python cannot import here; install it, or put "
+        f"the folder holding {module.split('.')[0]} on the path (PYTHONPATH=that/folder, the folder the "
+        "plan's params.yaml gave as `pythonpath`, or sys.path.insert(0, ...) before loading)")
+    short.__cause__ = short.__context__ = None
+    short.__suppress_context__ = True
+    return short
+
+
 def plan_error(error: UserError) -> Exception:
     """``error`` as an experimaestro ``HandledException`` (printed in one line,
     exit code 1), detached from the traceback that raised it."""

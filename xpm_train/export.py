@@ -3,7 +3,8 @@
 ``xpm-train export JOB --to DIR`` (or :func:`export`) writes::
 
     DIR/model.pt        the best weights (a plain ``state_dict``)
-    DIR/network.pt      a training function's saved ``nn.Module`` (its class must be importable)
+    DIR/model.json      the model's config alone (loading it imports the model's code, not the dataset's)
+    DIR/network.pt      instead, a training function's ``nn.Module`` saved whole (its class must be importable)
     DIR/params.json     the job's full experimaestro config (model, data, objective, seed...)
     DIR/data.json       what the network takes and gives: input shape, dtype,
                         normalisation mean/std, outputs, classes (xpm_train.trained)
@@ -12,11 +13,13 @@
     DIR/README.md       what the model is and a snippet that runs it
 
 :func:`load_export` rebuilds the network from ``DIR`` alone (no workspace,
-no dataset): ``load_export(DIR).predict(inputs)`` normalises raw inputs as
-the training did and runs the network.
+no dataset, not even its code): ``load_export(DIR).predict(inputs)``
+normalises raw inputs as the training did and runs the network.
 
 ``DIR`` is written as a whole or not at all (built in a temporary folder
-beside it, then renamed), and an existing ``DIR`` is never overwritten.
+beside it, then renamed), and an existing ``DIR`` is never overwritten; it
+and its files get the umask's usual permissions (0755/0644 under umask 022),
+so that colleagues can read a shared export.
 
 :class:`ExportBest` is an experimaestro Action (alpha feature of
 experimaestro 2.7) that a plan registers with ``helper.xp.add_action(...)``:
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
     from .data.base import DataInfo
 
 COPIED = ("params.json", "final.json", "metrics.jsonl", "data.json")
+MODEL = "model.json"
+"""The model's config alone (an experimaestro definition), rebuilt by :func:`load_export`"""
 
 
 class ExportError(UserError):
@@ -50,9 +55,10 @@ class ExportError(UserError):
 
 
 def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace") -> Path:
-    """Export the trained model of ``job`` (ID, hash prefix or folder) into ``to``."""
-    from .analysis import load, resolve
-    from .trained import NoTrainedModel
+    """Export the trained model of ``job`` (ID, hash prefix or folder) into ``to``.
+    Only the model's code is imported (not the dataset's)."""
+    from .analysis import resolve
+    from .trained import BEST, NoTrainedModel, definition, model_field, network, read_params
 
     info = resolve(job, workspace)
     if info.state != "done":
@@ -60,19 +66,23 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
     target = Path(to)
     if target.exists():
         raise ExportError(f"{target} already exists: choose a new folder (nothing is overwritten)")
-    loaded = load(info.path)
     try:
-        network = loaded.network
+        net = network(info.path)  # checks that it loads here
     except NoTrainedModel as error:
         raise ExportError(str(error)) from None
     import torch
 
+    from . import checkpoint
     from .atomic import atomic_folder
 
+    params = read_params(info.path)
+    field = model_field(params, checkpoint.load_latest(info.path / BEST))
     with atomic_folder(target) as staging:
-        torch.save(network.state_dict(), staging / "model.pt")
-        if not hasattr(loaded.config, "model"):  # a training function: its module, pickled
-            torch.save(network, staging / "network.pt")
+        torch.save(net.state_dict(), staging / "model.pt")
+        if field is None:  # a training function's module, pickled
+            torch.save(net, staging / "network.pt")
+        else:  # the model's config alone: loading it needs the model's code, not the dataset's
+            (staging / MODEL).write_text(json.dumps(definition(params, field)))
         for name in COPIED:
             if (info.path / name).exists():
                 shutil.copyfile(info.path / name, staging / name)
@@ -87,8 +97,8 @@ class Exported:
     network: "torch.nn.Module"
     """The trained network, in eval mode"""
 
-    config: Any
-    """The training's typed config (from params.json)"""
+    folder: Path
+    """The export folder"""
 
     info: Optional["DataInfo"]
     """What the network takes and gives (None: the export has no data.json)"""
@@ -102,15 +112,27 @@ class Exported:
     std: tuple[float, ...] = ()
     """Normalisation standard deviation, same units"""
 
+    @property
+    def config(self) -> Any:
+        """The training's typed config (from params.json; loading it needs
+        the code of every config in it, the dataset's included)."""
+        cached = self.__dict__.get("_config")
+        if cached is None:
+            from experimaestro import from_task_dir
+
+            from .errors import code_not_found
+
+            try:
+                cached = self.__dict__["_config"] = from_task_dir(self.folder, as_instance=True)
+            except ModuleNotFoundError as error:
+                raise code_not_found(error, f"cannot load the config of the export {self.folder}") from None
+        return cached
+
     def prepare(self, inputs: "torch.Tensor") -> "torch.Tensor":
         """Raw inputs (as the dataset gives them: uint8 images, float features) normalised as in training."""
-        import torch
+        from .trained import normalise
 
-        x = inputs.float() / 255 if inputs.dtype == torch.uint8 else inputs.float()
-        if self.mean:
-            shape = (1, -1) + (1,) * (x.dim() - 2)
-            x = (x - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
-        return x
+        return normalise(inputs, self.mean, self.std)
 
     def predict(self, inputs: "torch.Tensor") -> "torch.Tensor":
         """The network's outputs for raw ``inputs`` (no gradient)."""
@@ -121,29 +143,37 @@ class Exported:
 
 
 def load_export(folder: Path | str) -> Exported:
-    """Rebuild the exported network from ``folder`` alone (no workspace, no dataset)."""
+    """Rebuild the exported network from ``folder`` alone (no workspace, no
+    dataset: only the model's code is imported). A one-line
+    :class:`~xpm_train.errors.CodeNotFound` names a model module that is not importable."""
     import torch
-    from experimaestro import from_task_dir
 
-    from .models import build
-    from .trained import read_data
+    from .errors import code_not_found
+    from .trained import load_definition, read_data, rebuild
 
     folder = Path(folder)
     if not (folder / "model.pt").exists():
         raise ExportError(f"{folder} is not an xpm-train export (no model.pt): export a job with xpm-train export")
-    config = from_task_dir(folder, as_instance=True)
     description = read_data(folder)
-    if (folder / "network.pt").exists():
-        network = torch.load(folder / "network.pt", weights_only=False)
-    else:
+    info = description["info"] if description is not None else None
+    weights = torch.load(folder / "model.pt")
+    if (folder / MODEL).exists():
+        model = load_definition(json.loads((folder / MODEL).read_text()), f"cannot load the export {folder}")
+        network = rebuild(model, info, weights)
+    elif (folder / "network.pt").exists():
+        try:
+            network = torch.load(folder / "network.pt", weights_only=False)
+        except ModuleNotFoundError as error:
+            raise code_not_found(error, f"cannot load the export {folder}") from None
+    else:  # exported before model.json: rebuilt from the whole config
         if description is None:
             raise ExportError(f"{folder} has no data.json (exported before it existed): export the job again")
-        network = build(config.model, description["info"])
-        network.load_state_dict(torch.load(folder / "model.pt"))
+        exported = Exported(network=None, folder=folder, info=info, dtype=None)
+        network = rebuild(exported.config.model, info, weights)
     network.eval()
     if description is None:
-        return Exported(network=network, config=config, info=None, dtype=None)
-    return Exported(network=network, config=config, info=description["info"], dtype=description["dtype"],
+        return Exported(network=network, folder=folder, info=None, dtype=None)
+    return Exported(network=network, folder=folder, info=info, dtype=description["dtype"],
                     mean=tuple(description["mean"]), std=tuple(description["std"]))
 
 
@@ -171,8 +201,13 @@ def model_readme(info, target: Path) -> str:
             f"- output: {data.outputs} values per sample"
             + (f", classes {list(data.classes) if data.classes else data.num_classes}" if data.num_classes else ""),
         ]
-    example = ("torch.zeros(1, *exported.info.shape, dtype=torch.uint8)" if description and
-               description["dtype"] == "uint8" else "torch.zeros(1, *exported.info.shape)")
+    if description is None:  # the input's shape is not recorded: show the network
+        use = ["print(exported.network)  # no data.json: give it inputs shaped as in your training"]
+    else:
+        example = ("torch.zeros(1, *exported.info.shape, dtype=torch.uint8)" if description["dtype"] == "uint8"
+                   else "torch.zeros(1, *exported.info.shape)")
+        use = [f"inputs = {example}  # raw inputs, as the dataset gives them",
+               "print(exported.predict(inputs))  # normalised as in training, then the network"]
     lines += [
         "",
         "## Metrics",
@@ -183,19 +218,19 @@ def model_readme(info, target: Path) -> str:
         "## Use",
         "",
         "In any process, without the workspace (xpm-train installed; a model class of your own must be",
-        "importable):",
+        "importable; the dataset's code is not needed):",
         "",
         "```python",
         "import torch",
-        "from xpm_train.export import load_export",
+        "from xpm_train import load_export",
         "",
         f"exported = load_export({str(target)!r})  # this folder: give its new path if you move it",
-        f"inputs = {example}  # raw inputs, as the dataset gives them",
-        "print(exported.predict(inputs))  # normalised as in training, then the network",
+        *use,
         "```",
         "",
         "`params.json` is the full experimaestro config (model, data, objective, optimizer, seed...);",
-        "`data.json` what the network takes and gives; `model.pt` a plain `state_dict`.",
+        "`data.json` what the network takes and gives; `model.pt` a plain `state_dict`; `model.json`",
+        "the model's config alone (or `network.pt`, the network saved whole).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ model config which checkpoint :func:`build` must load.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -159,8 +160,7 @@ class SavedModel(Model):
     """
 
     def module(self, data):
-        from . import checkpoint
-        from .trained import NoTrainedModel
+        from .trained import NoTrainedModel, network
 
         path = attached_weights(self)
         if path is None:
@@ -169,7 +169,7 @@ class SavedModel(Model):
         if not Path(path).exists():
             raise NoTrainedModel(f"the training function saved no model ({path} is missing): call "
                                  "ctx.save_model(net) in it, bump its version and run the plan again")
-        return checkpoint.load(Path(path))["network"]
+        return network(Path(path).parent.parent)  # path: checkpoints/best.pt of the function's job
 
 
 def image_shape(model: Model, data: "DataInfo") -> tuple[int, int, int]:
@@ -212,4 +212,11 @@ def build(model: Model, data: "DataInfo") -> "nn.Module":
         import torch
 
         net = net.to(memory_format=torch.channels_last)
+    BUILT[net] = (model, data)
     return net
+
+
+BUILT: "weakref.WeakKeyDictionary[nn.Module, tuple[Model, DataInfo]]" = weakref.WeakKeyDictionary()
+"""The model config and DataInfo each network :func:`build` returned was built from (a
+training function's ``ctx.save_model`` saves its weights and the config's
+name, not the pickled module)"""

@@ -4,13 +4,18 @@ A training job (Learn, or a training function that called
 ``ctx.save_model``) leaves in its folder::
 
     checkpoints/best.pt   {"model": state_dict, "epoch": ...}; a training
-                          function's also holds "network", the saved nn.Module
+                          function's also holds "built" (the name of its
+                          Model parameter that builds the network) or else
+                          "network" (the nn.Module itself, pickled)
     data.json             what the network was built for: the DataInfo
                           (input shape, outputs, classes...) and the input
-                          normalisation (dtype, mean, std)
+                          normalisation (dtype, mean, std; null and [] when
+                          only a DataInfo was given)
 
-:func:`network` rebuilds the trained network from a job folder (or an
-export) for ``xpm_train.load``, ``xpm-train export`` and Evaluate.
+:func:`network` rebuilds the trained network from a job folder for
+``xpm_train.load``, ``xpm-train export`` and Evaluate, as Learn builds it:
+the model config (read alone from ``params.json``: :func:`definition`) and
+the weights; the dataset's code is not needed.
 """
 
 from __future__ import annotations
@@ -23,25 +28,31 @@ from typing import TYPE_CHECKING, Any, Optional
 from .errors import UserError, config_name
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from .data.base import Arrays, DataInfo
 
 BEST = Path("checkpoints") / "best.pt"
 DATA = "data.json"
+PAIRS = (("model", "data"), ("module", "datamodule"))
+"""The parameters of the tasks that rebuild their network from a config:
+(that config, their data) for Learn (and Evaluate), for LightningFit"""
 
 
 class NoTrainedModel(UserError, LookupError):
     """A job that left no trained network (an evaluation, a function that saved none)."""
 
 
-def data_description(info: "DataInfo", arrays: "Arrays") -> dict[str, Any]:
-    """The content of ``data.json``."""
+def data_description(info: "DataInfo", arrays: Optional["Arrays"]) -> dict[str, Any]:
+    """The content of ``data.json`` (``arrays`` None: no normalisation known)."""
+    if arrays is None:
+        return {"info": dataclasses.asdict(info), "dtype": None, "mean": [], "std": []}
     return {"info": dataclasses.asdict(info), "dtype": str(arrays.inputs.dtype).removeprefix("torch."),
             "mean": list(arrays.mean), "std": list(arrays.std)}
 
 
-def write_data(folder: Path, info: "DataInfo", arrays: "Arrays") -> None:
+def write_data(folder: Path, info: "DataInfo", arrays: Optional["Arrays"]) -> None:
     """Write ``data.json`` into the job folder (atomically)."""
     from .atomic import atomic_write_json
 
@@ -62,18 +73,103 @@ def read_data(folder: Path) -> Optional[dict[str, Any]]:
     return description
 
 
-def network(folder: Path, config: Any) -> "nn.Module":
-    """The trained network of the job whose folder is ``folder`` and config
-    ``config``, in eval mode, with its best weights. Raises
-    :class:`NoTrainedModel` when there is none."""
+def normalise(inputs: "torch.Tensor", mean, std) -> "torch.Tensor":
+    """Raw inputs (as the dataset gives them: uint8 images, float features)
+    normalised as the training did (``data.json``'s ``mean`` and ``std`` per
+    entry of dimension 1; uint8 to [0, 1] first)."""
+    import torch
+
+    x = inputs.float() / 255 if inputs.dtype == torch.uint8 else inputs.float()
+    if mean:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        x = (x - torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)) / \
+            torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
+    return x
+
+
+def read_params(folder: Path) -> dict[str, Any]:
+    """The job's ``params.json`` as JSON (no class is imported)."""
+    return json.loads((Path(folder) / "params.json").read_text())
+
+
+def model_field(params: dict[str, Any], state: dict[str, Any]) -> Optional[str]:
+    """The parameter of the job's task holding the config its network is rebuilt
+    from: ``model`` (Learn), ``module`` (LightningFit), the one a training
+    function's ``ctx.save_model`` named; None: the network was saved pickled."""
+    if "built" in state:
+        return state["built"]
+    fields = params["objects"][-1]["fields"]
+    if "network" in state:
+        return None
+    return next((name for name, companion in PAIRS if name in fields and companion in fields), None)
+
+
+def definition(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """The experimaestro definition (``{"objects", "data"}``, as
+    ``experimaestro.core.serialization.state_dict`` writes it) of the config in
+    the task's parameter ``name``: only the objects it refers to, so that
+    loading it imports the model's modules and not the dataset's."""
+    objects = {entry["id"]: entry for entry in params["objects"]}
+    root = params["objects"][-1]["fields"][name]
+    wanted: set = set()
+
+    def visit(value):
+        if isinstance(value, dict):
+            if value.get("type") == "python" and value.get("value") in objects:
+                if value["value"] not in wanted:
+                    wanted.add(value["value"])
+                    visit(objects[value["value"]]["fields"])
+            else:
+                for item in value.values():
+                    visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(root)
+    return {"objects": [entry for entry in params["objects"] if entry["id"] in wanted], "data": root}
+
+
+def load_definition(definition: dict[str, Any], what: str) -> Any:
+    """The config of a :func:`definition`, as an instance; a one-line
+    :class:`~xpm_train.errors.CodeNotFound` when its module is not importable."""
+    from experimaestro.core.serialization import from_state_dict
+
+    from .errors import code_not_found
+
+    try:
+        return from_state_dict(definition, as_instance=True)
+    except ModuleNotFoundError as error:
+        raise code_not_found(error, what) from None
+
+
+def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any]) -> "nn.Module":
+    """The network of a model config with ``weights``: a :class:`~xpm_train.models.Model`
+    is built for ``info`` (as Learn builds it); a LightningFit's ModuleConfig
+    builds its LightningModule."""
+    from .models import Model, build
+
+    net = build(model, info) if isinstance(model, Model) else model.module()
+    net.load_state_dict(weights)
+    return net
+
+
+def network(folder: Path, config: Any = None) -> "nn.Module":
+    """The trained network of the job whose folder is ``folder``, in eval mode,
+    with its best weights. Only the model's code is imported (its config is
+    read from ``params.json``), not the dataset's; ``config``: the job's
+    config when loaded already (for a Learn trained before ``data.json``
+    existed). Raises :class:`NoTrainedModel` when there is none."""
     from . import checkpoint
-    from .models import attach_weights, build
 
     folder = Path(folder)
     best = folder / BEST
-    name = config_name(config)
+    params = read_params(folder)
+    name = params["objects"][-1]["typename"].rsplit(".", 1)[-1]
+    fields = params["objects"][-1]["fields"]
+    function = not any(name in fields and companion in fields for name, companion in PAIRS)
     if not best.exists():
-        if hasattr(config, "__xpm_train_function__"):
+        if function:
             raise NoTrainedModel(f"{name} saved no model ({best} is missing): call ctx.save_model(net) in the "
                                  "training function, then run the plan again (bump its version to retrain)")
         if type(config).__module__.split(".")[0] != "xpm_train":
@@ -84,22 +180,30 @@ def network(folder: Path, config: Any) -> "nn.Module":
                 f"its own way: read them from {folder}, or train it as a training function")
         raise NoTrainedModel(f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
                              "a training job (Learn, a training function that calls ctx.save_model)")
-    if hasattr(config, "trained_network"):  # a task that builds its own (LightningFit)
-        net = config.trained_network(best)
-    elif hasattr(config, "model") and hasattr(config, "data"):  # a Learn: rebuild from its typed model config
+    try:
+        state = checkpoint.load_latest(best)
+    except ModuleNotFoundError as error:  # a network saved whole whose class is not importable here
+        from .errors import code_not_found
+
+        raise code_not_found(error, f"cannot load the network of {name} {folder.name[:12]}") from None
+    if state is None:
+        raise NoTrainedModel(f"{name}: {best} is corrupt (and no intact .prev): train it again")
+    field = model_field(params, state)
+    if field is None:  # a training function's module, pickled
+        if "network" not in state:
+            raise NoTrainedModel(f"{name}: {best} holds no network: save it with ctx.save_model(net)")
+        net = state["network"]
+    else:
         description = read_data(folder)
         if description is not None:
             info = description["info"]
-        else:  # a job trained before data.json existed: describe the data again
+        elif config is not None and hasattr(config, "data"):  # a Learn trained before data.json existed
             from .objectives import objective_of
 
             info = objective_of(config).describe(config.data.arrays())
-        attach_weights(config.model, best)
-        net = build(config.model, info)
-    else:  # a training function: the module it saved
-        state = checkpoint.load_latest(best)
-        if state is None or "network" not in state:
-            raise NoTrainedModel(f"{name}: {best} holds no network: save it with ctx.save_model(net)")
-        net = state["network"]
+        else:
+            info = None
+        model = load_definition(definition(params, field), f"cannot rebuild the network of {name} {folder.name[:12]}")
+        net = rebuild(model, info, state["model"])
     net.eval()
     return net

@@ -63,7 +63,8 @@ def test_byo_plan(tmp_path, monkeypatch):
     assert "classes ['blue', 'green', 'red']" in readme
     snippet = readme.split("```python\n")[1].split("```")[0] + "print(tuple(exported.predict(inputs).shape))\n"
     run = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "experiments" / "byo")})
+                         env={**__import__("os").environ,
+                              "PYTHONPATH": __import__("os").pathsep.join([str(REPO), str(REPO / "experiments" / "byo")])})
     assert run.returncode == 0 and run.stdout.split("\n")[-2] == "(1, 3)", run.stderr[-2000:]
 
     # Moving the folder keeps every ID: nothing runs again

@@ -116,7 +116,7 @@ def test_export_writes_a_loadable_model(workspace, tmp_path):
     result = xpm_train("export", learn.name[:10], "--to", str(tmp_path / "model"), "--workdir", str(workdir))
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
-    assert files == ["README.md", "data.json", "final.json", "metrics.jsonl", "model.pt", "params.json"]
+    assert files == ["README.md", "data.json", "final.json", "metrics.jsonl", "model.json", "model.pt", "params.json"]
     state = torch.load(tmp_path / "model" / "model.pt")
     from xpm_train import checkpoint
 

@@ -5,6 +5,8 @@ jobs like Learn's; a trial told to prune stops the Trainer early."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -83,6 +85,11 @@ def test_results_load_and_export_read_the_jobs(workdir, tmp_path, monkeypatch):
     weights = torch.load(target / "model.pt")
     assert all(torch.equal(weights[k], v) for k, v in job.network.state_dict().items())
     assert (target / "final.json").exists() and (target / "README.md").exists()
+    # its README snippet runs in a fresh Python (no data.json: it prints the network)
+    snippet = (target / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    run = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(EXAMPLE)])})
+    assert run.returncode == 0 and "DigitsClassifier" in run.stdout, run.stderr[-3000:]
 
 
 def test_a_pruned_trial_stops_the_trainer_early(tmp_path, monkeypatch):

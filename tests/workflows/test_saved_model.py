@@ -47,7 +47,7 @@ def test_saved_model_is_evaluated_loaded_and_exported(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "ws")  # the export stands alone
     snippet = (target / "README.md").read_text().split("```python\n")[1].split("```")[0]
     run = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO / "experiments" / "custom")})
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "experiments" / "custom")])})
     assert run.returncode == 0 and "tensor(" in run.stdout, run.stderr[-2000:]
 
 
@@ -76,3 +76,158 @@ def test_a_function_without_model_gets_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="ctx.save_model"):
         export(result.best_job, tmp_path / "out", workspace=tmp_path / "ws")
     assert not (tmp_path / "out").exists()
+
+
+BLOBS = '''
+import numpy as np
+from experimaestro import Param
+from xpm_train.extend import Dataset, feature_arrays
+
+
+class Blobs(Dataset):
+    """Two classes of 4 float features (a user's dataset, in its own module)."""
+
+    split: Param[str]
+    """train or test"""
+
+    def arrays(self):
+        x = np.random.default_rng(0 if self.split == "train" else 1).normal(2, 3, size=(40, 4))
+        return feature_arrays(x, (x[:, 0] > 2).astype(np.int64), x, num_classes=2)
+'''
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """One experiment: the three ways of savefns, an Evaluate of fit_local's
+    network, and a Learn of a built-in MLP on a dataset of a module of the user's."""
+    from experimaestro import experiment
+
+    from xpm_train import MLP, Adam, Digits, Evaluate, Learn
+
+    root = tmp_path_factory.mktemp("saved")
+    (root / "code").mkdir()
+    (root / "code" / "blobs_data.py").write_text(BLOBS)
+    sys.path[:0] = [str(REPO / "tests" / "workflows"), str(root / "code")]
+    try:
+        from blobs_data import Blobs
+        from savefns import LocalMLP, fit_loader, fit_local, fit_plain
+
+        with experiment(root / "ws", "saved", port=None):
+            tasks = {"local": fit_local.C(model=LocalMLP.C(), device="cpu"),
+                     "loader": fit_loader.C(model=LocalMLP.C(width=4), device="cpu"),
+                     "plain": fit_plain.C(device="cpu"),
+                     "learn": Learn.C(model=MLP.C(hidden_dims=[8]), data=Blobs.C(split="train"),
+                                      optimizer=Adam.C(), epochs=1, batch_size=8, device="cpu")}
+            outputs = {name: task.submit() for name, task in tasks.items()}
+            evaluation = Evaluate.C(model=tasks["local"].saved_model(), data=Digits.C(split="test"), device="cpu")
+            evaluation.submit(init_tasks=[outputs["local"]])
+    finally:
+        del sys.path[:2]
+    jobs = {name: task.__xpm__.job.path for name, task in tasks.items()}
+    return root, jobs, evaluation.__xpm__.job.path
+
+
+def run_snippet(export_folder, cwd, *path):
+    """The README's snippet of an export, in a fresh Python whose path is ``path`` only."""
+    snippet = (export_folder / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    return subprocess.run([sys.executable, "-c", snippet], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [REPO, *path]))})
+
+
+@pytest.mark.parametrize("name", ["local", "loader", "plain"])
+def test_every_way_of_saving_reloads_the_same_network(saved, name, monkeypatch):
+    """issue 26 item 6: a local nn.Module class (built from a Model parameter)
+    and a loop over a DataLoader save; load(job).network gives the outputs
+    the function's network gave."""
+    import torch
+
+    import xpm_train
+    from xpm_train import checkpoint
+    from xpm_train.trained import BEST
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
+    root, jobs, _ = saved
+    probe = torch.load(jobs[name] / "probe.pt")
+    network = xpm_train.load(jobs[name], workspace=root / "ws").network
+    with torch.no_grad():
+        assert torch.equal(network(probe["inputs"]), probe["outputs"])
+    state = checkpoint.load(jobs[name] / BEST)
+    assert ("built" in state) == (name != "plain") and ("network" in state) == (name == "plain")
+
+
+def test_the_local_class_network_is_evaluated(saved):
+    _, jobs, evaluation = saved
+    results = json.loads((evaluation / "results.json").read_text())
+    assert 0 <= results["accuracy"] <= 1
+
+
+def test_save_model_without_a_way_to_rebuild_says_how(tmp_path, monkeypatch):
+    """A network that neither pickles nor comes from a Model parameter: one-line error at save time."""
+    from xpm_train.custom import Context, SaveModelError
+    from xpm_train.extend import DataInfo
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
+    from savefns import LocalMLP
+
+    model = LocalMLP.C().instance()
+    net = model.module(DataInfo(shape=(4,), outputs=2))
+    (tmp_path / "checkpoints").mkdir()
+    ctx = Context(device="cpu", job_folder=tmp_path, checkpoints=tmp_path / "checkpoints", log=None, seed=0,
+                  params={"model": model})
+    with pytest.raises(SaveModelError, match=r"cannot save Sequential whole.*build\(model, info\).*model=model"):
+        ctx.save_model(net)
+    with pytest.raises(SaveModelError, match="not a parameter of the training function"):
+        ctx.save_model(net, DataInfo(shape=(4,), outputs=2), model=LocalMLP.C(width=3).instance())
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["local", "loader", "plain", "learn"])
+def test_exports_stand_alone(saved, name, tmp_path):
+    """issue 26 item 7: an export needs the model's code only (not the
+    dataset's), its README snippet runs for every kind of job, and its files
+    have the umask's usual modes."""
+    import stat
+
+    from xpm_train.export import export
+
+    root, jobs, _ = saved
+    if name == "learn":  # the dataset's module is gone: export and load_export do not need it
+        shutil.rmtree(root / "code")
+        sys.modules.pop("blobs_data", None)
+    umask = os.umask(0o022)
+    try:
+        target = export(jobs[name], tmp_path / "exported", workspace=root / "ws")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in target.iterdir()} == {0o644}
+    assert (target / "model.json").exists() == (name != "plain") and (target / "network.pt").exists() == (name == "plain")
+    run = run_snippet(target, tmp_path, REPO / "tests" / "workflows")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("tensor(" in run.stdout) == (name != "plain") and run.stdout.strip()
+
+
+def test_an_export_whose_model_module_is_missing_is_a_one_line_error(saved, tmp_path):
+    from xpm_train import load_export
+    from xpm_train.errors import CodeNotFound
+    from xpm_train.export import export
+
+    root, jobs, _ = saved
+    for name in ("local", "plain"):
+        target = export(jobs[name], tmp_path / name, workspace=root / "ws")
+        if name == "local":  # the model's config names a module that exists nowhere
+            definition = json.loads((target / "model.json").read_text())
+            for entry in definition["objects"]:
+                entry["module"], entry["typename"] = "savefns_gone", "savefns_gone.LocalMLP"
+                entry.pop("file", None)
+            (target / "model.json").write_text(json.dumps(definition))
+            with pytest.raises(CodeNotFound) as raised:
+                load_export(target)
+            message = str(raised.value)
+            assert "module 'savefns_gone'" in message and "PYTHONPATH" in message and "\n" not in message
+        # in a Python without tests/workflows on its path: one line, not a traceback through pickle/experimaestro
+        run = subprocess.run([sys.executable, "-c", f"import xpm_train; xpm_train.load_export({str(target)!r})"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert run.returncode == 1 and "CodeNotFound" in run.stderr.splitlines()[-1], run.stderr[-2000:]
+        assert len(run.stderr.splitlines()) <= 10, run.stderr

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from ..checks import NonNegative, OneOf, Positive
 from ..hooks import Tracking, Trial
 from .configs import DataModuleConfig, ModuleConfig, build_checked, require_lightning
-
-if TYPE_CHECKING:
-    from torch import nn
 
 logger = logging.getLogger("xpm_train.lightning")
 
@@ -245,15 +242,6 @@ class LightningFit(ResumableTask):
         results = trainer.test(module, datamodule=datamodule, verbose=False)
         return {key: float(value) for result in results for key, value in result.items()}
 
-    def trained_network(self, best: Path) -> "nn.Module":
-        """The LightningModule with the weights of ``best`` (this job's
-        ``checkpoints/best.pt``), for ``xpm_train.load(...).network``."""
-        require_lightning()
-        from .. import checkpoint
-
-        module = self.module.module()
-        module.load_state_dict(checkpoint.load_weights(best))
-        return module.eval()
 
 
 def beside_config_module(config_type: type) -> None:
