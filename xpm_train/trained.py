@@ -154,6 +154,30 @@ def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any]) -> 
     return net
 
 
+def no_network(folder: Path, config: Any, name: str) -> NoTrainedModel:
+    """The error for a job without ``checkpoints/best.pt``, saying what to do
+    for its kind of task (``config``: loaded here when not given)."""
+    best = folder / BEST
+    if config is None:
+        from experimaestro import from_task_dir
+
+        try:
+            config = from_task_dir(folder, as_instance=True)
+        except ImportError:  # its code is not importable here: the generic message
+            pass
+    if hasattr(config, "__xpm_train_function__"):
+        return NoTrainedModel(f"{name} saved no model ({best} is missing): call ctx.save_model(net) in the "
+                              "training function, then run the plan again (bump its version to retrain)")
+    if config is not None and type(config).__module__.split(".")[0] != "xpm_train":
+        return NoTrainedModel(
+            f"{name} job {folder.name[:12]} is a plain experimaestro Task: export and load(job).network need "
+            f"the trained network in its folder as {BEST}, which xpm-train's training tasks write (Learn, "
+            "LightningFit, or a training function calling ctx.save_model(net)); this task keeps its weights "
+            f"its own way: read them from {folder}, or train it as a training function")
+    return NoTrainedModel(f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
+                          "a training job (Learn, a training function that calls ctx.save_model)")
+
+
 def network(folder: Path, config: Any = None) -> "nn.Module":
     """The trained network of the job whose folder is ``folder``, in eval mode,
     with its best weights. Only the model's code is imported (its config is
@@ -166,20 +190,8 @@ def network(folder: Path, config: Any = None) -> "nn.Module":
     best = folder / BEST
     params = read_params(folder)
     name = params["objects"][-1]["typename"].rsplit(".", 1)[-1]
-    fields = params["objects"][-1]["fields"]
-    function = not any(name in fields and companion in fields for name, companion in PAIRS)
     if not best.exists():
-        if function:
-            raise NoTrainedModel(f"{name} saved no model ({best} is missing): call ctx.save_model(net) in the "
-                                 "training function, then run the plan again (bump its version to retrain)")
-        if type(config).__module__.split(".")[0] != "xpm_train":
-            raise NoTrainedModel(
-                f"{name} job {folder.name[:12]} is a plain experimaestro Task: export and load(job).network need "
-                f"the trained network in its folder as {BEST}, which xpm-train's training tasks write (Learn, "
-                "LightningFit, or a training function calling ctx.save_model(net)); this task keeps its weights "
-                f"its own way: read them from {folder}, or train it as a training function")
-        raise NoTrainedModel(f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
-                             "a training job (Learn, a training function that calls ctx.save_model)")
+        raise no_network(folder, config, name)
     try:
         state = checkpoint.load_latest(best)
     except ModuleNotFoundError as error:  # a network saved whole whose class is not importable here
