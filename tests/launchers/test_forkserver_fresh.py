@@ -113,6 +113,7 @@ def test_a_forked_job_reads_its_own_tmpdir_and_time_zone(warm_env, tmp_path):
 @pytest.mark.parametrize("name, value", [
     ("MPLBACKEND", "svg"), ("LC_ALL", "C"), ("LANG", "C"), ("XPM_LOCK_TIMEOUT", "5"),
     ("NPY_PROMOTION_STATE", "weak"), ("HOME", "/elsewhere"), ("XDG_CONFIG_HOME", "/elsewhere"),
+    ("XPM_POLL_INTERVAL_MAX", "5"), ("XPM_TRAIN_FORWARDER_IDLE_S", "5"),
 ])
 def test_variables_read_at_import_by_the_server_key_it(name, value):
     """Variables the preloaded modules read when imported (matplotlib's
@@ -120,7 +121,8 @@ def test_variables_read_at_import_by_the_server_key_it(name, value):
     a job with other values gets another server, started with them."""
     base = {k: v for k, v in os.environ.items() if k != name}
     assert forkclient.server_key({**base, name: value}) != forkclient.server_key(base)
-    assert forkclient.server_key({**base, "FOO": "bar"}) == forkclient.server_key(base)
+    for other in ("FOO", "XPM_TRAIN_LAUNCHERS", "XPM_TRAIN_TOKENS_DIR"):  # read when used: one server
+        assert forkclient.server_key({**base, other: "x"}) == forkclient.server_key(base)
 
 
 def test_a_job_of_another_umask_or_affinity_gets_a_server_of_its_own(warm_env, tmp_path):

@@ -62,12 +62,13 @@ PROTOCOL = 1
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
                      signal.SIGHUP, signal.SIGQUIT)
 STARTUP_ENV_PREFIXES = ("PYTHON", "LD_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TORCH",
-                        "LC_", "LANG", "MPL", "MATPLOTLIB", "NPY_", "NUMPY_", "XPM_", "HOME",
-                        "XDG_CONFIG_HOME")
+                        "LC_", "LANG", "MPL", "MATPLOTLIB", "NPY_", "NUMPY_", "HOME", "XDG_CONFIG_HOME",
+                        "XPM_LOCK_TIMEOUT", "XPM_POLL_INTERVAL_MAX", "XPM_TRAIN_FORWARDER_IDLE_S")
 """Variables read when the interpreter or a preloaded module starts (before
 any job code runs: the locale, matplotlib's backend and config folder,
-numpy's, experimaestro's timeouts): a job whose values differ needs a server
-started with them. (``TMPDIR`` and ``TZ``, cached by the standard library,
+numpy's, experimaestro's and the MLflow forwarder's timeouts; not every
+``XPM_*``: a plan's own variables, read when used, would split servers for
+nothing): a job whose values differ needs a server started with them. (``TMPDIR`` and ``TZ``, cached by the standard library,
 are read again in the forked job.)"""
 INHERITED_STATUS = ("Umask", "SigBlk", "SigIgn", "Cpus_allowed_list", "Mems_allowed_list")
 """Process attributes (``/proc/self/status``) that a job started cold
