@@ -7,7 +7,6 @@ import pytest
 from experimaestro import experiment
 from experimaestro.launcherfinder import LauncherRegistry
 from experimaestro.launcherfinder import find_launcher as xpm_find_launcher
-from experimaestro.launchers.direct import DirectLauncher
 
 from xpm_train.launchers import NoLauncherError, find_launcher
 from xpm_train.launchers.finder import use_for_tasks_without_launcher
@@ -76,12 +75,16 @@ def test_a_launcher_given_to_the_experiment_is_kept(use_local_launcher, fresh_sc
         assert xp.workspace.launcher is mine
 
 
-def test_a_default_spec_nothing_fits_fails_with_the_explanation(
+def test_a_default_spec_nothing_fits_fails_the_tasks_without_launcher_only(
         use_local_launcher, fresh_scheduler, tmp_path):
+    """Submitting a task without launcher= fails with the explanation; tasks
+    given their launcher are submitted as before."""
     path = use_local_launcher(cores=2, gpus="")
     path.write_text('default_spec: "cuda(mem=4G)*1"\n' + path.read_text())
     with experiment(tmp_path / "xp", "nothing-fits", no_environmental_impact=True) as xp:
-        with pytest.raises(NoLauncherError, match=r"(?s)tasks submitted without launcher= ask for "
+        task = Square.C(x=2).submit(launcher=find_launcher("cpu(cores=1)"))
+        with pytest.raises(NoLauncherError, match=r"(?s)a task submitted without launcher= asks for "
                            r"launchers.yaml's default_spec 'cuda\(mem=4G\)\*1'.*box  no: needs 1 GPU"):
-            use_for_tasks_without_launcher()
-        assert isinstance(xp.workspace.launcher, DirectLauncher)
+            Square.C(x=3).submit()
+        xp.wait()
+    assert (task.__xpm__.job.path / "result.json").is_file()

@@ -7,7 +7,9 @@ launchers.yaml and the host-wide reservations. The first use of the launchers
 in an experiment (:func:`find_launcher`, experimaestro's hook
 ``launchers.py``, or ``pre_experiment: xpm_train.preflight`` before the plan
 runs) replaces that default with the launcher launchers.yaml chooses for its
-``default_spec`` (no ``default_spec``: no requirement), and logs it once.
+``default_spec`` (no ``default_spec``: no requirement), and logs it once;
+when nothing fits it, submitting a task without ``launcher=`` fails with the
+explanation.
 """
 
 from __future__ import annotations
@@ -86,11 +88,28 @@ def use_for_tasks_without_launcher(config: LaunchersConfig | None = None) -> Non
     if choice is None:
         from .explain import explain
 
-        raise NoLauncherError(f"tasks submitted without launcher= ask for {spec}, and no "
-                              f"launcher fits it:\n{explain(None, config=config).render()}")
+        workspace.launcher = refusing_launcher(
+            f"a task submitted without launcher= asks for {spec}, and no launcher fits it "
+            f"(give it launcher=find_launcher(SPEC), or a default_spec that fits):\n"
+            f"{explain(None, config=config).render()}")
+        return
     workspace.launcher = build_launcher(choice)
     logger.info("Tasks submitted without launcher= run on %s (%s; launchers from %s)",
                 workspace.launcher, spec, config.source)
+
+
+def refusing_launcher(message: str) -> "Launcher":
+    """The workspace launcher when nothing fits the default spec: submitting a
+    task without ``launcher=`` raises :class:`NoLauncherError` (``message``);
+    a plan that gives every task its launcher is not stopped."""
+    from experimaestro.connectors.local import LocalConnector
+    from experimaestro.launchers.direct import DirectLauncher
+
+    class NoLauncherForTasksWithoutOne(DirectLauncher):
+        def onSubmit(self, job):
+            raise NoLauncherError(message)
+
+    return NoLauncherForTasksWithoutOne(LocalConnector.instance())
 
 
 def resolve_config(config: LaunchersConfig | Path | None, start: Path | None) -> LaunchersConfig:
