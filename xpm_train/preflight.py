@@ -12,7 +12,9 @@ It works around two behaviours of experimaestro 2.7:
 - values given with ``-c key=value`` reach the plan as strings, so
   ``-c 'lr=[0.01, 0.1]'`` fails with "Input should be a valid list": a string
   given for a list field is read as YAML (``[0.01, 0.1]``, or ``0.01`` for a
-  one-value list);
+  one-value list), and so is a string given for a mapping field (a Tune
+  plan's ``-c 'space={optimizer.lr: {float: [0.001, 0.1], log: true}}'``
+  replaces the whole search space);
 - a task submitted without ``launcher=`` would run with experimaestro's
   direct launcher, outside launchers.yaml and the host-wide reservations: it
   gets the launcher launchers.yaml chooses for its ``default_spec``;
@@ -51,11 +53,14 @@ def unknown_keys(schema, data: dict, prefix: str = "") -> list[str]:
 
 
 def coerce_lists(schema, data: dict) -> dict:
-    """``data`` with YAML strings parsed where ``schema`` (an attrs class) expects a list.
+    """``data`` with YAML strings parsed where ``schema`` (an attrs class)
+    expects a list or a mapping.
 
     ``-c 'lr=[0.01, 0.1]'`` gives the string ``"[0.01, 0.1]"``; a single value
-    (``-c lr=0.01``) becomes a one-element list. Nested configurations are
-    handled recursively; other values are left to the validator.
+    (``-c lr=0.01``) becomes a one-element list. ``-c 'space={a: 1}'`` gives
+    ``{"a": 1}`` (the whole mapping: experimaestro splits dotted keys, so a
+    key holding dots cannot be set alone). Nested configurations are handled
+    recursively; other values are left to the validator.
     """
     import typing
 
@@ -73,6 +78,10 @@ def coerce_lists(schema, data: dict) -> dict:
             except yaml.YAMLError:
                 continue
             result[key] = parsed if isinstance(parsed, list) else [parsed]
+        elif isinstance(value, str) and typing.get_origin(field.type) is dict:
+            parsed = yaml_value(value)
+            if isinstance(parsed, dict):
+                result[key] = parsed
         elif isinstance(value, dict) and attrs.has(field.type):
             result[key] = coerce_lists(field.type, value)
         elif key == "grid_search" and isinstance(value, dict):
