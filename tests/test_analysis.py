@@ -66,3 +66,34 @@ def test_sort_follows_each_jobs_declared_direction():
     learn = pandas.DataFrame([{"job": "l1", "score_metric": "val_mse", "direction": "minimize", "best.val_mse": 0.3},
                               {"job": "l2", "score_metric": "val_mse", "direction": "minimize", "best.val_mse": 0.1}])
     assert list(sort_best(learn, "best.val_mse")["job"]) == ["l2", "l1"]
+
+
+def learn_job(workspace, job_hash: str, model: str, tags: dict, accuracy: float):
+    """A finished Learn job folder (params.json as experimaestro writes it, final.json) submitted with ``tags``."""
+    folder = workspace / "jobs" / "xpm_train.learn.learn" / job_hash
+    folder.mkdir(parents=True)
+    objects = [{"id": 1, "typename": f"xpm_train.models.{model}", "identifier": "m" * 64, "fields": {}},
+               {"id": 2, "typename": "xpm_train.learn.Learn", "identifier": job_hash,
+                "fields": {"model": {"type": "python", "value": 1}}}]
+    (folder / "params.json").write_text(json.dumps({"objects": objects}))
+    (folder / "learn.done").touch()
+    (folder / "final.json").write_text(json.dumps({"score": accuracy, "score_metric": "accuracy",
+                                                   "direction": "maximize", "accuracy": accuracy}))
+    run = workspace / "experiments" / "grid" / "20261207_100000"
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / "jobs.jsonl").open("a") as fp:
+        fp.write(json.dumps({"job_id": job_hash, "task_id": "xpm_train.learn.learn", "tags": tags}) + "\n")
+
+
+def test_a_tag_named_like_a_column_keeps_both_and_where_matches_either(tmp_path):
+    learn_job(tmp_path, "a" * 64, "CNN", {"model": "cnn-small", "hidden_dim": 48}, 0.9)
+    learn_job(tmp_path, "b" * 64, "MLP", {"model": "MLP", "hidden_dim": 32}, 0.8)
+    learn_job(tmp_path, "c" * 64, "MLP", {"accuracy": "high"}, 0.7)
+    frame = xpm_train.results(tmp_path).set_index("hidden_dim", drop=False)
+    assert list(frame["model"]) == ["CNN", "MLP", "MLP"]  # the config's model class, whatever the tags
+    assert frame.iloc[0]["tag:model"] == "cnn-small" and pandas.isna(frame.iloc[1]["tag:model"])  # equal: once
+    assert list(frame["accuracy"]) == [0.9, 0.8, 0.7] and frame.iloc[2]["tag:accuracy"] == "high"
+    for where, hashes in ((["model=CNN"], ["aaaaaaaaaaaa"]), (["model=cnn-small"], ["aaaaaaaaaaaa"]),
+                          (["model=MLP"], ["bbbbbbbbbbbb", "cccccccccccc"]), (["tag:model=cnn-small"], ["aaaaaaaaaaaa"]),
+                          (["model=MLP", "hidden_dim=32"], ["bbbbbbbbbbbb"]), (["state=done", "accuracy=high"], ["cccccccccccc"])):
+        assert [job.split("/")[1] for job in xpm_train.results(tmp_path, where=where)["job"]] == hashes, where

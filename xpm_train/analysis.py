@@ -166,7 +166,9 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
     """One row per job: ``job`` ID, ``task``, ``state``, tags, final metrics.
 
     ``experiment`` keeps the jobs of that experiment's current run;
-    ``where`` (``{"tag": value}`` or ``["tag=value"]``) keeps matching tags.
+    ``where`` (``{"tag": value}`` or ``["tag=value"]``) keeps the jobs whose
+    tag, or column (``model``, ``state``, a metric...), has that value.
+    Columns and tags of the same name: :func:`job_row`.
     """
     import pandas
 
@@ -184,14 +186,36 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
         if experiment and path.name not in members:
             continue
         info = job_info(path, tags.get(path.name, {}))
-        if any(str(info.tags.get(k)) != v for k, v in filters.items()):
-            continue
-        row = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state,
-               "model": model_class(info)}
-        row.update(info.tags)
-        row.update(flatten(info.metrics()))
-        rows.append(row)
+        row = job_row(info)
+        if all(matches(info.tags, row, k, v) for k, v in filters.items()):
+            rows.append(row)
     return integers_as_integers(pandas.DataFrame(rows), rows)
+
+
+TAG_PREFIX = "tag:"
+"""Column name prefix of a tag named like one of the job's own columns, with another value"""
+
+
+def job_row(info: JobInfo) -> dict[str, Any]:
+    """A job's row: its own columns (``job``, ``task``, ``state``, ``model``:
+    the class of its model config, and its summary's metrics), then its tags.
+    A tag named like an own column keeps that column (a fact of the job): it
+    shows as ``tag:<name>`` when its value differs, and fills the column when
+    the job has none (a task without a model config)."""
+    own = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state,
+           "model": model_class(info), **flatten(info.metrics())}
+    row = {key: own[key] for key in ("job", "task", "state", "model")}
+    for key, value in info.tags.items():
+        mine = own.get(key)
+        row[key if mine is None or str(mine) == str(value) else TAG_PREFIX + key] = value
+    row.update({key: value for key, value in own.items() if value is not None or key not in row})
+    return row
+
+
+def matches(tags: dict[str, Any], row: dict[str, Any], key: str, value: str) -> bool:
+    """``--where key=value``: the job's tag ``key`` or its column ``key`` has
+    that value (compared as text)."""
+    return any(key in found and str(found[key]) == value for found in (tags, row))
 
 
 def model_class(info: JobInfo) -> str | None:

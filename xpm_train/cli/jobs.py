@@ -48,7 +48,7 @@ def run_command(ctx, params: Path, workdir: Path, conf):
 @click.command("results")
 @workdir_option
 @click.option("--experiment", "-e", help="Only the jobs of this experiment (its last run)")
-@click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs with this tag value")
+@click.option("--where", "-w", multiple=True, metavar="TAG=VALUE", help="Keep jobs whose tag or column (model, state, a metric) has this value (repeatable)")
 @click.option("--task", "-t", help="Only jobs whose task ID ends with this (e.g. learn, evaluate)")
 @click.option("--sort", "-s", help="Sort by this column, best first (ascending for mse, loss...; "
               "'score' and the metric it is, e.g. 'objective', follow each job's declared direction)")
