@@ -45,3 +45,12 @@ def test_a_torn_line_being_written_is_skipped(tmp_path):
     with (run / "jobs.jsonl").open("a") as fp:
         fp.write('{"job_id": "eeee')
     assert tags.run_tags(run) == {"d" * 64: {"x": 1}}
+
+
+def test_the_tags_of_one_job_among_many(tmp_path):
+    jobs = {f"{i:064x}": {"seed": i} for i in range(50)}
+    submit(tmp_path, "grid", "20261207_100000", jobs)
+    folder = tmp_path / "jobs" / "t.t" / f"{7:064x}"
+    assert tags.record_job(folder) == {"seed": 7}
+    assert tags.run_tags(tmp_path / "experiments" / "grid" / "current", {f"{7:064x}"}) == {f"{7:064x}": {"seed": 7}}
+    assert len(tags.record(tmp_path)) == 50

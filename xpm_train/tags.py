@@ -47,14 +47,17 @@ def runs(workspace: Path, experiment: Optional[str] = None) -> list[Path]:
                    and (p / RUNS).exists()), key=run_key)
 
 
-def run_tags(run: Path) -> dict[str, dict[str, Any]]:
+def run_tags(run: Path, only: Optional[set[str]] = None) -> dict[str, dict[str, Any]]:
     """``{job hash: tags}`` of the jobs run folder ``run`` submitted (tagged or
-    not; a torn last line, being written, is skipped)."""
+    not; a torn last line, being written, is skipped); ``only``: of these job
+    hashes only (a few: the other lines are not parsed)."""
     tags: dict[str, dict[str, Any]] = {}
     try:
         lines = (run / RUNS).read_text().splitlines()
     except OSError:
         return tags
+    if only is not None and len(only) <= FEW:
+        lines = [line for line in lines if any(job_hash in line for job_hash in only)]
     for line in lines:
         try:
             item = json.loads(line)
@@ -63,6 +66,10 @@ def run_tags(run: Path) -> dict[str, dict[str, Any]]:
         if isinstance(item, dict) and item.get("job_id"):
             tags.setdefault(item["job_id"], {}).update(item.get("tags") or {})
     return tags
+
+
+FEW = 8
+"""Up to this many jobs, :func:`run_tags` parses only the lines naming them (a job's own start)"""
 
 
 def recorded(folder: Path) -> dict[str, dict[str, Any]]:
@@ -93,7 +100,7 @@ def record(workspace: Path, jobs: Optional[Iterable[Path]] = None) -> dict[str, 
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for run in runs(workspace):
         name = f"{run.parent.name}/{run.name}"
-        for job_hash, tags in run_tags(run).items():
+        for job_hash, tags in run_tags(run, set(folders)).items():
             if job_hash in folders:
                 found.setdefault(job_hash, {})[name] = tags
     result = {}
