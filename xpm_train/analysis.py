@@ -18,6 +18,7 @@ from .summary import flatten  # noqa: F401 - part of this module's API
 
 if TYPE_CHECKING:
     import pandas
+    import torch
     from torch import nn
 
 
@@ -108,7 +109,9 @@ class LoadedJob:
     @property
     def network(self) -> "nn.Module":
         """The trained network with its best weights, in eval mode (Learn, and
-        training functions that called ``ctx.save_model``); a one-line
+        training functions that called ``ctx.save_model``). It takes
+        *normalised* inputs, as in training: :meth:`predict` normalises raw
+        ones. A one-line
         :class:`~xpm_train.trained.NoTrainedModel` error for other jobs."""
         cached = self.__dict__.get("_network")
         if cached is None:
@@ -116,6 +119,19 @@ class LoadedJob:
 
             cached = self.__dict__["_network"] = network(self.info.path, self.config)
         return cached
+
+    def predict(self, inputs: "torch.Tensor") -> "torch.Tensor":
+        """The network's outputs (no gradient) for raw ``inputs``, as the
+        dataset gives them (uint8 images, float features): normalised first
+        as the training did (``data.json``; a training function saved without
+        data has none: its inputs go to the network as given)."""
+        import torch
+
+        from .trained import normalise, read_data
+
+        description = read_data(self.info.path) or {"mean": [], "std": []}
+        with torch.no_grad():
+            return self.network(normalise(inputs, description["mean"], description["std"]))
 
     def history(self) -> "pandas.DataFrame":
         """``metrics.jsonl`` as a DataFrame (one row per logged point; the

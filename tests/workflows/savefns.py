@@ -76,11 +76,10 @@ def fit_local(ctx, model: Model) -> Result:
     """A few steps on the digits; saved with its Arrays."""
     from xpm_train import Digits
     from xpm_train.objectives import Classification
-    from xpm_train.trained import normalise
 
     data = Digits.C(split="train").instance().arrays()
     net = build(model, Classification.C().describe(data))
-    inputs = normalise(data.images[:64], data.mean, data.std)
+    inputs = (data.images[:64].float() / 255 - data.mean[0]) / data.std[0]  # as mytrain.py normalises
     train_steps(net, [(inputs, data.labels[:64])] * 5)
     ctx.save_model(net, data)
     probe(ctx, net, inputs[:8])

@@ -155,6 +155,22 @@ def test_every_way_of_saving_reloads_the_same_network(saved, name, monkeypatch):
     assert ("built" in state) == (name != "plain") and ("network" in state) == (name == "plain")
 
 
+def test_load_predict_normalises_raw_inputs_as_the_training_did(saved):
+    """issue 26 item 17: load(job).predict(raw) is the network on the inputs
+    normalised as the function normalised them."""
+    import torch
+
+    import xpm_train
+    from xpm_train import Digits
+
+    root, jobs, _ = saved
+    probe = torch.load(jobs["local"] / "probe.pt")
+    raw = Digits.C(split="train").instance().arrays().images[:8]
+    assert raw.dtype == torch.uint8
+    predicted = xpm_train.load(jobs["local"], workspace=root / "ws").predict(raw)
+    assert torch.allclose(predicted, probe["outputs"], atol=1e-6)
+
+
 def test_the_local_class_network_is_evaluated(saved):
     _, jobs, evaluation = saved
     results = json.loads((evaluation / "results.json").read_text())
@@ -231,3 +247,30 @@ def test_an_export_whose_model_module_is_missing_is_a_one_line_error(saved, tmp_
                              env={**os.environ, "PYTHONPATH": str(REPO)})
         assert run.returncode == 1 and "CodeNotFound" in run.stderr.splitlines()[-1], run.stderr[-2000:]
         assert len(run.stderr.splitlines()) <= 10, run.stderr
+
+
+def test_tune_then_evaluate_over_a_training_function(tmp_path, monkeypatch):
+    """issue 26 item 17 (docs/tune.md "A training function as the base"): the
+    Tune task's output is the best function's network, evaluated by Evaluate
+    with the best task's saved_model()."""
+    from experimaestro import experiment
+
+    import xpm_train
+    from xpm_train import Digits, Evaluate, Int, NoPruner, Space, Study, optimize
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
+    from savefns import LocalMLP, fit_local
+
+    study = Study(label="fn-eval", base=fit_local.C(model=LocalMLP.C(), device="cpu"),
+                  space=Space([Int("model.width", 4, 6)]), pruner=NoPruner.C())
+    with experiment(tmp_path / "ws", "fn-eval", port=None):
+        result = optimize(study, n_trials=2)
+        best_model = result.task().submit()
+        evaluate = Evaluate.C(model=result.best_learn.saved_model(), data=Digits.C(split="test"), device="cpu")
+        evaluate.submit(init_tasks=[best_model])
+    accuracy = json.loads((evaluate.__xpm__.job.path / "results.json").read_text())["accuracy"]
+    test = Digits.C(split="test").instance().arrays()
+    best = xpm_train.load(result.best_job, workspace=tmp_path / "ws")
+    assert accuracy == pytest.approx((best.predict(test.images).argmax(1) == test.labels).float().mean().item(),
+                                     abs=0.5 / len(test))
+    assert best.config.model.width == result.best_params["model.width"]
