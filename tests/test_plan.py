@@ -69,3 +69,27 @@ def test_job_of_a_task_that_was_not_submitted_says_so():
     learn = Learn.C(model=MLP.C(), data=Synthetic.C(split="train"))
     with pytest.raises(UserError, match="Learn was not submitted: call its .submit"):
         job_of(learn)
+
+
+def test_the_summary_keeps_a_whole_message_with_its_fix(tmp_path):
+    """The issue's case: the output-size error was cut mid-word ("...end with data.o...")."""
+    message = ("xpm_train.objectives.ObjectiveError: Wide: the network outputs 11 values per sample (shape (11,)) "
+               "but Classification needs 10 (one logit per class, 10 classes): make module(data) end with "
+               "data.outputs units")
+    job = fake_job(tmp_path, LEARN, JobStateError(JobFailureStatus.FAILED))
+    job.stderr.write_text(f"Traceback (most recent call last):\n  File \"x.py\", line 1\n{message}\n")
+    (line,) = failed_jobs_summary([job])
+    assert f"failed ({message}); log:" in line
+
+
+def test_a_very_long_message_is_cut_between_words_and_keeps_its_end():
+    from xpm_train.plan import shortened
+
+    words = [f"word{i}" for i in range(300)]
+    error = "RuntimeError: " + " ".join(words) + ": fix it by lowering lr"
+    short = shortened(error)
+    assert len(short) <= 600 and short.startswith("RuntimeError: word0 ") and " [...] " in short
+    assert short.endswith(": fix it by lowering lr")
+    head, tail = short.split(" [...] ")
+    assert error.startswith(head + " ") and error.endswith(" " + tail)  # cut at spaces only
+    assert shortened("short: keep") == "short: keep"

@@ -78,8 +78,8 @@ def failure_of(job) -> str:
 
 
 def last_exception(log: Path, tail: int = 1 << 16) -> str | None:
-    """The exception line (``ValueError: ...``) of the last traceback in ``log``,
-    shortened to one line (None: the log shows no traceback)."""
+    """The exception line (``ValueError: ...``) of the last traceback in ``log``
+    (None: the log shows no traceback), :func:`shortened`."""
     with log.open("rb") as fp:
         fp.seek(max(0, log.stat().st_size - tail))
         lines = fp.read().decode(errors="replace").splitlines()
@@ -88,7 +88,20 @@ def last_exception(log: Path, tail: int = 1 << 16) -> str | None:
         return None
     # the first line after the traceback that is not indented is the exception
     error = next((line for line in lines[starts[-1] + 1:] if line and not line[0].isspace()), None)
-    return error if error is None or len(error) <= 200 else error[:197] + "..."
+    return error if error is None else shortened(error)
+
+
+def shortened(error: str, limit: int = 600) -> str:
+    """``error`` whole when it has at most ``limit`` characters (the messages
+    of xpm-train do: what, why and how to fix); a longer one keeps its
+    beginning (what failed) and its end (how to fix it), each cut at a word
+    boundary, joined by `` [...] ``: never a word cut in two."""
+    if len(error) <= limit:
+        return error
+    keep = (limit - len(" [...] ")) // 2
+    head = error[:keep + 1].rsplit(" ", 1)[0] if " " in error[:keep + 1] else error[:keep]
+    tail = error[-keep - 1:].split(" ", 1)[1] if " " in error[-keep - 1:] else error[-keep:]
+    return f"{head} [...] {tail}"
 
 
 def scheduler_state(job):
