@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from xpm_train.models import Model
 from xpm_train.objectives import (Classification, ObjectiveError, Reconstruction, Regression, direction_of)
 
 
@@ -108,3 +109,40 @@ def test_arrays_accept_float_features_and_targets():
     assert arrays.mean == pytest.approx(tuple(features.mean(0)))
     with pytest.raises(ValueError, match="give num_classes"):
         Arrays(inputs=torch.zeros(4, 2), targets=torch.zeros(4, dtype=torch.long))
+
+
+class Wide(Model):
+    """A user's model that ignores data.outputs: one value too many."""
+
+    def module(self, data):
+        import math
+
+        from torch import nn
+
+        return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data.shape), data.outputs + 1))
+
+
+class FromFile(Model):
+    """A model that cannot be built before the job runs (it reads a file)."""
+
+    def module(self, data):
+        return torch.load("/nonexistent/model.pt")
+
+
+def test_a_model_whose_output_size_does_not_fit_is_refused_at_submit_time():
+    from xpm_train import MLP, Adam, Diabetes, Digits, Evaluate, HeldOut, Learn, Synthetic
+
+    digits = Digits.C(split="train")
+    wrong = Learn.C(model=Wide.C(), data=digits, optimizer=Adam.C(lr=1e-3))
+    with pytest.raises(ObjectiveError, match=r"Wide: the network outputs 11 values.*Classification needs 10"
+                                             r".*make module\(data\) end with data.outputs units"):
+        wrong.__xpm__.validate()
+    for objective, data, needs in ((Regression.C(), Diabetes.C(split="train"), 1),
+                                   (Reconstruction.C(), Synthetic.C(split="train", height=4, width=4), 16)):
+        with pytest.raises(ObjectiveError, match=f"needs {needs} "):
+            Learn.C(model=Wide.C(), data=data, objective=objective, optimizer=Adam.C(lr=1e-3)).__xpm__.validate()
+    with pytest.raises(ObjectiveError, match="needs 10"):
+        Evaluate.C(model=Wide.C(), data=HeldOut.C(data=digits, fraction=0.1)).__xpm__.validate()
+    # fitting models pass; a model that cannot be built before its job runs is checked when it starts
+    Learn.C(model=MLP.C(), data=digits, optimizer=Adam.C(lr=1e-3)).__xpm__.validate()
+    Learn.C(model=FromFile.C(), data=digits, optimizer=Adam.C(lr=1e-3)).__xpm__.validate()

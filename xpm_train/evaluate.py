@@ -23,7 +23,7 @@ from .data.base import Dataset
 from .data.stream import Streaming
 from .hooks import Tracking
 from .models import Model
-from .objectives import Classification, Objective, objective_of
+from .objectives import Classification, Objective, check_model_outputs, objective_of
 
 if TYPE_CHECKING:
     import torch
@@ -150,9 +150,12 @@ class Evaluate(Task):
         ``data``, the sums are added: the same metrics)."""
 
     def __validate__(self):
-        """Refuse, when the plan submits it, an objective that does not fit the data."""
+        """Refuse, when the plan submits it, an objective that does not fit the
+        data, or a model whose output size does not fit the objective."""
+        objective = objective_of(self)
         where = f"Evaluate(model={config_name(self.model)}, data={config_name(self.data)})"
-        objective_of(self).check_data(self.data.targets(), where)
+        objective.check_data(self.data.targets(), where)
+        check_model_outputs(self.model, objective, self.data)
 
     def execute(self):
         from experimaestro import progress

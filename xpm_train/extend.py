@@ -13,6 +13,7 @@ Datasets (a ``Dataset`` config whose ``arrays()`` returns :class:`Arrays`)::
     stratified_split, random_split seeded train/test indices
     check_split                    refuse a split name other than train/test
     cached_arrays                  decode raw files once, cache beside them
+    empty_arrays                   what ``Dataset.schema()`` returns: shapes and classes, no sample
 
 Models (a ``Model`` config whose ``module(data)`` returns an ``nn.Module``)::
 
@@ -29,7 +30,7 @@ Objectives (an ``Objective`` config: loss, metrics, score)::
 """
 
 from .data.arrays import channel_stats, check_split, to_image_arrays
-from .data.base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset
+from .data.base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset, empty_arrays
 from .data.cache import cached_arrays
 from .data.digits import stratified_split
 from .data.prepared import Chunk, Source
@@ -52,6 +53,7 @@ __all__ = [
     "cached_arrays",
     "channel_stats",
     "check_split",
+    "empty_arrays",
     "feature_arrays",
     "feature_stats",
     "random_split",

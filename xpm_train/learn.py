@@ -36,7 +36,7 @@ from .data.stream import Streaming
 from .augment import Augment
 from .distill import Distillation
 from .models import LoadWeights, Model
-from .objectives import Classification, Objective, ObjectiveError, objective_of
+from .objectives import Classification, Objective, ObjectiveError, check_model_outputs, objective_of
 from .optim import Optimizer, Schedule
 from .hooks import Tracking, Trial
 
@@ -156,10 +156,12 @@ class Learn(ResumableTask):
                 f"launcher: make it a multiple of {world_size} (e.g. {multiple}) or change processes=/nodes=")
 
     def __validate__(self):
-        """Refuse, when the plan submits it, an objective that does not fit the data."""
+        """Refuse, when the plan submits it, an objective that does not fit the
+        data, or a model whose output size does not fit the objective."""
         objective = objective_of(self)
         where = f"Learn(model={config_name(self.model)}, data={config_name(self.data)})"
         objective.check_data(self.data.targets(), where)
+        check_model_outputs(self.model, objective, self.data)
         if self.distill is not None and not isinstance(objective, Classification):
             raise ObjectiveError(f"{where}: distillation needs the Classification objective (soft class "
                                  f"targets), not {config_name(objective)}: drop distill= or the objective")

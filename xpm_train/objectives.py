@@ -23,6 +23,7 @@ kept on the device (no host synchronisation per step) and
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated, ClassVar, Optional
 
 from experimaestro import Config, Param, field
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     import torch
 
     from .data.base import Arrays, DataInfo
+
+logger = logging.getLogger("xpm_train.objectives")
 
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 
@@ -275,6 +278,34 @@ class Reconstruction(Objective):
 
     def output_description(self, info):
         return f"one per input value, input shape {info.shape}"
+
+
+def check_model_outputs(model, objective: Objective, data) -> None:
+    """Refuse, when the plan submits a Learn or an Evaluate, a ``model`` whose
+    output size does not fit ``objective`` on ``data``: the network is built
+    and run on PyTorch's ``meta`` device (no memory, no computation) for the
+    data's :meth:`~xpm_train.data.base.Dataset.schema`. Nothing is checked
+    when the data cannot describe itself without loading or the model cannot
+    run on ``meta`` (e.g. it loads a file): the job checks again when it starts."""
+    schema = data.schema()
+    if schema is None:
+        return
+    import torch
+
+    from .models import build
+
+    info = objective.describe(schema)
+    try:
+        with torch.device("meta"):
+            net = build(model, info).eval()
+            outputs = net(torch.empty((2, *info.shape)))
+    except ObjectiveError:
+        raise
+    except Exception as error:  # noqa: BLE001 - checked for sure when the job starts
+        logger.debug("%s: output size not checked at submit (%s: %s)", config_name(model),
+                     type(error).__name__, error)
+        return
+    objective.check_outputs(outputs, info, model)
 
 
 def objective_of(config) -> Objective:

@@ -179,6 +179,14 @@ class Dataset(Config):
         lets Learn refuse a wrong objective when the plan is built."""
         return None
 
+    def schema(self) -> Optional[Arrays]:
+        """An empty :class:`Arrays` of this split's kind (input shape and
+        dtype, targets, number of classes) when known without loading the data
+        (:func:`empty_arrays`), else None: lets Learn and Evaluate refuse, when
+        the plan submits them, a model whose output size does not fit (without
+        it, the job checks it when it starts)."""
+        return None
+
     def records(self) -> "Source":
         """How this split is prepared for streaming (:mod:`xpm_train.data.prepared`).
 
@@ -190,6 +198,19 @@ class Dataset(Config):
         from .prepared import ArraysSource
 
         return ArraysSource(self)
+
+
+def empty_arrays(shape: tuple[int, ...], num_classes: Optional[int] = None,
+                 target_shape: tuple[int, ...] = (), floats: bool = False) -> Arrays:
+    """No sample of inputs of ``shape`` (uint8 images, or float ``floats``)
+    with labels of ``num_classes`` classes, or float values of ``target_shape``
+    (``num_classes`` None): what :meth:`Dataset.schema` returns."""
+    import torch
+
+    inputs = torch.empty((0, *shape), dtype=torch.float32 if floats else torch.uint8)
+    if num_classes is not None:
+        return Arrays(inputs=inputs, targets=torch.empty(0, dtype=torch.int64), num_classes=num_classes)
+    return Arrays(inputs=inputs, targets=torch.empty((0, *target_shape), dtype=torch.float32))
 
 
 class ImageDataset(Dataset):

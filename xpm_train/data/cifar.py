@@ -20,6 +20,7 @@ class CIFAR10(RawImageDataset):
 
     DATASET = "CIFAR10"
     PREPARE = "prepare_cifar10"
+    SHAPE = (3, 32, 32)
 
     def source_files(self, split: str) -> list[Path]:
         return [Path(self.folder) / CIFAR10_ARCHIVE]

@@ -83,6 +83,11 @@ class Digits(ImageDataset):
     def __post_init__(self):
         check_split("Digits", self.split)
 
+    def schema(self):
+        from .base import empty_arrays
+
+        return empty_arrays((1, 8, 8), 10)
+
     def arrays(self) -> "ImageArrays":
         check_split("Digits", self.split)
         images, labels = load_digits_arrays()

@@ -33,6 +33,9 @@ class HeldOut(Dataset):
     def targets(self):
         return self.data.targets()
 
+    def schema(self):
+        return self.data.schema()
+
     def arrays(self) -> Arrays:
         from ..pipeline import split_indices
 

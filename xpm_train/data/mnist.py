@@ -38,6 +38,7 @@ class MNIST(IDXImageDataset):
 
     DATASET = "MNIST"
     PREPARE = "prepare_mnist"
+    SHAPE = (1, 28, 28)
 
 
 class FashionMNIST(IDXImageDataset):
@@ -48,3 +49,4 @@ class FashionMNIST(IDXImageDataset):
 
     DATASET = "FashionMNIST"
     PREPARE = "prepare_fashion_mnist"
+    SHAPE = (1, 28, 28)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 import numpy as np
 from experimaestro import Meta, Param
@@ -51,6 +51,14 @@ class RawImageDataset(ImageDataset):
 
     PREPARE: ClassVar[str] = "?"
     """The function of xpm_train.data that fetches the files (named in errors)"""
+
+    SHAPE: ClassVar[Optional[tuple[int, ...]]] = None
+    """Shape of one image, when the dataset fixes it (for :meth:`schema`)"""
+
+    def schema(self):
+        from .base import empty_arrays
+
+        return empty_arrays(self.SHAPE, self.NUM_CLASSES) if self.SHAPE is not None else None
 
     def source_files(self, split: str) -> list[Path]:
         """The raw files ``split`` is decoded from (first one: where its cache lives)."""

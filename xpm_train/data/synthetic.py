@@ -83,6 +83,11 @@ class Synthetic(ImageDataset):
     def __post_init__(self):
         check_split("Synthetic", self.split)
 
+    def schema(self):
+        from .base import empty_arrays
+
+        return empty_arrays((self.channels, self.height, self.width), self.num_classes)
+
     def arrays(self) -> "ImageArrays":
         shape = (self.channels, self.height, self.width)
         images, labels = synthetic_arrays(self.split, self.num_samples, shape, self.num_classes, self.seed)

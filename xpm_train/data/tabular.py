@@ -90,6 +90,11 @@ class Diabetes(Dataset):
     def targets(self):
         return "values"
 
+    def schema(self):
+        from .base import empty_arrays
+
+        return empty_arrays((10,), floats=True)
+
     def arrays(self) -> "Arrays":
         check_split("Diabetes", self.split)
         features, targets = load_diabetes_arrays()
