@@ -32,6 +32,8 @@ RESULTS = "results.json"
 """Summary of an evaluation (Evaluate), or of a study (Tune)"""
 TAGS = "tags.json"
 """The tags every experiment run gave the job (:mod:`xpm_train.tags`)"""
+PROVENANCE = "provenance.json"
+"""Which code, packages, host and GPU made the job's result (:mod:`xpm_train.provenance`)"""
 
 
 def task_id(config) -> str:

@@ -151,9 +151,12 @@ def open_log(task, ranks: "Ranks | None" = None) -> "MetricsLogger":
         from .distributed import SilentLogger
 
         return SilentLogger()
+    from .provenance import record_start
     from .tags import record_job
 
-    record_job(Path(task.metrics_path).parent)  # the run's tags, before experimaestro may remove the run
+    folder = Path(task.metrics_path).parent
+    record_job(folder)  # the run's tags, before experimaestro may remove the run
+    record_start(folder, task)  # which code and environment made the result
     sinks = task.tracking.sinks(task) if task.tracking is not None else []
     return MetricsLogger(task.metrics_path, task.events_path, sinks)
 

@@ -18,6 +18,9 @@ It works around two behaviours of experimaestro 2.7:
 - a task submitted without ``launcher=`` would run with experimaestro's
   direct launcher, outside launchers.yaml and the host-wide reservations: it
   gets the launcher launchers.yaml chooses for its ``default_spec``;
+- nothing records which code made a job: every job started gets its
+  provenance, and a reused job whose code changed is said so
+  (:func:`xpm_train.provenance.install_hooks`);
 - an error of the plan that the user can fix (:class:`xpm_train.errors.UserError`:
   no launcher fits the spec, a download failed, a bad launchers.yaml...) is
   printed in one line instead of a traceback; other errors keep theirs.
@@ -198,6 +201,9 @@ def install() -> None:
         core_logger.addFilter(ShortUserErrors())
     if not hasattr(cli.ExperimentHelper.run, "__wrapped__"):
         cli.ExperimentHelper.run = short_user_errors(cli.ExperimentHelper.run)
+    from .provenance import install_hooks
+
+    install_hooks()
 
 
 install()

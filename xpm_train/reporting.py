@@ -53,6 +53,7 @@ def report(metrics: dict[str, float], score: Optional[str] = None, direction: Op
     (default: the number of points reported before). Returns the summary
     written. Called outside a running job, raises :class:`ReportError`.
     """
+    from .provenance import record_start
     from .tags import record_job
 
     folder, task = running_job()
@@ -60,6 +61,7 @@ def report(metrics: dict[str, float], score: Optional[str] = None, direction: Op
     score = score_of(values, score, task)
     direction = direction_for(score, direction)
     record_job(folder)  # the run's tags, before experimaestro may remove the run
+    record_start(folder, task)  # which code and environment made the result (once per job)
     return write_report(folder, values, score, direction, step)
 
 

@@ -197,3 +197,22 @@ def test_sync_logs_the_points_of_a_resumed_job_once(workspace, store):
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
     assert history == [(4, 0.5), (8, 0.9), (12, 0.95)]
     assert report.points_added == 6 + 4 * 3  # train_step loss at 6 steps; 4 values at 3 epoch ends
+
+
+def test_runs_carry_the_jobs_provenance_as_tags(workspace, store):
+    """``provenance.json`` (xpm_train.provenance) reaches MLflow as ``xpm.env.*`` tags."""
+    from helpers import log_redone_run
+    from xpm_train import provenance
+    from xpm_train.tracking.sync import sync_workspace
+
+    uri, experiment_id = store
+    folder = make_job(workspace, "8" * 64)
+    log_redone_run(folder)
+    provenance.write(folder, provenance.Provenance(python="3.11.7", torch="2.5.1", gpu="", git_commit="c0ffee",
+                                                   code={"usermodel": "ab" * 32}, packages=["torch==2.5.1"]))
+    (folder / "learn.done").write_text("")
+    sync_workspace(workspace, uri=uri)
+    run = runs_by_job(mlflow_client(uri), [experiment_id])[f"xpm_train.learn.learn/{'8' * 64}"]
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith("xpm.env.")}
+    assert tags == {"xpm.env.python": "3.11.7", "xpm.env.torch": "2.5.1", "xpm.env.git_commit": "c0ffee",
+                    "xpm.env.code_sha256": provenance.sha256_text('{"usermodel": "' + "ab" * 32 + '"}')}

@@ -107,6 +107,7 @@ def show_command(job, workdir):
         click.echo(f"std{kind}: {path}{'' if path.exists() else ' (missing)'}")
     click.echo("config:")
     click.echo(describe_config(task_object, {o["id"]: o for o in params["objects"]}, indent="  "))
+    click.echo(describe_provenance(info.path))
     metrics = info.metrics()
     if metrics:
         from ..analysis import flatten
@@ -114,6 +115,23 @@ def show_command(job, workdir):
         click.echo("metrics:")
         for key, value in flatten(metrics).items():
             click.echo(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+
+
+def describe_provenance(folder: Path) -> str:
+    """The ``provenance:`` section of ``show``: what made the job's result."""
+    from ..provenance import read
+
+    recorded = read(folder)
+    if recorded is None:
+        return "provenance: (none recorded: the job ran before xpm-train recorded it)"
+    lines = ["provenance:"]
+    for key, value in recorded.summary().items():
+        if key != "code_sha256":
+            lines.append(f"  {key}: {value or '-'}")
+    code = ", ".join(f"{name} {digest[:12]}" for name, digest in recorded.code.items())
+    lines.append(f"  code: {code or '(no module of yours)'}")
+    lines.append(f"  packages: {len(recorded.packages)} (list in {folder / 'provenance.json'})")
+    return "\n".join(lines)
 
 
 def describe_config(obj: dict, objects: dict, indent: str) -> str:

@@ -61,7 +61,8 @@ class JobIdentity:
         return f"{self.task.rsplit('.', 1)[-1]}-{self.hash[:8]}"
 
     def run_tags(self, experiment_id: str) -> dict[str, str]:
-        """MLflow tags of the run (``mlflow.source.git.commit`` is shown by the UI)."""
+        """MLflow tags of the run (``mlflow.source.git.commit`` is shown by the UI;
+        ``xpm.env.*``: the job's recorded provenance, :mod:`xpm_train.provenance`)."""
         tags = {
             JOB_ID_TAG: self.job_id,
             "xpm.job_folder": str(self.folder),
@@ -77,6 +78,9 @@ class JobIdentity:
             tags["xpm.host"] = self.host
         if self.launcher:
             tags["xpm.launcher"] = self.launcher
+        from ..provenance import mlflow_tags
+
+        tags.update(mlflow_tags(self.folder))  # xpm.env.*: which code and environment made the result
         for key, value in self.tags.items():
             tags[str(key)] = str(value)
         return {k: v for k, v in tags.items() if v != ""}
