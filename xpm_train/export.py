@@ -148,8 +148,7 @@ def load_export(folder: Path | str) -> Exported:
     :class:`~xpm_train.errors.CodeNotFound` names a model module that is not importable."""
     import torch
 
-    from .errors import code_not_found
-    from .trained import load_definition, read_data, rebuild
+    from .trained import load_definition, read_data, read_params, rebuild, unpickle
 
     folder = Path(folder)
     if not (folder / "model.pt").exists():
@@ -158,18 +157,16 @@ def load_export(folder: Path | str) -> Exported:
     info = description["info"] if description is not None else None
     weights = torch.load(folder / "model.pt")
     if (folder / MODEL).exists():
-        model = load_definition(json.loads((folder / MODEL).read_text()), f"cannot load the export {folder}")
-        network = rebuild(model, info, weights)
+        what = f"cannot load the export {folder}"
+        network = rebuild(load_definition(json.loads((folder / MODEL).read_text()), what), info, weights, what)
     elif (folder / "network.pt").exists():
-        try:
-            network = torch.load(folder / "network.pt", weights_only=False)
-        except ModuleNotFoundError as error:
-            raise code_not_found(error, f"cannot load the export {folder}") from None
+        network = unpickle(lambda: torch.load(folder / "network.pt", weights_only=False), read_params(folder),
+                           f"cannot load the export {folder}")
     else:  # exported before model.json: rebuilt from the whole config
         if description is None:
             raise ExportError(f"{folder} has no data.json (exported before it existed): export the job again")
         exported = Exported(network=None, folder=folder, info=info, dtype=None)
-        network = rebuild(exported.config.model, info, weights)
+        network = rebuild(exported.config.model, info, weights, f"cannot load the export {folder}")
     network.eval()
     if description is None:
         return Exported(network=network, folder=folder, info=None, dtype=None)

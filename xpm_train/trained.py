@@ -130,6 +130,32 @@ def definition(params: dict[str, Any], name: str) -> dict[str, Any]:
     return {"objects": [entry for entry in params["objects"] if entry["id"] in wanted], "data": root}
 
 
+def unpickle(load, params: dict[str, Any], what: str):
+    """``load()`` (a ``torch.load`` of a network saved whole); a class of a
+    top-level module that is not on the path is imported from the file that
+    ``params.json`` records for it (as experimaestro loads the job's configs),
+    else a one-line :class:`~xpm_train.errors.CodeNotFound`."""
+    import importlib.util
+    import sys
+
+    from .errors import code_not_found
+
+    tried = set()
+    while True:
+        try:
+            return load()
+        except ModuleNotFoundError as error:
+            files = {entry["module"]: entry["file"] for entry in params.get("objects", []) if entry.get("file")}
+            path = files.get(error.name)
+            if error.name in tried or path is None or not Path(path).exists():
+                raise code_not_found(error, what) from None
+            tried.add(error.name)
+            spec = importlib.util.spec_from_file_location(error.name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[error.name] = module
+            spec.loader.exec_module(module)
+
+
 def load_definition(definition: dict[str, Any], what: str) -> Any:
     """The config of a :func:`definition`, as an instance; a one-line
     :class:`~xpm_train.errors.CodeNotFound` when its module is not importable."""
@@ -143,13 +169,18 @@ def load_definition(definition: dict[str, Any], what: str) -> Any:
         raise code_not_found(error, what) from None
 
 
-def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any]) -> "nn.Module":
+def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any], what: str) -> "nn.Module":
     """The network of a model config with ``weights``: a :class:`~xpm_train.models.Model`
     is built for ``info`` (as Learn builds it); a LightningFit's ModuleConfig
-    builds its LightningModule."""
+    builds its LightningModule. A module that ``module()`` imports and Python
+    cannot find is a one-line error starting with ``what``."""
+    from .errors import code_not_found
     from .models import Model, build
 
-    net = build(model, info) if isinstance(model, Model) else model.module()
+    try:
+        net = build(model, info) if isinstance(model, Model) else model.module()
+    except ModuleNotFoundError as error:
+        raise code_not_found(error, what) from None
     net.load_state_dict(weights)
     return net
 
@@ -192,12 +223,8 @@ def network(folder: Path, config: Any = None) -> "nn.Module":
     name = params["objects"][-1]["typename"].rsplit(".", 1)[-1]
     if not best.exists():
         raise no_network(folder, config, name)
-    try:
-        state = checkpoint.load_latest(best)
-    except ModuleNotFoundError as error:  # a network saved whole whose class is not importable here
-        from .errors import code_not_found
-
-        raise code_not_found(error, f"cannot load the network of {name} {folder.name[:12]}") from None
+    state = unpickle(lambda: checkpoint.load_latest(best), params,  # a network saved whole: its classes
+                     f"cannot load the network of {name} {folder.name[:12]}")
     if state is None:
         raise NoTrainedModel(f"{name}: {best} is corrupt (and no intact .prev): train it again")
     field = model_field(params, state)
@@ -215,7 +242,7 @@ def network(folder: Path, config: Any = None) -> "nn.Module":
             info = objective_of(config).describe(config.data.arrays())
         else:
             info = None
-        model = load_definition(definition(params, field), f"cannot rebuild the network of {name} {folder.name[:12]}")
-        net = rebuild(model, info, state["model"])
+        what = f"cannot rebuild the network of {name} {folder.name[:12]}"
+        net = rebuild(load_definition(definition(params, field), what), info, state["model"], what)
     net.eval()
     return net

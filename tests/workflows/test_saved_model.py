@@ -241,12 +241,37 @@ def test_an_export_whose_model_module_is_missing_is_a_one_line_error(saved, tmp_
                 load_export(target)
             message = str(raised.value)
             assert "module 'savefns_gone'" in message and "PYTHONPATH" in message and "\n" not in message
+        else:  # the file params.json records for the network's module is not on this machine
+            params = json.loads((target / "params.json").read_text())
+            for entry in params["objects"]:
+                entry["file"] = "/elsewhere/savefns.py"
+            (target / "params.json").write_text(json.dumps(params))
         # in a Python without tests/workflows on its path: one line, not a traceback through pickle/experimaestro
         run = subprocess.run([sys.executable, "-c", f"import xpm_train; xpm_train.load_export({str(target)!r})"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
         assert run.returncode == 1 and "CodeNotFound" in run.stderr.splitlines()[-1], run.stderr[-2000:]
         assert len(run.stderr.splitlines()) <= 10, run.stderr
+
+
+def test_exporting_a_job_whose_model_module_is_missing_is_a_one_line_error(saved, tmp_path):
+    """xpm-train export of a job (a copy whose params.json names a module that
+    exists nowhere): the CLI's one line, no traceback, nothing written."""
+    from helpers import xpm_train
+
+    root, jobs, _ = saved
+    copy = tmp_path / "ws" / "jobs" / jobs["local"].parent.name / jobs["local"].name
+    shutil.copytree(jobs["local"], copy)
+    params = json.loads((copy / "params.json").read_text())
+    for entry in params["objects"]:
+        if entry["module"] == "savefns":
+            entry["module"], entry["typename"] = "savefns_gone", entry["typename"].replace("savefns", "savefns_gone")
+            entry.pop("file", None)
+    (copy / "params.json").write_text(json.dumps(params))
+    result = xpm_train("export", str(copy), "--to", str(tmp_path / "out"), "--workdir", str(tmp_path / "ws"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "module 'savefns_gone'" in result.stderr and "PYTHONPATH" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_tune_then_evaluate_over_a_training_function(tmp_path, monkeypatch):
@@ -274,3 +299,15 @@ def test_tune_then_evaluate_over_a_training_function(tmp_path, monkeypatch):
     assert accuracy == pytest.approx((best.predict(test.images).argmax(1) == test.labels).float().mean().item(),
                                      abs=0.5 / len(test))
     assert best.config.model.width == result.best_params["model.width"]
+
+
+def test_a_network_saved_whole_is_loaded_with_its_recorded_module(saved, tmp_path):
+    """A class of the function's top-level module: loaded from the file params.json records."""
+    from helpers import xpm_train
+
+    root, jobs, _ = saved
+    exported = xpm_train("export", str(jobs["plain"]), "--to", str(tmp_path / "plain"), "--workdir", str(root / "ws"))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    run = subprocess.run([sys.executable, "-c", f"import xpm_train; print(xpm_train.load_export({str(tmp_path / 'plain')!r}).network)"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0 and "TopLevelNet" in run.stdout, run.stderr[-3000:]
