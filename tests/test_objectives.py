@@ -146,3 +146,27 @@ def test_a_model_whose_output_size_does_not_fit_is_refused_at_submit_time():
     # fitting models pass; a model that cannot be built before its job runs is checked when it starts
     Learn.C(model=MLP.C(), data=digits, optimizer=Adam.C(lr=1e-3)).__xpm__.validate()
     Learn.C(model=FromFile.C(), data=digits, optimizer=Adam.C(lr=1e-3)).__xpm__.validate()
+
+
+def test_a_job_already_done_is_not_built_at_submit(tmp_path, monkeypatch):
+    """A plan run again over cached jobs does not pay for the submit check
+    (building the network imports torch in the plan): a job already done in the
+    experiment's workspace is not checked, a job not done is."""
+    from types import SimpleNamespace
+
+    from xpm_train import Adam, Digits, Learn, jobfolder
+
+    wrong = Learn.C(model=Wide.C(), data=Digits.C(split="train"), optimizer=Adam.C(lr=1e-3))
+    xp = SimpleNamespace(workspace=SimpleNamespace(path=str(tmp_path)))
+    monkeypatch.setattr(jobfolder, "current_experiment", lambda: xp)
+    assert not jobfolder.done_in_current_workspace(wrong)
+    with pytest.raises(ObjectiveError, match="needs 10"):
+        wrong.__xpm__.validate()
+    folder = jobfolder.job_path(tmp_path, jobfolder.job_id(wrong))
+    folder.mkdir(parents=True)
+    jobfolder.marker(folder, "done").touch()
+    again = Learn.C(model=Wide.C(), data=Digits.C(split="train"), optimizer=Adam.C(lr=1e-3))
+    assert jobfolder.done_in_current_workspace(again)
+    again.__xpm__.validate()  # done: not built, not refused
+    monkeypatch.setattr(jobfolder, "current_experiment", lambda: None)
+    assert not jobfolder.done_in_current_workspace(again)  # outside an experiment: checked

@@ -23,6 +23,7 @@ from .data.base import Dataset
 from .data.stream import Streaming
 from .hooks import Tracking
 from .models import Model
+from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, check_model_outputs, objective_of
 
 if TYPE_CHECKING:
@@ -155,7 +156,8 @@ class Evaluate(Task):
         objective = objective_of(self)
         where = f"Evaluate(model={config_name(self.model)}, data={config_name(self.data)})"
         objective.check_data(self.data.targets(), where)
-        check_model_outputs(self.model, objective, self.data)
+        if not done_in_current_workspace(self):  # a cached job: no need to import torch in the plan
+            check_model_outputs(self.model, objective, self.data)
 
     def execute(self):
         from experimaestro import progress

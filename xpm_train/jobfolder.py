@@ -16,6 +16,7 @@ reading its own folder would not have already.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -100,6 +101,28 @@ def finished_state(folder: Path) -> Optional[str]:
 def is_done(folder: Path) -> bool:
     """Whether the job in ``folder`` ended successfully."""
     return marker(folder, "done").exists()
+
+
+def current_experiment():
+    """The experimaestro experiment running in this process (None: none, or
+    experimaestro not imported: no import here, this is a CLI start-up path)."""
+    module = sys.modules.get("experimaestro.scheduler.experiment")
+    return getattr(module.experiment, "CURRENT", None) if module is not None else None
+
+
+def done_in_current_workspace(config) -> bool:
+    """Whether the job of the task ``config`` is already done in the workspace
+    of the experiment this process runs (False outside an experiment): a plan
+    that submits it again reuses the result, so checks that would cost the plan
+    time (importing torch) are moot."""
+    xp = current_experiment()
+    if xp is None:
+        return False
+    try:
+        job = job_id(config)
+    except Exception:  # noqa: BLE001 - an ID not computable yet: not known to be done
+        return False
+    return is_done(job_path(Path(xp.workspace.path), job))
 
 
 @dataclass

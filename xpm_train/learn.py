@@ -36,6 +36,7 @@ from .data.stream import Streaming
 from .augment import Augment
 from .distill import Distillation
 from .models import LoadWeights, Model
+from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, ObjectiveError, check_model_outputs, objective_of
 from .optim import Optimizer, Schedule
 from .hooks import Tracking, Trial
@@ -161,7 +162,8 @@ class Learn(ResumableTask):
         objective = objective_of(self)
         where = f"Learn(model={config_name(self.model)}, data={config_name(self.data)})"
         objective.check_data(self.data.targets(), where)
-        check_model_outputs(self.model, objective, self.data)
+        if not done_in_current_workspace(self):  # a cached job: no need to import torch in the plan
+            check_model_outputs(self.model, objective, self.data)
         if self.distill is not None and not isinstance(objective, Classification):
             raise ObjectiveError(f"{where}: distillation needs the Classification objective (soft class "
                                  f"targets), not {config_name(objective)}: drop distill= or the objective")

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 from ..errors import NotFound
+from ..jobfolder import current_experiment
 from .schema import LaunchersConfig
 
 logger = logging.getLogger("xpm_train.launchers")
@@ -80,13 +80,6 @@ def search_folders(start: Path | None) -> list[tuple[Path, str]]:
             seen.add(folder.resolve())
             unique.append((folder.resolve(), what))
     return unique
-
-
-def current_experiment():
-    """The experimaestro experiment running in this process (None: none, or
-    experimaestro not imported: no import here, this is a CLI start-up path)."""
-    module = sys.modules.get("experimaestro.scheduler.experiment")
-    return getattr(module.experiment, "CURRENT", None) if module is not None else None
 
 
 def project_file(start: Path) -> Path | None:
