@@ -95,6 +95,8 @@ def lightning_configs():
         "lightning-fit": LightningFit.C(module=module, datamodule=data, max_epochs=5),
         "lightning-fit-meta": LightningFit.C(module=module, datamodule=data, max_epochs=5, accelerator="cpu",
                                              log_every_n_steps=7, enable_progress_bar=True),
+        "lightning-fit-limits": LightningFit.C(module=module, datamodule=data, max_epochs=5, max_steps=100,
+                                               limit_train_batches=0.5, limit_val_batches=3),
     }
 
 
@@ -136,7 +138,8 @@ def more_configs(mlp, train):
     }
 
 
-INTERFACES = {"Dataset", "ImageDataset", "Model", "Objective", "ModuleConfig", "DataModuleConfig"}
+INTERFACES = {"Dataset", "ImageDataset", "Model", "Objective", "ModuleConfig", "DataModuleConfig", "CallbackConfig",
+              "LoggerConfig"}
 """Exported abstract bases: their subclasses are pinned instead"""
 
 

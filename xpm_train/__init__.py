@@ -68,6 +68,9 @@ _EXPORTS = {
     "ModuleConfig": "xpm_train.lightning",
     "DataModuleConfig": "xpm_train.lightning",
     "require_lightning": "xpm_train.lightning",
+    "CallbackConfig": "xpm_train.lightning",
+    "LoggerConfig": "xpm_train.lightning",
+    "lightning_predict": "xpm_train.lightning",
     # the plan: params.yaml checks, end of run
     "positive": "xpm_train.plan",
     "fraction": "xpm_train.plan",

@@ -35,6 +35,10 @@ TAGS = "tags.json"
 """The tags every experiment run gave the job (:mod:`xpm_train.tags`)"""
 PROVENANCE = "provenance.json"
 """Which code, packages, host and GPU made the job's result (:mod:`xpm_train.provenance`)"""
+USER_CHECKPOINTS = "user-checkpoints"
+"""Where a LightningFit's own ``ModelCheckpoint`` (no ``dirpath``) writes, apart from ``checkpoints/``"""
+LOGGERS = "loggers"
+"""The folder a LightningFit gives to the user's extra Lightning loggers"""
 
 
 def task_id(config) -> str:

@@ -1,15 +1,19 @@
 """What the Lightning task adds to a ``Trainer``: checkpoints in the job
 folder, preemption, Optuna pruning.
 
-- :class:`JobCheckpointIO` makes Lightning write and read its checkpoints
-  with :mod:`xpm_train.checkpoint` (atomic, checksummed, ``.prev`` fallback).
+- :class:`JobCheckpointIO` makes Lightning write and read the job's
+  checkpoints (``checkpoints/``) with :mod:`xpm_train.checkpoint` (atomic,
+  checksummed, ``.prev`` fallback); checkpoints elsewhere (your own
+  ``ModelCheckpoint``'s) stay in Lightning's format.
 - :class:`JobCheckpoint` saves ``checkpoints/last.ckpt`` at the end of every
   epoch, with the global RNG states (Lightning does not save them), and
   ``checkpoints/best.pt`` (the weights with the best ``monitor``, the file
   ``load(...).network`` and export read). A run resumed from ``last.ckpt``
   sets the RNG states back before anything draws from them, so on the CPU it
   ends with the weights of an uninterrupted run (under DDP every rank's
-  states are saved, and each rank takes back its own).
+  states are saved, and each rank takes back its own). Your own
+  ``ModelCheckpoint`` without a ``dirpath`` writes to ``<job>/user-checkpoints``
+  (Lightning would pick a folder inside the job's), never to ``checkpoints/``.
 - :class:`Preemption` turns SIGTERM/SIGUSR1 into experimaestro's
   ``GracefulTimeout`` after the current step (under DDP the ranks agree
   after every step, so all stop after the same one): the job is run again and
@@ -28,7 +32,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from .. import checkpoint
@@ -46,21 +52,32 @@ STATE_KEY = "xpm_train"
 
 
 class JobCheckpointIO(CheckpointIO):
-    """Lightning checkpoints written and read by :mod:`xpm_train.checkpoint`.
+    """Lightning checkpoints under ``folder`` (the job's ``checkpoints/``)
+    written and read by :mod:`xpm_train.checkpoint`; others (a user's
+    ``ModelCheckpoint``) by Lightning's ``TorchCheckpointIO``, so that
+    ``load_from_checkpoint`` reads them.
 
     ``resume_state``: a checkpoint already read (and checked) by the task,
     handed to Lightning instead of reading the file again."""
 
-    def __init__(self, resume_state: Optional[dict[str, Any]] = None):
-        self.resume_state = resume_state
+    def __init__(self, folder: Path, resume_state: Optional[dict[str, Any]] = None):
+        self.folder, self.resume_state = Path(folder).resolve(), resume_state
+        self.plain = TorchCheckpointIO()
+
+    def owned(self, path) -> bool:
+        return Path(path).resolve().is_relative_to(self.folder)
 
     def save_checkpoint(self, checkpoint_dict: dict[str, Any], path, storage_options=None) -> None:
+        if not self.owned(path):
+            return self.plain.save_checkpoint(checkpoint_dict, path, storage_options)
         checkpoint.save(Path(path), checkpoint_dict)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         if self.resume_state is not None:
             state, self.resume_state = self.resume_state, None
             return state
+        if not self.owned(path):
+            return self.plain.load_checkpoint(path, map_location, weights_only)
         state = checkpoint.load_latest(Path(path))
         if state is None:
             raise FileNotFoundError(f"no intact checkpoint at {path} (nor {path}.prev)")
@@ -81,15 +98,21 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1}
 
 
-class JobCheckpoint(Callback):
+class JobCheckpoint(Checkpoint):
     """``last.ckpt`` every epoch, ``best.pt`` on a better ``monitor``.
+
+    A Lightning ``Checkpoint``: Lightning runs it after the other callbacks'
+    and the module's ``on_train_epoch_end`` (what they change at the end of
+    an epoch, e.g. a learning rate, is in ``last.ckpt``; what they log is seen).
 
     ``run`` holds what ``final.json`` needs and is saved in every checkpoint:
     epochs done, last and best metrics, best epoch, elapsed time."""
 
     def __init__(self, folder: Path, monitor: str, mode: str, log: MetricsLogger,
-                 resumed: Optional[dict[str, Any]] = None):
+                 resumed: Optional[dict[str, Any]] = None, user_checkpoints: Optional[Path] = None):
         self.folder, self.monitor, self.mode, self.job_log = folder, monitor, mode, log
+        self.user_checkpoints = user_checkpoints
+        self.saving_last = False
         resumed = resumed or {}
         self.rng, self.rng_ranks = resumed.get("rng"), resumed.get("rng_ranks")
         self.run: dict[str, Any] = resumed.get("run") or {"last": {}, "best": None, "best_epoch": None}
@@ -97,6 +120,19 @@ class JobCheckpoint(Callback):
     @property
     def last_path(self) -> Path:
         return self.folder / "last.ckpt"
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Last of all callbacks, also after the module's configure_callbacks()
+        # (Lightning puts those after the Trainer's): last.ckpt holds their state
+        # at the end of the epoch (a ModelCheckpoint's best path...)
+        if trainer.callbacks[-1] is not self:
+            trainer.callbacks.remove(self)
+            trainer.callbacks.append(self)
+        # Before the ModelCheckpoints' own setup (Lightning runs them last),
+        # which would put their files inside the job folder's logger folder
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None and self.user_checkpoints:
+                callback.dirpath = str(self.user_checkpoints)
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # After Lightning restored the checkpoint and before the first draw
@@ -123,7 +159,11 @@ class JobCheckpoint(Callback):
             if trainer.is_global_zero:
                 checkpoint.save(self.folder / "best.pt", {"model": pl_module.state_dict(), "epoch": epoch},
                                 keep_previous=False)
-        trainer.save_checkpoint(self.last_path)
+        self.saving_last = True
+        try:
+            trainer.save_checkpoint(self.last_path)
+        finally:
+            self.saving_last = False
         if trainer.is_global_zero:
             self.job_log.event("checkpoint", epoch=epoch, step=trainer.global_step)
             self.job_log.sync()
@@ -131,8 +171,39 @@ class JobCheckpoint(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint_dict: dict[str, Any]) -> None:
         # Called on every rank (Lightning writes on rank 0 only): each rank's RNG states
         states = gather(_collect_rng_states(include_cuda=True), trainer.world_size)
+        if self.saving_last and trainer.max_steps != -1:
+            next_epoch_start(checkpoint_dict["loops"]["fit_loop"])
         checkpoint_dict[STATE_KEY] = {"rng": states[0], **({"rng_ranks": states} if len(states) > 1 else {}),
                                       "run": {**self.run, "elapsed": self.job_log.elapsed()}}
+
+
+def next_epoch_start(fit_loop: dict[str, Any]) -> None:
+    """Make the fit loop's state, saved at the end of an epoch
+    (``on_train_epoch_end``), that of the start of the next one. Under
+    ``max_steps`` Lightning resumes as "restarting" and would otherwise run
+    the end of the saved epoch again (its callbacks, with no metrics logged)
+    and then no batch of the next one; without ``max_steps`` it makes the
+    same change itself on loading (``RESUMED_ON_EPOCH_END``)."""
+    for scope in ("total", "current"):
+        progress = fit_loop["epoch_progress"][scope]
+        progress["completed"] = progress["processed"]
+
+    def restart(progress: dict[str, Any]) -> None:  # the counters of the epoch that ended
+        for key, value in progress.items():
+            if key == "current":
+                progress[key] = {name: 0 for name in value}
+            elif key == "is_last_batch":
+                progress[key] = False
+            elif isinstance(value, dict):
+                restart(value)
+
+    # Lightning adds 1 to the logging step when it resumes this state (meant for
+    # a checkpoint of the middle of an epoch): the next step keeps its number
+    fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+    for key in ("epoch_loop.batch_progress", "epoch_loop.scheduler_progress",
+                "epoch_loop.automatic_optimization.optim_progress", "epoch_loop.val_loop.batch_progress"):
+        if key in fit_loop:
+            restart(fit_loop[key])
 
 
 class Preemption(Callback):

@@ -2,9 +2,11 @@
 content-addressed, resumable task.
 
 Params (they make the job ID): the module and data module configs, the seed,
-and the trainer options that change results (``max_epochs``, ``precision``,
-gradient clipping and accumulation, what "best" means). Meta: where and how it
-runs (accelerator, devices, logging intervals, progress bar, tracking, trial).
+and the trainer options that change results (``max_epochs``, ``max_steps``,
+``limit_*_batches``, ``precision``, gradient clipping and accumulation, what
+"best" means, your ``callbacks``). Meta: where and how it runs (accelerator,
+devices, logging intervals, progress bar, your ``observers`` and ``loggers``,
+tracking, trial).
 
 Job folder::
 
@@ -13,6 +15,8 @@ Job folder::
     checkpoints/last.ckpt Lightning's checkpoint of the last epoch (atomic, checksummed), RNG states
     checkpoints/best.pt   the weights with the best ``monitor`` (what load() and export read)
     final.json            final and best metrics, best epoch, epochs, steps, wall time, pruned[, test]
+    user-checkpoints/     where your own ModelCheckpoint writes when it has no dirpath
+    loggers/              the folder given to your LoggerConfigs
 
 A job killed or preempted (SIGTERM/SIGUSR1) is run again by experimaestro and
 resumes from ``last.ckpt``; on the CPU it ends with the weights of an
@@ -29,20 +33,17 @@ from typing import Annotated, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
-from ..checks import NonNegative, OneOf, Positive
+from ..checks import NonNegative, OneOf, Positive, validated
 from ..hooks import Tracking, Trial
-from .configs import DataModuleConfig, ModuleConfig, build_checked, require_lightning
+from ..jobfolder import LOGGERS, USER_CHECKPOINTS
+from .configs import (CallbackConfig, DataModuleConfig, LoggerConfig, ModuleConfig, build_checked,
+                      require_lightning)
+from .options import (DEVICES_HINT, PRECISIONS, BatchLimit, MaxSteps, PrecisionError, batch_limit,
+                      precision_problem, trainer_precision_problem)
 
 logger = logging.getLogger("xpm_train.lightning")
 
-DEVICES_HINT = ("several devices are asked for in the launcher spec, not here: submit with e.g. "
-                "find_launcher('cuda(mem=40G)*2 & processes=2') (one rank per device; nodes=M on Slurm) and "
-                "every rank runs Trainer(strategy='ddp', devices=2)")
-
-PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true")
-"""Lightning's precision settings accepted by :class:`LightningFit`"""
-
-
+@validated
 class LightningFit(ResumableTask):
     """Fit ``module`` on ``datamodule`` with Lightning's ``Trainer``."""
 
@@ -81,6 +82,33 @@ class LightningFit(ResumableTask):
     test: Param[bool] = field(default=False, ignore_default=True)
     """After fitting, run ``Trainer.test`` with the best weights (the data
     module's ``test_dataloader``); its metrics go to ``final.json`` under ``test``"""
+
+    max_steps: Annotated[Param[Optional[int]], MaxSteps()] = field(default=None, ignore_default=True)
+    """Stop after this many optimizer steps, or at ``max_epochs``, whichever
+    comes first (``Trainer(max_steps=...)``; None: no step limit)"""
+
+    limit_train_batches: Annotated[Param[Optional[float]], BatchLimit()] = field(default=None,
+                                                                                 ignore_default=True)
+    """Training batches per epoch (``Trainer(limit_train_batches=...)``): a
+    fraction of the epoch in (0, 1), or a whole number of batches (``1``: one
+    batch, unlike Lightning's float ``1.0``); None: all of them"""
+
+    limit_val_batches: Annotated[Param[Optional[float]], BatchLimit(zero=True)] = field(default=None,
+                                                                                        ignore_default=True)
+    """Validation batches per validation run (``Trainer(limit_val_batches=...)``),
+    as ``limit_train_batches``; 0: no validation (``monitor`` must then be a training metric)"""
+
+    callbacks: Param[list[CallbackConfig]] = field(default=[], ignore_default=True)
+    """Your Lightning callbacks that change results (``EarlyStopping``,
+    ``StochasticWeightAveraging``, a schedule...), built by their configs, after the task's own"""
+
+    observers: Meta[list[CallbackConfig]] = field(default=[], ignore_default=True)
+    """Your Lightning callbacks that only watch (``LearningRateMonitor``, a
+    timer, a printer): they must not change results (same job ID)"""
+
+    loggers: Meta[list[LoggerConfig]] = field(default=[], ignore_default=True)
+    """Lightning loggers besides the job's own (``CSVLogger``, TensorBoard...),
+    built by their configs with the folder ``<job>/loggers``"""
 
     accelerator: Meta[str] = field(default="auto", ignore_default=True)
     """``Trainer(accelerator=...)``: ``auto`` (a GPU when present), ``cpu``, ``gpu``..."""
@@ -124,6 +152,12 @@ class LightningFit(ResumableTask):
 
     version: Constant[str] = "1"
     """Bumped only to invalidate previous trainings on purpose"""
+
+    def __validate__(self):
+        """Refuse at submit a precision that would run as another one (16-mixed on a CPU)."""
+        problem = precision_problem(self.precision, self.accelerator)
+        if problem:
+            raise PrecisionError(problem)
 
     def execute(self):
         require_lightning()
@@ -176,11 +210,18 @@ class LightningFit(ResumableTask):
         # --- The trainer, with the job's logger, checkpoints, preemption and pruning
         # (the lifecycle writes start/resume, then end, or error on a failure)
         with lifecycle(log, ranks, kind, **details) as job:
-            saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed)
+            folder = self.final_path.parent
+            saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed,
+                                  user_checkpoints=folder / USER_CHECKPOINTS)
             preemption = Preemption(log)
             pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
+            own = [saver, preemption] + ([pruning] if pruning else [])
+            job_logger = JobLogger(log)
             trainer = pl.Trainer(
                 max_epochs=self.max_epochs,
+                max_steps=self.max_steps if self.max_steps is not None else -1,
+                limit_train_batches=batch_limit(self.limit_train_batches),
+                limit_val_batches=batch_limit(self.limit_val_batches),
                 precision=self.precision,
                 gradient_clip_val=self.gradient_clip_val or None,
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
@@ -192,12 +233,16 @@ class LightningFit(ResumableTask):
                 num_sanity_val_steps=self.num_sanity_val_steps,
                 enable_progress_bar=self.enable_progress_bar,
                 enable_model_summary=False,
-                enable_checkpointing=False,  # JobCheckpoint writes the job's checkpoints
-                logger=JobLogger(log),
-                callbacks=[saver, preemption] + ([pruning] if pruning else []),
-                plugins=[JobCheckpointIO(resume_state=state), *environments],
-                default_root_dir=str(self.final_path.parent),
+                enable_checkpointing=True,  # JobCheckpoint (a Checkpoint: no default ModelCheckpoint is added)
+                logger=[job_logger, *(config.logger(folder / LOGGERS) for config in self.loggers)],
+                callbacks=own + [config.callback() for config in (*self.callbacks, *self.observers)],
+                plugins=[JobCheckpointIO(self.checkpoints, resume_state=state), *environments],
+                default_root_dir=str(folder),
             )
+            job_logger.trainer = trainer  # the epoch and step of self.logger.experiment's points
+            problem = trainer_precision_problem(trainer, self.precision)
+            if problem:
+                raise PrecisionError(problem)
             if trainer.world_size != ranks.world_size:
                 raise distributed.RanksError(f"Lightning sees {trainer.world_size} rank(s), the launcher started "
                                              f"{ranks.world_size}")
