@@ -46,3 +46,12 @@ def no_leaked_tracking_uri():
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(scope="session")
+def provenance_plan(tmp_path_factory):
+    """The tiny plan of tests/provhelpers.py, run once: ``(plan folder, workspace)``
+    (tests/test_provenance.py, tests/test_reproduce.py)."""
+    from provhelpers import run_plan
+
+    return run_plan(tmp_path_factory.mktemp("provenance"))

@@ -2,7 +2,8 @@
 job whose user code changed says so, one line per job, and retrains nothing.
 
 One tiny plan (a user's model module beside it, in a git repository) runs
-for real; the tests share it (module-scoped) and run it again."""
+for real; the tests share it (``provenance_plan``, tests/provhelpers.py) and
+run it again."""
 
 from __future__ import annotations
 
@@ -13,77 +14,12 @@ import subprocess
 import pytest
 
 from helpers import run_experiment, what_ran, xpm_train
+from provhelpers import MODEL, learn_folders
 
 pytestmark = pytest.mark.integration
 
-MODEL = '''"""A user's model, beside the plan."""
-from experimaestro import Param, field
-from xpm_train.extend import DataInfo, Model
-
-
-class Tiny(Model):
-    width: Param[int] = field(default=8, ignore_default=True)
-    """Hidden width"""
-
-    def module(self, data: DataInfo):
-        from torch import nn
-        return nn.Sequential(nn.Flatten(), nn.Linear(data.features, self.width), nn.ReLU(),
-                             nn.Linear(self.width, data.outputs))
-'''
-
-PLAN = '''from experimaestro.experiments import ExperimentHelper, configuration
-from experimaestro.experiments.configuration import ConfigurationBase
-
-from usermodel import Tiny
-from xpm_train import SGD, Learn, Synthetic, find_launcher, finish
-
-
-@configuration()
-class Configuration(ConfigurationBase):
-    epochs: int = 1
-    """Training epochs"""
-
-
-def run(helper: ExperimentHelper, cfg: Configuration):
-    data = Synthetic.C(split="train", num_samples=64, height=4, width=4, num_classes=3, seed=1)
-    for width in (4, 8):
-        Learn.C(model=Tiny.C(width=width), data=data, optimizer=SGD.C(lr=0.1), epochs=cfg.epochs,
-                batch_size=16, seed=3, device="cpu").submit(launcher=find_launcher("duration=10m & cpu(cores=1)"))
-    finish(helper)
-'''
-
-PARAMS = "id: provenance\nfile: experiment\npythonpath: [.]\npre_experiment: xpm_train.preflight\n"
-
-
-def git(folder, *args):
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=folder, check=True,
-                   capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    """The plan (committed in its own git repository) and its workspace, run once."""
-    root = tmp_path_factory.mktemp("provenance")
-    folder = root / "plan"
-    folder.mkdir()
-    (folder / "usermodel.py").write_text(MODEL)
-    (folder / "experiment.py").write_text(PLAN)
-    (folder / "params.yaml").write_text(PARAMS)
-    git(folder, "init", "-q")
-    git(folder, "add", ".")
-    git(folder, "commit", "-q", "-m", "plan")
-    workdir = root / "ws"
-    result = run_experiment(folder / "params.yaml", workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return folder, workdir
-
-
-def learn_folders(workdir):
-    return sorted((workdir / "jobs" / "xpm_train.learn.learn").iterdir())
-
-
-def test_every_job_records_its_provenance(plan):
-    folder, workdir = plan
+def test_every_job_records_its_provenance(provenance_plan):
+    folder, workdir = provenance_plan
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
     for job in learn_folders(workdir):
         recorded = json.loads((job / "provenance.json").read_text())
@@ -92,13 +28,14 @@ def test_every_job_records_its_provenance(plan):
         assert recorded["packages_sha256"] == hashlib.sha256("\n".join(recorded["packages"]).encode()).hexdigest()
         assert any(p.startswith("torch==") for p in recorded["packages"])
         assert recorded["git_commit"] == commit and recorded["git_diff_sha256"] == ""  # committed, clean
+        assert recorded["plan"] == str(folder)
         # the user's module only: xpm_train's and experimaestro's code is in their versions
         assert recorded["code"] == {"usermodel": hashlib.sha256((folder / "usermodel.py").read_bytes()).hexdigest()}
         assert not list(job.glob(".provenance.json.tmp-*"))
 
 
-def test_reused_job_with_changed_code_is_said_so_once_per_job(plan):
-    folder, workdir = plan
+def test_reused_job_with_changed_code_is_said_so_once_per_job(provenance_plan):
+    folder, workdir = provenance_plan
     before = what_ran(workdir)
     ids = [job.name for job in learn_folders(workdir)]
 
@@ -108,7 +45,10 @@ def test_reused_job_with_changed_code_is_said_so_once_per_job(plan):
     assert what_ran(workdir) == before
 
     (folder / "usermodel.py").write_text(MODEL.replace("nn.ReLU()", "nn.Tanh()"))
-    edited = run_experiment(folder / "params.yaml", workdir)
+    try:
+        edited = run_experiment(folder / "params.yaml", workdir)
+    finally:
+        (folder / "usermodel.py").write_text(MODEL)  # as recorded, for the other tests of the plan
     assert edited.returncode == 0, edited.stderr[-3000:]
     lines = [line for line in (edited.stdout + edited.stderr).splitlines() if "changed since it ran" in line]
     assert len(lines) == 2, lines
@@ -118,8 +58,8 @@ def test_reused_job_with_changed_code_is_said_so_once_per_job(plan):
     assert [job.name for job in learn_folders(workdir)] == ids  # same IDs
 
 
-def test_show_prints_the_provenance(plan):
-    _, workdir = plan
+def test_show_prints_the_provenance(provenance_plan):
+    _, workdir = provenance_plan
     job = learn_folders(workdir)[0]
     shown = xpm_train("show", job.name[:12], "--workdir", str(workdir))
     assert shown.returncode == 0, shown.stderr

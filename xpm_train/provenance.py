@@ -62,6 +62,8 @@ class Provenance:
     """Commit of the plan's repository"""
     git_diff_sha256: str = ""
     """sha256 of ``git diff HEAD`` in the plan's repository (``""``: no uncommitted change)"""
+    plan: str = ""
+    """The folder of the plan (its ``params.yaml``), in that repository"""
     host: str = ""
     gpu: str = ""
     code: dict[str, str] = field(default_factory=dict)
@@ -169,23 +171,35 @@ def git_of(folder: str) -> tuple[str, str]:
         return "", ""
 
 
-@functools.lru_cache(maxsize=None)
+_plan_folder: list[str] = []
+
+
 def plan_folder() -> str:
     """The folder of the plan's ``params.yaml`` (the working directory outside
-    a plan); first called by the plan's thread, where the command's context is."""
+    a plan; :func:`use_plan_folder`'s); first called by the plan's thread,
+    where the command's context is."""
     from .preflight import params_file
 
-    source = Path(params_file())
-    return str(source.resolve().parent if source.exists() else Path.cwd())
+    if not _plan_folder:
+        source = Path(params_file())
+        _plan_folder.append(str(source.resolve().parent if source.exists() else Path.cwd()))
+    return _plan_folder[0]
+
+
+def use_plan_folder(folder: str) -> None:
+    """Record the git state of ``folder``'s repository for the jobs this process starts
+    (``xpm-train reproduce``: the original plan's)."""
+    _plan_folder[:] = [folder]
 
 
 def plan_part(config: Any, folder: Optional[str] = None) -> Provenance:
     """What the plan records of ``config``'s job: code, git, packages, versions."""
     listed = packages()
-    commit, diff = git_of(folder or plan_folder())
+    folder = folder or plan_folder()
+    commit, diff = git_of(folder)
     return Provenance(experimaestro=version_of("experimaestro", listed), xpm_train=version_of("xpm-train", listed),
                       packages_sha256=sha256_text("\n".join(listed)), git_commit=commit, git_diff_sha256=diff,
-                      code=code_fingerprint(config), packages=list(listed))
+                      plan=folder, code=code_fingerprint(config), packages=list(listed))
 
 
 def runtime_part() -> dict[str, str]:
@@ -323,7 +337,7 @@ def differences(recorded: Provenance, other: Provenance) -> list[str]:
     (the packages named; the host is not compared)."""
     lines = []
     for key, value in recorded.summary().items():
-        if key in ("host", "packages_sha256", "code_sha256"):
+        if key in ("host", "plan", "packages_sha256", "code_sha256"):
             continue
         if value != other.summary()[key]:
             lines.append(f"{key}: {value or '?'} -> {other.summary()[key] or '?'}")

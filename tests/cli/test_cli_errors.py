@@ -25,7 +25,7 @@ def test_every_workdir_is_the_one_option():
     options = {name: next((p for p in command.params if p.name == "workdir"), None)
                for name, command in commands(main)}
     with_workdir = {name: option for name, option in options.items() if option is not None}
-    assert set(with_workdir) == {"run", "results", "show", "export", "plot", "mlflow ui",
+    assert set(with_workdir) == {"run", "results", "show", "export", "reproduce", "plot", "mlflow ui",
                                  "mlflow sync", "tune list", "tune show", "doctor"}
     shapes = {(o.opts[0], o.default, o.help, o.show_default) for o in with_workdir.values()}
     assert len(shapes) == 1, shapes

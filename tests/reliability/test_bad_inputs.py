@@ -91,6 +91,12 @@ CATALOGUE = [
     ("unknown job ID", "cli", ["show", "--workdir", "{ws}", "fffffffffff"], "no job matches 'fffffffffff'"),
     ("ambiguous job prefix", "cli", ["show", "--workdir", "{ws}", "abc"], "ambiguous"),
     ("unknown task name", "cli", ["show", "--workdir", "{ws}", "xpm_train.nope/abc"], "no job matches"),
+    ("reproduce an unknown job", "cli", ["reproduce", "--workdir", "{ws}", "fffffffffff", "--into", "{tmp}/copy"],
+     "no job matches 'fffffffffff'"),
+    ("reproduce from a folder that is no workspace", "cli",
+     ["reproduce", "--workdir", "{tmp}/a-file", "fffffffffff", "--into", "{tmp}/copy"], "is not an experimaestro workspace"),
+    ("reproduce a job that is not done", "cli", ["reproduce", "--workdir", "{ws}", "abc0", "--into", "{tmp}/copy"],
+     "only a done job can be reproduced"),
     # --- workspaces
     ("workspace does not exist", "cli", ["results", "--workdir", "{tmp}/missing"], "is not an experimaestro workspace"),
     ("workspace is a file", "cli", ["results", "--workdir", "{tmp}/a-file"], "is not an experimaestro workspace"),

@@ -96,3 +96,21 @@ def test_cli_list_and_show(study):
     assert len(as_json["trials"]) == 6 and as_json["best"]["job"].startswith("xpm_train.learn.learn/")
     missing = xpm_train("tune", "show", "nope", "--workdir", str(workdir))
     assert missing.returncode == 1 and "no study 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_trial_reproduces_bit_identically_and_leaves_the_study_alone(study, tmp_path):
+    """``xpm-train reproduce`` of a trial: the same job ID in another workspace, the
+    same weights bit for bit; the study (its journal) and the workspace are untouched."""
+    from xpm_train.tune.storage import journal_path, list_studies
+
+    _, workdir, _ = study
+    (name,) = list_studies(workdir)
+    journal = journal_path(workdir, name)
+    rows, recorded, before = trials(workdir), journal.read_bytes(), what_ran(workdir)
+    trial = next(row for row in rows if row["state"] == "COMPLETE")
+    result = xpm_train("reproduce", trial["job"], "--workdir", str(workdir), "--into", str(tmp_path / "copy"),
+                       timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.stdout.startswith("reproduced: bit-identical weights (4 tensors) and metrics\n"), result.stdout
+    assert (tmp_path / "copy" / "jobs" / trial["job"] / "learn.done").exists()
+    assert journal.read_bytes() == recorded and trials(workdir) == rows and what_ran(workdir) == before

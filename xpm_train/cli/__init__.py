@@ -1,6 +1,6 @@
 """The ``xpm-train`` command line: one module per command group.
 
-- :mod:`.jobs`: ``run``, ``results``, ``show``, ``export`` (plans and their jobs);
+- :mod:`.jobs`: ``run``, ``results``, ``show``, ``export``, ``reproduce`` (plans and their jobs);
 - :mod:`.launchers`: ``launchers list|explain``;
 - :mod:`.tracking`: ``mlflow ui|sync``, ``plot``;
 - :mod:`.tune`: ``tune list|show``;

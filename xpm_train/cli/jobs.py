@@ -1,4 +1,4 @@
-"""``xpm-train run``, ``results``, ``show`` and ``export``: plans and the jobs they made."""
+"""``xpm-train run``, ``results``, ``show``, ``export`` and ``reproduce``: plans and the jobs they made."""
 
 from __future__ import annotations
 
@@ -117,6 +117,19 @@ def show_command(job, workdir):
             click.echo(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
 
 
+@click.command("reproduce")
+@click.argument("job")
+@workdir_option
+@click.option("--into", type=click.Path(path_type=Path), default=None,
+              help="Workspace of the reproduction (default: a new temporary folder)")
+def reproduce_command(job: str, workdir: Path, into: Path | None):
+    """Run JOB's exact config again in another workspace and compare weights
+    (bit for bit), metrics and the environment recorded."""
+    from ..reproduce import reproduce
+
+    click.echo("\n".join(reproduce(job, workdir, into).lines()))
+
+
 def describe_provenance(folder: Path) -> str:
     """The ``provenance:`` section of ``show``: what made the job's result."""
     from ..provenance import read
@@ -148,4 +161,4 @@ def describe_config(obj: dict, objects: dict, indent: str) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = (run_command, results_command, show_command, export_command)
+COMMANDS = (run_command, results_command, show_command, export_command, reproduce_command)
