@@ -17,7 +17,9 @@ a job killed and resumed re-logs the points from its checkpoint's step on, so
 the file can hold a value twice; the reader keeps the last write of each
 ``(split, epoch, step, metric)``, at the place of that last write, and drops
 the points left with no value. (Only the live MLflow forwarder reads the file
-incrementally, as it grows; it keeps the first value of a (key, step).)
+incrementally, as it grows; it keeps the first value of a (key, step); and
+``xpm-train watch`` (:mod:`xpm_train.watch.state`) parses only the appended
+lines, with the same :func:`parse_record` and :func:`point_key` rules.)
 """
 
 from __future__ import annotations
@@ -47,18 +49,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete records of a jsonl file (a torn last line is skipped)."""
     if not path.exists():
         return []
-    records = []
     with path.open("rt") as fp:
-        for line in fp:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
+        return [record for record in map(parse_record, fp) if record is not None]
+
+
+def parse_record(line: str | bytes) -> dict[str, Any] | None:
+    """One line of a jsonl file as its record; None for a torn or broken line
+    (skipped by every reader)."""
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 POINT_FIELDS = ("epoch", "step", "split", "elapsed")
 """The keys of a ``metrics.jsonl`` point that say where it is; the others are metric values"""
+
+
+def metric_names(point: dict[str, Any]) -> list[str]:
+    """The metric values of a point (its keys but :data:`POINT_FIELDS`)."""
+    return [name for name in point if name not in POINT_FIELDS]
+
+
+def point_key(point: dict[str, Any], name: str) -> tuple:
+    """``(split, epoch, step, metric)``: a value logged again under the same
+    key (a resumed job re-logging) replaces the earlier one."""
+    return point.get("split"), point.get("epoch"), point.get("step"), name
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -66,17 +82,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     (see the module documentation): each ``(split, epoch, step, metric)``
     once, with its last value, in the order of the last writes."""
     points = read_jsonl(Path(path))
-
-    def values(point):
-        return [name for name in point if name not in POINT_FIELDS]
-
-    def where(point, name):
-        return point.get("split"), point.get("epoch"), point.get("step"), name
-
-    last = {where(point, name): index for index, point in enumerate(points) for name in values(point)}
+    last = {point_key(point, name): index for index, point in enumerate(points) for name in metric_names(point)}
     kept = []
     for index, point in enumerate(points):
-        names = [name for name in values(point) if last[where(point, name)] == index]
+        names = [name for name in metric_names(point) if last[point_key(point, name)] == index]
         if names:
             kept.append({k: v for k, v in point.items() if k in POINT_FIELDS or k in names})
     return kept
@@ -174,13 +183,25 @@ class Lifecycle:
         self.ended = True
 
 
+def gpus_of_process() -> dict[str, str]:
+    """``gpus`` (``CUDA_VISIBLE_DEVICES``) and ``host`` of this process when
+    it was given GPUs: the start event records them so that ``xpm-train
+    watch`` shows the memory and use of the job's own GPUs; nothing otherwise."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not visible:
+        return {}
+    import socket
+
+    return {"gpus": visible, "host": socket.gethostname()}
+
+
 @contextlib.contextmanager
 def lifecycle(log: MetricsLogger, ranks: "Ranks | None" = None, kind: str = "start", /,
               **details: Any) -> Iterator[Lifecycle]:
     """The events around a task's work, the same for every task.
 
     Writes ``kind`` (``start``, or ``resume`` for a job resumed from a
-    checkpoint) with ``details``; when the block raises, an ``error`` event
+    checkpoint) with ``details`` (and the process's GPUs: :func:`gpus_of_process`); when the block raises, an ``error`` event
     (type and message) and the ranks closed as failed (the other ranks
     stop), except for a preemption (``GracefulTimeout``: the scheduler runs
     the job again, it is no error); ``end`` when the block ended without
@@ -188,7 +209,7 @@ def lifecycle(log: MetricsLogger, ranks: "Ranks | None" = None, kind: str = "sta
     """
     from experimaestro import GracefulTimeout
 
-    log.event(kind, **details)
+    log.event(kind, **gpus_of_process(), **details)
     job = Lifecycle(log)
     try:
         yield job

@@ -4,6 +4,7 @@
 - :mod:`.launchers`: ``launchers list|explain``;
 - :mod:`.tracking`: ``mlflow ui|sync``, ``plot``;
 - :mod:`.tune`: ``tune list|show``;
+- :mod:`.watch`: ``watch`` (a live table of a sweep's jobs);
 - :mod:`.workflows`: ``doctor``, ``gpus``;
 - :mod:`.common`: the shared ``--workdir`` option and the error handler (an
   error the user can fix: its message, exit code 1; a usage error: exit code
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import click
 
-from . import jobs, launchers, tracking, tune, workflows
+from . import jobs, launchers, tracking, tune, watch, workflows
 from .common import UserErrorGroup
 
 
@@ -27,7 +28,7 @@ def main(debug: bool):
 
 
 for command in (*jobs.COMMANDS, launchers.launchers_group, tracking.mlflow_group,
-                tracking.plot_command, tune.tune_group, *workflows.COMMANDS):
+                tracking.plot_command, tune.tune_group, watch.watch_command, *workflows.COMMANDS):
     main.add_command(command)
 
 __all__ = ["main"]
