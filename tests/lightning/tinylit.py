@@ -62,7 +62,8 @@ class TinyModule(L.LightningModule):
         self.log("val_accuracy", (logits.argmax(1) == y).float().mean())
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)}
 
     def configure_callbacks(self):
         return [ModelCheckpoint(monitor="val_accuracy", mode="max", save_last=True)]
