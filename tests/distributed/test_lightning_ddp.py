@@ -20,6 +20,7 @@ import pytest
 from ddphelpers import GPUS, TWO_RANKS, cuda_devices
 from helpers import REPO, run_experiment, what_ran
 from lighthelpers import EXAMPLE, PLAN, events, job_folder, wait_for_checkpoint
+from xpm_train.jobfolder import PROVENANCE, TAGS
 
 pytest.importorskip("lightning.pytorch", reason="the Lightning extra is not installed: pip install -e '.[test]'")
 pytestmark = pytest.mark.integration
@@ -30,7 +31,8 @@ OVERRIDES = ("hidden=[16]", "max_epochs=2", f"batch_size={BATCH}", "n_trials=0",
              "accelerator=cpu")
 ONE = "duration=10m & cpu(cores=2)"
 JOB_FILES = {".experimaestro", "checkpoints", "events.jsonl", "final.json", "lightningfit.done", "lightningfit.err",
-             "lightningfit.lock", "lightningfit.out", "lightningfit.py", "locks.json", "metrics.jsonl", "params.json"}
+             "lightningfit.lock", "lightningfit.out", "lightningfit.py", "locks.json", "metrics.jsonl", "params.json",
+             PROVENANCE, TAGS}
 
 
 def train_samples() -> int:
