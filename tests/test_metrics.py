@@ -54,6 +54,17 @@ def lifecycle_events(tmp_path, body, kind="start"):
     return events
 
 
+def test_the_start_event_records_the_gpus_and_host_of_a_process_given_gpus(tmp_path, monkeypatch):
+    """``xpm-train watch`` shows the memory and use of these GPUs (:mod:`xpm_train.watch.gpus`)."""
+    import socket
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert lifecycle_events(tmp_path / "cpu", lambda job: None)[0] == {"event": "start", "device": "cpu"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-abcd")
+    assert lifecycle_events(tmp_path / "gpu", lambda job: None, kind="resume")[0] == {
+        "event": "resume", "device": "cpu", "gpus": "2,GPU-abcd", "host": socket.gethostname()}
+
+
 def test_lifecycle_frames_a_job_with_start_and_end(tmp_path):
     assert lifecycle_events(tmp_path, lambda job: job.end(wall_time=1.5)) == [
         {"event": "start", "device": "cpu"}, {"event": "end", "wall_time": 1.5}]

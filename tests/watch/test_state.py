@@ -77,9 +77,11 @@ def test_a_value_logged_again_after_a_resume_replaces_the_earlier_one_as_read_me
 
 def test_a_done_job_first_seen_is_read_from_its_summary_without_parsing_its_logs(tmp_path):
     folder = make_job(tmp_path, 3, "done")
+    summary = json.loads((folder / "final.json").read_text())
+    (folder / "final.json").write_text(json.dumps({**summary, "steps": 400}))
     job = JobWatch(folder)
     job.refresh()
-    assert job.metrics.bytes_read == 0 and job.final
+    assert job.metrics.bytes_read == 0 and job.final and (job.step, job.steps) == (400, 400)
     assert (job.state, job.best, job.epoch, job.metric) == ("done", json.loads(
         (folder / "final.json").read_text())["score"], 10, "val_accuracy")
     job.refresh()

@@ -204,9 +204,10 @@ class JobWatch:
             return False
         if not isinstance(summary, dict) or not summary:
             return False
-        for key in ("epochs", "steps"):
-            if isinstance(summary.get(key), int) and getattr(self, key[:-1]) is None:
-                setattr(self, key[:-1], summary[key])
+        if isinstance(summary.get("epochs"), int) and self.epoch is None:
+            self.epoch = summary["epochs"]
+        if isinstance(summary.get("steps"), int):  # all of them done
+            self.step, self.steps = self.step or summary["steps"], self.steps or summary["steps"]
         named = summary.get("score_metric")
         if isinstance(named, str) and named != self.metric:
             self.metric, self.latest = named, None
