@@ -86,11 +86,30 @@ def test_watch_updates_a_running_job_and_exits_when_every_job_ended(tmp_path, pa
     assert "every job shown has ended" in text and "2 jobs: 2 done" in text
 
 
+def keys(pane, *typed):
+    subprocess.run([TMUX, "send-keys", "-t", pane.name, *typed], check=True)
+
+
 @needs_tmux
-def test_q_quits_and_a_narrow_terminal_drops_columns(tmp_path, pane_of):
+def test_keys_sort_filter_and_q_quits(tmp_path, pane_of):
+    make_job(tmp_path, 1, "running", epochs_done=1)
+    make_job(tmp_path, 2, "done")
+    pane = pane_of(tmp_path)
+    pane.wait_for("sort: state")
+    keys(pane, "s")
+    pane.wait_for("sort: best")
+    keys(pane, "/", "state=done", "Enter")
+    text = pane.wait_for("filter: state=done ")
+    assert " done " in text and " running " not in text.split("filter:")[1]
+    keys(pane, "q")
+    assert "Traceback" not in pane.wait_for("WATCH-EXITED 0")
+
+
+@needs_tmux
+def test_a_narrow_terminal_drops_columns(tmp_path, pane_of):
     make_job(tmp_path, 1, "running", epochs_done=1)
     pane = pane_of(tmp_path, width=40)
     text = pane.wait_for("running")
     assert "gpu util" not in text and "Traceback" not in text
-    subprocess.run([TMUX, "send-keys", "-t", pane.name, "q"], check=True)
+    keys(pane, "q")
     assert "Traceback" not in pane.wait_for("WATCH-EXITED 0")

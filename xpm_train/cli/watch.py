@@ -25,21 +25,12 @@ def watch_command(workdir: Path, experiment, where, study, sort, interval: float
     total), latest and best score, samples/s, elapsed and ETA, the job's GPU
     memory and use. Exits when every job shown has ended; keys: q quit,
     s sort, / filter."""
-    import shutil
-
     from ..watch.sweep import Sweep
-    from ..watch.view import frame, loop
+    from ..watch.view import loop, refreshed
 
     sweep = Sweep(workdir, experiment=experiment, where=list(where), study=study)
     if once:
-        from ..watch.gpus import query
-
-        size = shutil.get_terminal_size()
-        shown = sweep.refresh()
-        lines = frame(shown, size.columns, sort=sort or ("best" if sweep.study else "state"),
-                      gpus=query() if any(job.state == "running" for job in shown) else {},
-                      title=f"xpm-train watch {sweep.workspace}", study=bool(sweep.study))
-        click.echo("\n".join(lines))
+        click.echo("\n".join(refreshed(sweep, sort, height=1_000_000)[1]))
         return
     try:
         loop(sweep, interval, sort)

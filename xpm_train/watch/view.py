@@ -158,23 +158,35 @@ class Keys:
         return os.read(self.stream.fileno(), 64).decode(errors="replace") if ready else ""
 
 
-def loop(sweep, interval: float = 2.0, sort: Optional[str] = None, out=None, keys: Optional[Keys] = None) -> None:
-    """Redraw until every shown job has ended, or ``q`` / Ctrl-C."""
+def refreshed(sweep, sort: Optional[str] = None, text: str = "", typing: Optional[str] = None,
+              height: Optional[int] = None) -> tuple[list[JobWatch], list[str]]:
+    """Refresh ``sweep``; its shown jobs and their frame at the terminal's width
+    (and height, unless given), with one ``nvidia-smi`` call when a running job has a GPU."""
     import shutil
 
+    shown = sweep.refresh()
+    on_gpu = any(job.state == "running" and (job.gpus or (job.device or "").startswith("cuda")) for job in shown)
+    size = shutil.get_terminal_size()
+    title = f"xpm-train watch {sweep.workspace}" + (f"  study {sweep.study}" if sweep.study else "")
+    lines = frame(shown, size.columns, height or size.lines, sort or default_sort(sweep), text,
+                  gpu_table.query() if on_gpu else {}, title=title, study=bool(sweep.study), typing=typing)
+    return shown, lines
+
+
+def default_sort(sweep) -> str:
+    """A study's trials best first, other jobs by state (running first)."""
+    return "best" if sweep.study else "state"
+
+
+def loop(sweep, interval: float = 2.0, sort: Optional[str] = None, out=None, keys: Optional[Keys] = None) -> None:
+    """Redraw until every shown job has ended, or ``q`` / Ctrl-C."""
     out = out or sys.stdout
     keys = keys or Keys()
-    sort = sort or ("best" if sweep.study else "state")
+    sort = sort or default_sort(sweep)
     text, typing = "", None
-    title = f"xpm-train watch {sweep.workspace}" + (f"  study {sweep.study}" if sweep.study else "")
     with keys:
         while True:
-            shown = sweep.refresh()
-            table = gpu_table.query() if any(job.state == "running" and (job.gpus or (job.device or "").startswith(
-                "cuda")) for job in shown) else {}
-            size = shutil.get_terminal_size()
-            lines = frame(shown, size.columns, size.lines, sort, text, table, title=title, study=bool(sweep.study),
-                          typing=typing)
+            shown, lines = refreshed(sweep, sort, text, typing)
             out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
             out.flush()
             if sweep.finished(shown):
