@@ -34,6 +34,7 @@ class Pane:
     """``xpm-train watch`` running in a detached tmux session."""
 
     def __init__(self, workspace, width=160):
+        assert TMUX is not None, "tmux is not installed: CI=true needs it (apt-get install tmux)"
         self.name = f"xpm-watch-{uuid.uuid4().hex[:8]}"
         env = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')} "
         command = (f"{env}{sys.executable} -m xpm_train.cli watch --workdir {workspace} --interval 0.2; "
