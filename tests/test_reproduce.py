@@ -53,3 +53,20 @@ def test_differences_are_reported(tmp_path):
     assert result.lines()[:3] == ["differs from the original:", "  weights: max |difference| = 0.5 over 1 tensors",
                                   "  score: 0.5 -> 0.75"]
     assert result.lines()[-2:] == ["environment differs from the recorded one:", "  torch: 2.1 -> 2.2"]
+
+
+def test_the_command_exits_1_when_the_copy_differs(tmp_path, monkeypatch):
+    """A script can tell a reproduction that differs: exit status 1, the
+    differences printed; 0 when identical."""
+    from click.testing import CliRunner
+
+    from xpm_train import reproduce as module
+    from xpm_train.cli.jobs import reproduce_command
+
+    for differences, status in (({"score": (0.5, 0.75)}, 1), ({}, 0)):
+        found = module.Reproduction(tmp_path / "a", tmp_path / "b", weights=1, metric_differences=differences)
+        monkeypatch.setattr(module, "reproduce", lambda job, workdir, into, found=found: found)
+        result = CliRunner().invoke(reproduce_command, ["1234", "--workdir", str(tmp_path)])
+        assert result.exit_code == status, result.output
+        assert result.output.splitlines()[0] == ("differs from the original:" if differences
+                                                 else "reproduced: bit-identical weights (1 tensors) and metrics")

@@ -124,10 +124,14 @@ def show_command(job, workdir):
               help="Workspace of the reproduction (default: a new temporary folder)")
 def reproduce_command(job: str, workdir: Path, into: Path | None):
     """Run JOB's exact config again in another workspace and compare weights
-    (bit for bit), metrics and the environment recorded."""
+    (bit for bit), metrics and the environment recorded. Exits 0 when the
+    copy is identical, 1 when it differs (the differences are printed)."""
     from ..reproduce import reproduce
 
-    click.echo("\n".join(reproduce(job, workdir, into).lines()))
+    result = reproduce(job, workdir, into)
+    click.echo("\n".join(result.lines()))
+    if not result.identical:
+        raise SystemExit(1)
 
 
 def describe_provenance(folder: Path) -> str:
