@@ -125,9 +125,8 @@ class JobCheckpoint(Checkpoint):
         # Last of all callbacks, also after the module's configure_callbacks()
         # (Lightning puts those after the Trainer's): last.ckpt holds their state
         # at the end of the epoch (a ModelCheckpoint's best path...)
-        if trainer.callbacks[-1] is not self:
-            trainer.callbacks.remove(self)
-            trainer.callbacks.append(self)
+        if trainer.callbacks[-1] is not self:  # a new list: Lightning is iterating over the old one
+            trainer.callbacks = [callback for callback in trainer.callbacks if callback is not self] + [self]
         # Before the ModelCheckpoints' own setup (Lightning runs them last),
         # which would put their files inside the job folder's logger folder
         for callback in trainer.checkpoint_callbacks:
