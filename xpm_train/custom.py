@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
+from . import jobfolder
 from .checks import DeviceName
 from .errors import UserError
 from .hooks import Tracking, Trial
@@ -138,7 +139,7 @@ class Context:
         atomically and checksummed."""
         from . import checkpoint
 
-        checkpoint.save(self.checkpoints / "last.pt", state)
+        checkpoint.save(self.checkpoints / jobfolder.LAST, state)
         self.log.event("checkpoint")
 
     def save_model(self, net: "torch.nn.Module", data: Any = None, *, model: Any = None) -> None:
@@ -207,7 +208,7 @@ class Context:
         from scratch). Use it to resume a job that was stopped."""
         from . import checkpoint
 
-        return checkpoint.load_latest(self.checkpoints / "last.pt")
+        return checkpoint.load_latest(self.checkpoints / jobfolder.LAST)
 
 
 class TrainingFunction(ResumableTask):

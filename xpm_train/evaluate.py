@@ -166,7 +166,7 @@ class Evaluate(Task):
         from .learn import check_outputs
         from .metrics import lifecycle, open_log
         from .models import build
-        from .data.stream import open_split
+        from .data.stream import PREPARED_KEY, open_split
         from .pipeline import DeviceData
 
         objective = objective_of(self)
@@ -176,6 +176,8 @@ class Evaluate(Task):
             device = ranks.device
             streamed, why = open_split(self.data, self.streaming)  # or in memory (see Streaming)
             logger.info("Data %s: %s", "streamed" if streamed else "in memory", why)
+            if streamed is not None:  # which prepared folder it reads (xpm-train gc keeps it)
+                log.event("data", **{PREPARED_KEY: str(streamed.prepared.folder)})
             arrays = self.data.arrays() if streamed is None else streamed.schema()
             info = objective.describe(arrays)
             net = build(self.model, info).to(device)

@@ -39,6 +39,18 @@ USER_CHECKPOINTS = "user-checkpoints"
 """Where a LightningFit's own ``ModelCheckpoint`` (no ``dirpath``) writes, apart from ``checkpoints/``"""
 LOGGERS = "loggers"
 """The folder a LightningFit gives to the user's extra Lightning loggers"""
+CHECKPOINTS = "checkpoints"
+"""A training's checkpoints: ``best.pt`` (the weights that ``load``, export and
+:class:`~xpm_train.models.LoadWeights` read: :data:`xpm_train.trained.BEST`)
+and the files to resume it from (:data:`RESUME`)"""
+LAST = "last.pt"
+"""What Learn and training functions resume from (in ``checkpoints/``)"""
+LAST_LIGHTNING = "last.ckpt"
+"""What LightningFit resumes from (in ``checkpoints/``)"""
+RESUME = (LAST, LAST_LIGHTNING)
+"""Files of ``checkpoints/`` read only to resume an unfinished training (Learn
+and training functions: ``last.pt``; LightningFit: ``last.ckpt``), each with
+the previous copy :func:`xpm_train.checkpoint.save` keeps"""
 
 
 def task_id(config) -> str:

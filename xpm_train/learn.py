@@ -29,7 +29,7 @@ from typing import Annotated, Any, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from .errors import config_name
-from . import atomic, checkpoint
+from . import atomic, checkpoint, jobfolder
 from .checks import DeviceName, NonNegative, Positive, Range, validated
 from .data.base import Dataset
 from .data.stream import Streaming
@@ -184,7 +184,7 @@ class Learn(ResumableTask):
         from .evaluate import split_metrics
         from .metrics import lifecycle, open_log
         from .models import build
-        from .data.stream import open_split
+        from .data.stream import PREPARED_KEY, open_split
         from .pipeline import DeviceData, split_indices
         from .runstate import RunState, check_loss, restore, snapshot, summary
         from .sampler import batch_length, check_shards, epoch_order
@@ -219,7 +219,8 @@ class Learn(ResumableTask):
         else:
             train = streamed.data(train_idx, device, channels_last=layout)
             val = streamed.data(val_idx, device, channels_last=layout) if len(val_idx) else None
-        loading = {"data": "stream" if streamed else "memory", "data_reason": why}
+        loading = {"data": "stream" if streamed else "memory", "data_reason": why,
+                   **({PREPARED_KEY: str(streamed.prepared.folder)} if streamed else {})}
         check_shards(len(train), self.batch_size, ranks.world_size)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         total_steps = steps_per_epoch * self.epochs
@@ -246,7 +247,7 @@ class Learn(ResumableTask):
         log = open_log(self, ranks)
         if ranks.is_main:
             atomic.remove_stale_temporaries(self.checkpoints)
-        last_path = self.checkpoints / "last.pt"
+        last_path = self.checkpoints / jobfolder.LAST
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),

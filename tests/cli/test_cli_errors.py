@@ -26,7 +26,7 @@ def test_every_workdir_is_the_one_option():
                for name, command in commands(main)}
     with_workdir = {name: option for name, option in options.items() if option is not None}
     assert set(with_workdir) == {"run", "results", "show", "export", "reproduce", "plot", "mlflow ui",
-                                 "mlflow sync", "tune list", "tune show", "doctor", "watch"}
+                                 "mlflow sync", "tune list", "tune show", "doctor", "watch", "gc"}
     shapes = {(o.opts[0], o.default, o.help, o.show_default) for o in with_workdir.values()}
     assert len(shapes) == 1, shapes
 

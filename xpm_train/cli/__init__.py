@@ -5,7 +5,7 @@
 - :mod:`.tracking`: ``mlflow ui|sync``, ``plot``;
 - :mod:`.tune`: ``tune list|show``;
 - :mod:`.watch`: ``watch`` (a live table of a sweep's jobs);
-- :mod:`.workflows`: ``doctor``, ``gpus``;
+- :mod:`.workflows`: ``doctor``, ``gpus``, ``gc`` (operating a workspace);
 - :mod:`.common`: the shared ``--workdir`` option and the error handler (an
   error the user can fix: its message, exit code 1; a usage error: exit code
   2; anything else: its traceback).

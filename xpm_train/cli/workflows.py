@@ -1,4 +1,4 @@
-"""``xpm-train doctor`` and ``xpm-train gpus``."""
+"""``xpm-train doctor``, ``xpm-train gpus`` and ``xpm-train gc``: operating a workspace."""
 
 from __future__ import annotations
 
@@ -44,4 +44,30 @@ def gpus_command():
         click.echo(gpu.line())
 
 
-COMMANDS = (doctor_command, gpus_command)
+@click.command("gc")
+@click.argument("jobs", nargs=-1)
+@workdir_option
+@click.option("--apply", "apply_", is_flag=True, help="Remove (without it, only show what would go)")
+@click.option("--keep-best", type=int, metavar="K", help="Also remove the trials of each study outside its best K")
+@click.option("--include-latest", is_flag=True, help="Also reclaim the jobs of each experiment's latest run")
+@click.option("--verbose", "-v", is_flag=True, help="List every path (and every kept job)")
+def gc_command(jobs, workdir: Path, apply_: bool, keep_best, include_latest: bool, verbose: bool):
+    """Reclaim disk: orphan jobs, checkpoints of pruned and failed jobs, done
+    jobs' resume checkpoints, trials outside the best K, unused prepared data.
+    Shows what would go and the bytes freed, by reason; --apply removes it.
+    JOBS (IDs, hash prefixes or folders): only these jobs. See docs/operating.md."""
+    from ..reclaim import apply, describe, human, plan
+
+    reclaim = plan(workdir, keep_best=keep_best, include_latest=include_latest, jobs=jobs)
+    click.echo(describe(reclaim, verbose))
+    if not apply_:
+        if reclaim.removals:
+            click.echo("Nothing removed (dry run): add --apply to remove it.")
+        return
+    done = apply(reclaim)
+    for note in done.notes:
+        click.echo(note)
+    click.echo(f"Removed {done.removed} item(s): {done.bytes} bytes ({human(done.bytes)}) freed.")
+
+
+COMMANDS = (doctor_command, gpus_command, gc_command)

@@ -134,6 +134,11 @@ class StreamedSplit:
         return StreamData(self, indices, device, channels_last)
 
 
+PREPARED_KEY = "prepared"
+"""Key of the job's event (Learn's ``start``/``resume``, Evaluate's ``data``)
+naming the prepared folder it streams from: what ``xpm-train gc`` keeps"""
+
+
 def open_split(dataset: "Dataset", streaming: Optional[Streaming]) -> tuple[Optional[StreamedSplit], str]:
     """``(split, why)``: the prepared split when ``dataset`` streams (prepared
     now when missing), None when it is held in memory."""

@@ -37,7 +37,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from .. import checkpoint
+from .. import checkpoint, jobfolder
 from ..hooks import Trial
 from .ddp import gather
 from ..learn import PreemptionFlag
@@ -119,7 +119,7 @@ class JobCheckpoint(Checkpoint):
 
     @property
     def last_path(self) -> Path:
-        return self.folder / "last.ckpt"
+        return self.folder / jobfolder.LAST_LIGHTNING
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # Last of all callbacks, also after the module's configure_callbacks()

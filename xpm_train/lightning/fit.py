@@ -33,6 +33,7 @@ from typing import Annotated, Any, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
+from .. import jobfolder
 from ..checks import NonNegative, OneOf, Positive, validated
 from ..hooks import Tracking, Trial
 from ..jobfolder import LOGGERS, USER_CHECKPOINTS
@@ -181,7 +182,7 @@ class LightningFit(ResumableTask):
 
         # --- The job folder (only rank 0 writes it): logger, last checkpoint (if any)
         log = open_log(self, ranks)
-        last_path = self.checkpoints / "last.ckpt"
+        last_path = self.checkpoints / jobfolder.LAST_LIGHTNING
         if ranks.is_main:
             atomic.remove_stale_temporaries(self.checkpoints)
         state = checkpoint.load_latest(
