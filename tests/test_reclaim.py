@@ -30,8 +30,8 @@ def trials(workdir: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The workspace, its prepared root (one folder streamed by a grid Learn,
-    one that no job uses) and the jobs by role."""
+    """The workspace, its prepared root (the folders a grid Learn and its
+    Evaluate stream from, one that no job uses) and the jobs by role."""
     root = tmp_path_factory.mktemp("gc")
     workdir, empty, prepared = root / "ws", root / "empty", root / "prepared"
     empty.mkdir()
@@ -41,7 +41,8 @@ def built(tmp_path_factory):
     extra = run_experiment(PARAMS, workdir, *overrides, "id=gc-extra", "extra=true")
     assert extra.returncode == 0, extra.stderr[-3000:]
     shutil.rmtree(workdir / "experiments" / "gc-extra")  # as experimaestro drops an old run: an orphan
-    (streamed,) = prepared.iterdir()
+    streamed = sorted(p.resolve() for p in prepared.iterdir())  # the Learn's and the Evaluate's
+    assert len(streamed) == 2
     unused = prepared / "0123abcd"
     unused.mkdir()
     (unused / "header.json").write_text("{}")
@@ -53,7 +54,7 @@ def built(tmp_path_factory):
     grid = {next(iter(t.values())).get("grid"): learns[h] for h, t in tags.items() if any("grid" in v for v in t.values())}
     (grid["failing"] / "checkpoints").mkdir()  # as a Learn failing after its first checkpoint leaves it
     (grid["failing"] / "checkpoints" / "last.pt").write_bytes(b"x" * 3000)
-    return {"workdir": workdir, "prepared": prepared, "streamed": streamed.resolve(), "unused": unused.resolve(),
+    return {"workdir": workdir, "prepared": prepared, "streamed": streamed, "unused": unused.resolve(),
             "complete": workdir / "jobs" / complete["job"], "pruned": workdir / "jobs" / pruned["job"],
             "grid": [grid[0.02], grid[0.04]], "failed": grid["failing"], "orphan": grid["extra"]}
 
@@ -84,10 +85,15 @@ def test_the_dry_run_says_what_would_go_and_removes_nothing(built):
     assert everything[RESUME] == {c / name for c in checkpoints for name in ("last.pt", "last.pt.prev")
                                   if (c / name).exists()}
     assert everything[TRIAL] == {f.resolve() / jobfolder.CHECKPOINTS for f in (built["pruned"], built["failed"])}
-    assert built["streamed"] not in everything[PREPARED]  # a kept job streams from it, and says so:
-    (start,) = [e for e in map(json.loads, (built["grid"][1] / "events.jsonl").read_text().splitlines())
-                if e["event"] == "start"]
-    assert Path(start["prepared"]).resolve() == built["streamed"]
+    assert everything[PREPARED] == {built["unused"]}  # kept jobs stream from the others, and say so:
+    evaluate = next((built["workdir"] / "jobs" / "xpm_train.evaluate.evaluate").iterdir())
+    recorded = [Path(e["prepared"]).resolve() for job in (built["grid"][1], evaluate)
+                for e in map(json.loads, (job / "events.jsonl").read_text().splitlines())
+                if e["event"] in ("start", "data") and "prepared" in e]
+    assert sorted(recorded) == built["streamed"]
+    grid = built["grid"][0].resolve() / jobfolder.CHECKPOINTS  # JOB arguments: only their files
+    assert by_reason(plan(workdir, include_latest=True, jobs=[built["grid"][0].name[:12]])) == {
+        RESUME: {grid / "last.pt", grid / "last.pt.prev"}}
     best = by_reason(plan(workdir, keep_best=1, include_latest=True))
     assert best[NOT_BEST] == {built["pruned"].resolve()}  # the whole job, not its checkpoints too
     assert best[TRIAL] == {built["failed"].resolve() / jobfolder.CHECKPOINTS}
@@ -124,13 +130,13 @@ def test_apply_frees_what_it_said_and_the_kept_jobs_still_work(built, tmp_path):
     assert freed == shown == size - size_of(workdir) - size_of(built["prepared"]) > 0
     jobs = workdir / "jobs" / "xpm_train.learn.learn"
     assert not (jobs / built["orphan"].name).exists() and not (jobs / built["pruned"].name).exists()
-    assert not built["unused"].exists() and built["streamed"].exists()
+    assert not built["unused"].exists() and all(p.exists() for p in built["streamed"])
     kept = jobs / built["grid"][0].name
     assert (kept / "checkpoints" / "best.pt").exists() and not (kept / "checkpoints" / "last.pt").exists()
     assert not (jobs / built["failed"].name / "checkpoints").exists()
 
     frame = results(workdir)
-    assert set(frame["state"]) == {"done", "failed"} and len(frame) == 4  # complete trial, grid, failed
+    assert set(frame["state"]) == {"done", "failed"} and len(frame) == 5  # complete trial, grid, evaluate, failed
     shown = xpm_train("show", kept.name[:12], "--workdir", str(workdir))
     assert shown.returncode == 0 and "state:  done" in shown.stdout, shown.stderr
     assert sum(p.numel() for p in load(kept.name, workdir).network.parameters()) > 0  # best.pt read

@@ -1,7 +1,7 @@
 """A tiny workspace for the tests of ``xpm-train gc``: a study whose second
 trial is pruned, a grid of two Learns, and a Learn that fails (its MNIST
-folder is empty); the second Learn of the grid streams its records from
-``prepared_root``; ``extra`` adds a Learn that only this run submits (the
+folder is empty); the second Learn of the grid, and an Evaluate of it,
+stream their records from ``prepared_root``; ``extra`` adds a Learn that only this run submits (the
 tests remove the run: an orphan)."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from pathlib import Path
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
-from xpm_train import MLP, MNIST, Adam, Learn, Streaming, Synthetic, find_launcher
+from xpm_train import MLP, MNIST, Adam, Evaluate, Learn, Streaming, Synthetic, find_launcher
 from xpm_train.plan import finish
 from xpm_train.tune import Float, MedianPruner, Space, Study, TPE, optimize
 
@@ -45,6 +45,9 @@ def run(helper: ExperimentHelper, cfg: Configuration):
              enqueue=[{"optimizer.lr": 0.05}, {"optimizer.lr": 0.00001}])
     streaming = Streaming.C(mode="always", workers=0, prepare_workers=1, root=Path(cfg.prepared_root))
     learn(0.02).tag("grid", 0.02).submit(launcher=launcher)
-    learn(0.04, streaming=streaming).tag("grid", 0.04).submit(launcher=launcher)
+    streamed = learn(0.04, streaming=streaming).tag("grid", 0.04)
+    weights = streamed.submit(launcher=launcher)
+    Evaluate.C(model=streamed.model, data=Synthetic.C(split="test"), device="cpu",
+               streaming=streaming).submit(launcher=launcher, init_tasks=[weights])
     learn(0.01, MNIST.C(split="train", folder=cfg.empty_folder)).tag("grid", "failing").submit(launcher=launcher)
     finish(helper)
