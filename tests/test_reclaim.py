@@ -130,7 +130,8 @@ def test_apply_frees_what_it_said_and_the_kept_jobs_still_work(built, tmp_path):
     assert freed == shown == size - size_of(workdir) - size_of(built["prepared"]) > 0
     jobs = workdir / "jobs" / "xpm_train.learn.learn"
     assert not (jobs / built["orphan"].name).exists() and not (jobs / built["pruned"].name).exists()
-    assert not built["unused"].exists() and all(p.exists() for p in built["streamed"])
+    assert sorted(p.resolve() for p in built["prepared"].iterdir()) == built["streamed"]  # nothing left aside
+    assert not (workdir / ".gc-trash").exists()
     kept = jobs / built["grid"][0].name
     assert (kept / "checkpoints" / "best.pt").exists() and not (kept / "checkpoints" / "last.pt").exists()
     assert not (jobs / built["failed"].name / "checkpoints").exists()
@@ -178,3 +179,18 @@ def test_the_mlflow_runs_of_removed_jobs_are_marked_deleted(tmp_path):
     assert client.get_run(stays).info.lifecycle_stage == "active"
     assert any(note.endswith("1 run(s) of removed jobs marked deleted") for note in notes), notes
     assert any("http://127.0.0.1:9 could not be reached" in note for note in notes), notes
+
+
+def test_a_folder_on_another_file_system_is_deleted_in_place(tmp_path, monkeypatch):
+    from xpm_train import reclaim
+
+    folder = tmp_path / "prepared" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "inputs.npy").write_bytes(b"x" * 10)
+
+    def cross_device(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(reclaim.os, "rename", cross_device)
+    reclaim.discard(folder, tmp_path / "elsewhere")
+    assert not folder.exists() and not (tmp_path / "elsewhere").exists()

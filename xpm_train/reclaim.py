@@ -107,12 +107,8 @@ def size_of(path: Path) -> int:
 
 def human(count: int) -> str:
     """``1.5 MB``: bytes for a person."""
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError
+    power = min(4, max(0, (len(str(int(count))) - 1) // 3))
+    return f"{count} B" if power == 0 else f"{count / 1000 ** power:.1f} {('kB', 'MB', 'GB', 'TB')[power - 1]}"
 
 
 def plan(workspace: Path | str, keep_best: Optional[int] = None, include_latest: bool = False,
@@ -215,9 +211,10 @@ def orphans(workspace: Path) -> list[Path]:
 
 def heavy_files(folder: Path) -> tuple[list[Path], str]:
     """The checkpoint files a finished job can lose, and why."""
-    checkpoints = folder / jobfolder.CHECKPOINTS
-    state = jobfolder.finished_state(folder)
-    if state == "failed" or (state == "done" and pruned(folder)):
+    from .summary import read
+
+    checkpoints, state = folder / jobfolder.CHECKPOINTS, jobfolder.finished_state(folder)
+    if state == "failed" or (state == "done" and read(folder).get("pruned") is True):
         folders = (checkpoints, folder / jobfolder.USER_CHECKPOINTS)  # a LightningFit's own ModelCheckpoint's too
         return [f for f in folders if f.is_dir()], TRIAL
     if not checkpoints.is_dir():
@@ -228,12 +225,6 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
         names = [name for last in jobfolder.RESUME for name in (last, previous_path(Path(last)).name)]
         return [checkpoints / n for n in names if (checkpoints / n).is_file()], RESUME
     return [], ""
-
-
-def pruned(folder: Path) -> bool:
-    from .summary import read
-
-    return read(folder).get("pruned") is True
 
 
 def outside_best(workspace: Path, k: int) -> list[Path]:
@@ -321,11 +312,11 @@ def apply(reclaim: Plan) -> Applied:
         if item.reason != PREPARED and not ended(item.path if item.job else job_of(item.path)):
             done.notes.append(f"{item.path}: its job started meanwhile: kept")
             continue
-        if item.job or item.path.is_dir():
+        if item.job:
             trash.mkdir(exist_ok=True)
-            target = trash / uuid.uuid4().hex
-            os.rename(item.path, target)  # one step: the job (or folder) is gone at once
-            shutil.rmtree(target)
+            discard(item.path, trash / uuid.uuid4().hex)
+        elif item.path.is_dir():  # beside it: a prepared root may be on another file system
+            discard(item.path, item.path.with_name(f".gc-{uuid.uuid4().hex}"))
         else:
             item.path.unlink()
         done.bytes += item.bytes
@@ -335,6 +326,16 @@ def apply(reclaim: Plan) -> Applied:
         trash.rmdir()
     done.notes += delete_runs(reclaim.workspace, [r for r in gone if r.job])
     return done
+
+
+def discard(folder: Path, target: Path) -> None:
+    """Remove ``folder``: renamed to ``target`` first (one step: it is gone
+    at once, never seen half-deleted), then deleted."""
+    try:
+        os.rename(folder, target)
+    except OSError:  # another file system: deleted in place
+        target = folder
+    shutil.rmtree(target)
 
 
 def job_of(path: Path) -> Path:
