@@ -170,3 +170,23 @@ def test_a_job_already_done_is_not_built_at_submit(tmp_path, monkeypatch):
     again.__xpm__.validate()  # done: not built, not refused
     monkeypatch.setattr(jobfolder, "current_experiment", lambda: None)
     assert not jobfolder.done_in_current_workspace(again)  # outside an experiment: checked
+
+
+def test_the_submit_check_leaves_the_plans_environment_as_it_was():
+    """Building a network on the meta device makes torch write its default
+    TORCHINDUCTOR_CACHE_DIR into os.environ (once per process: hence a fresh
+    one); the plan's jobs inherit its environment, so the check must leave it
+    as it found it."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os\n"
+             "from xpm_train import MLP, Adam, Digits, Learn\n"
+             "before = dict(os.environ)\n"
+             "Learn.C(model=MLP.C(), data=Digits.C(split='train'), optimizer=Adam.C(lr=1e-3)).__xpm__.validate()\n"
+             "print(sorted(set(os.environ.items()) ^ set(before.items())))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

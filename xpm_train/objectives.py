@@ -24,6 +24,7 @@ kept on the device (no host synchronisation per step) and
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Annotated, ClassVar, Optional
 
 from experimaestro import Config, Param, field
@@ -295,6 +296,7 @@ def check_model_outputs(model, objective: Objective, data) -> None:
     from .models import build
 
     info = objective.describe(schema)
+    environment = dict(os.environ)
     try:
         with torch.device("meta"):
             net = build(model, info).eval()
@@ -305,6 +307,13 @@ def check_model_outputs(model, objective: Objective, data) -> None:
         logger.debug("%s: output size not checked at submit (%s: %s)", config_name(model),
                      type(error).__name__, error)
         return
+    finally:
+        # The meta device's first use makes torch's inductor write its default
+        # TORCHINDUCTOR_CACHE_DIR into os.environ: the plan's jobs would inherit
+        # it (and key another warm server than a plan that imported no torch).
+        if os.environ != environment:
+            os.environ.clear()
+            os.environ.update(environment)
     objective.check_outputs(outputs, info, model)
 
 
