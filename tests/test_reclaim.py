@@ -194,3 +194,17 @@ def test_a_folder_on_another_file_system_is_deleted_in_place(tmp_path, monkeypat
     monkeypatch.setattr(reclaim.os, "rename", cross_device)
     reclaim.discard(folder, tmp_path / "elsewhere")
     assert not folder.exists() and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("epochs, horizon, removed", [(2, 6, False), (6, 6, True), (2, None, True)])
+def test_a_learn_short_of_its_horizon_keeps_what_a_longer_budget_continues_from(tmp_path, epochs, horizon, removed):
+    from xpm_train.reclaim import heavy_files
+
+    folder = tmp_path / "jobs" / "xpm_train.learn.learn" / "abc"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "learn.done").write_text("")
+    (folder / "checkpoints" / "last.pt").write_bytes(b"x")
+    (folder / "checkpoints" / "best.pt").write_bytes(b"x")
+    summary = {"score": 1.0, "epochs": epochs, "pruned": False, **({"horizon": horizon} if horizon else {})}
+    (folder / "final.json").write_text(json.dumps(summary))
+    assert heavy_files(folder) == (([folder / "checkpoints" / "last.pt"], RESUME) if removed else ([], ""))

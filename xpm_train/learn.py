@@ -29,7 +29,7 @@ from typing import Annotated, Any, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from .errors import config_name
-from . import atomic, checkpoint, jobfolder
+from . import atomic, budget, checkpoint, jobfolder
 from .checks import DeviceName, NonNegative, Positive, Range, validated
 from .data.base import Dataset
 from .data.stream import Streaming
@@ -65,7 +65,14 @@ class Learn(ResumableTask):
     """Learning-rate schedule (None: constant, no warm-up)"""
 
     epochs: Annotated[Param[int], Positive()] = field(default=10, ignore_default=True)
-    """Number of passes over the training data"""
+    """Number of passes over the training data: where the run stops (its
+    budget; the schedule's horizon too unless ``horizon`` is set)"""
+
+    horizon: Param[Optional[int]] = field(default=None, ignore_default=True)
+    """Epochs the schedule spans (None: ``epochs``). With a horizon, ``epochs``
+    is only where the run stops, at most ``horizon``: a run of a larger budget
+    continues from the last checkpoint of the same run stopped earlier, and ends
+    with the same weights (see :mod:`xpm_train.budget`)"""
 
     batch_size: Annotated[Param[int], Positive()] = field(default=64, ignore_default=True)
     """Training batch size"""
@@ -126,6 +133,11 @@ class Learn(ResumableTask):
     checkpoint_interval: Meta[int] = field(default=1, ignore_default=True)
     """Save ``last.pt`` every this many epochs (and always at the end)"""
 
+    prefixes: Meta[Optional[list[str]]] = field(default=None, ignore_default=True)
+    """Set by the plan when ``horizon`` is set, not by hand: the IDs of this
+    config with each smaller ``epochs``, largest first; a job without a
+    checkpoint of its own continues from the first one done"""
+
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     """Folder of ``last.pt`` and ``best.pt``"""
 
@@ -157,8 +169,12 @@ class Learn(ResumableTask):
                 f"launcher: make it a multiple of {world_size} (e.g. {multiple}) or change processes=/nodes=")
 
     def __validate__(self):
-        """Refuse, when the plan submits it, an objective that does not fit the
-        data, or a model whose output size does not fit the objective."""
+        """Refuse, when the plan submits it, a budget beyond the horizon, an
+        objective that does not fit the data, or a model whose output size does
+        not fit the objective; record the jobs a budget may continue."""
+        budget.check(self)
+        if self.horizon is not None:
+            self.prefixes = budget.prefix_ids(self)
         objective = objective_of(self)
         where = f"Learn(model={config_name(self.model)}, data={config_name(self.data)})"
         objective.check_data(self.data.targets(), where)
@@ -223,7 +239,7 @@ class Learn(ResumableTask):
                    **({PREPARED_KEY: str(streamed.prepared.folder)} if streamed else {})}
         check_shards(len(train), self.batch_size, ranks.world_size)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
-        total_steps = steps_per_epoch * self.epochs
+        total_steps = steps_per_epoch * budget.horizon_of(self)  # what the schedule spans
 
         # --- Model, teacher (when distilling) and optimizer
         if self.distill is not None and self.distill.teacher is self.model:
@@ -243,28 +259,40 @@ class Learn(ResumableTask):
         base_lrs = [group["lr"] for group in optimizer.param_groups]
         schedule = self.schedule
 
-        # --- Resume from the last intact checkpoint, if any
+        # --- Resume from the last intact checkpoint, if any; a job without one
+        # continues a done run of a smaller budget, if any (xpm_train.budget)
+        last_path = self.checkpoints / jobfolder.LAST
+        prefix = None
+        if self.prefixes and not (last_path.exists() or checkpoint.previous_path(last_path).exists()):
+            prefix = budget.find(jobfolder.workspace_of(self.final_path.parent), self.prefixes, self.epochs)
+            if not budget.agreed(ranks, prefix.epochs if prefix else 0):
+                prefix = None  # a prefix finished while the ranks looked: every rank starts from scratch
+            if prefix is not None and ranks.is_main:
+                budget.adopt(prefix, self.checkpoints, self.metrics_path)
         log = open_log(self, ranks)
         if ranks.is_main:
             atomic.remove_stale_temporaries(self.checkpoints)
-        last_path = self.checkpoints / jobfolder.LAST
-        state = checkpoint.load_latest(
+        state = prefix.state if prefix is not None else checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
         )
         run = RunState() if state is None else restore(state, net, optimizer)
+        if prefix is not None:
+            run.continued_from = prefix.id
         if state is not None:
             ranks.restore_rng(state)
             if not ranks.is_main:  # the saved partial sums are the ranks' total: rank 0 holds them
                 run.sums, run.parts, run.samples = {}, {}, 0
             logger.info("Resuming at epoch %d, batch %d (step %d)", run.epoch, run.batch, run.step)
         log.elapsed_offset = run.elapsed
-        if state is None:
+        if state is None or prefix is not None:
             kind, details = "start", dict(
                 device=str(device), threads=torch.get_num_threads(), train_samples=len(train),
                 **({"ranks": ranks.world_size} if ranks.distributed else {}),
-                val_samples=len(val) if val else 0, steps=total_steps, **loading,
-                **({"distillation": self.distill.summary()} if self.distill else {}))
+                val_samples=len(val) if val else 0, steps=steps_per_epoch * self.epochs, **loading,
+                **({"distillation": self.distill.summary()} if self.distill else {}),
+                **({"horizon": self.horizon} if self.horizon is not None else {}),
+                **({"continued_from": prefix.id, "epoch": run.epoch, "step": run.step} if prefix else {}))
         else:
             kind, details = "resume", dict(epoch=run.epoch, batch=run.batch, step=run.step, **loading)
 
@@ -373,6 +401,8 @@ class Learn(ResumableTask):
             final = summary(run, val is not None, wall, objective)
             if self.distill is not None:
                 final["distillation"] = self.distill.summary()
+            if self.horizon is not None:
+                final["horizon"] = self.horizon
             summaries.write(self.final_path, final)
             job.end(wall_time=wall)
 

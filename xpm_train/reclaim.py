@@ -12,7 +12,9 @@ anything; :func:`apply` removes them. The reasons:
 ``resume``
     the files of a done job's ``checkpoints/`` only read to resume it
     (:data:`xpm_train.jobfolder.RESUME`): ``best.pt``, which ``load``,
-    export and :class:`~xpm_train.models.LoadWeights` read, stays;
+    export and :class:`~xpm_train.models.LoadWeights` read, stays; so does
+    the ``last.pt`` of a Learn stopped short of its horizon, which a longer
+    budget continues from (:mod:`xpm_train.budget`);
 ``not-best``
     with ``keep_best=k``, the whole folders of the trials of each study
     (Learn and Evaluate jobs) outside its best ``k`` complete trials, in the
@@ -211,6 +213,7 @@ def orphans(workspace: Path) -> list[Path]:
 
 def heavy_files(folder: Path) -> tuple[list[Path], str]:
     """The checkpoint files a finished job can lose, and why."""
+    from .budget import continuable
     from .summary import read
 
     checkpoints, state = folder / jobfolder.CHECKPOINTS, jobfolder.finished_state(folder)
@@ -219,7 +222,7 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
         return [f for f in folders if f.is_dir()], TRIAL
     if not checkpoints.is_dir():
         return [], ""
-    if state == "done":
+    if state == "done" and not continuable(read(folder)):  # (a Learn short of its horizon keeps them)
         from .checkpoint import previous_path
 
         names = [name for last in jobfolder.RESUME for name in (last, previous_path(Path(last)).name)]

@@ -54,6 +54,9 @@ class RunState:
     pruned: bool = False
     """Stopped early because the Optuna trial was pruned"""
 
+    continued_from: Optional[str] = None
+    """The job of a smaller budget this run continued (:mod:`xpm_train.budget`)"""
+
     def consider(self, epoch: int, record: dict[str, Any], objective: "Objective") -> bool:
         """Make ``record`` (an epoch's metrics) the best when its score beats
         the best so far; a non-finite score never does (:meth:`Objective.better`)."""
@@ -150,4 +153,5 @@ def summary(run: RunState, has_val: bool, wall: float, objective: Optional["Obje
         "wall_time": wall,
         "samples_per_s": run.samples_seen / wall if wall > 0 else None,
         "pruned": run.pruned,
+        **({"continued_from": run.continued_from} if run.continued_from else {}),
     }

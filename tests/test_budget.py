@@ -1,0 +1,133 @@
+"""Prefix budgets (:mod:`xpm_train.budget`): a Learn with a horizon and a
+larger budget continues the done run of a smaller one, and ends with the very
+weights of a straight run (CPU).
+
+One plan (budgetplan: dropout, augmentation, momentum, a warm-up + cosine
+schedule over horizon=6 epochs) runs with epochs=2 then epochs=5 in one
+workspace, and with epochs=5 alone in another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, run_experiment
+from xpm_train import jobfolder
+
+pytestmark = pytest.mark.integration
+PARAMS = REPO / "tests" / "budgetplan" / "params.yaml"
+LEARN = "xpm_train.learn.learn"
+
+
+def learn_jobs(workdir: Path) -> dict[int, Path]:
+    """The Learn folders of ``workdir`` by the epochs they ran."""
+    return {json.loads((p / jobfolder.FINAL).read_text())["epochs"]: p for p in (workdir / "jobs" / LEARN).iterdir()}
+
+
+def events(folder: Path, kind: str) -> list[dict]:
+    from xpm_train.metrics import read_jsonl
+
+    return [e for e in read_jsonl(folder / jobfolder.EVENTS) if e["event"] == kind]
+
+
+def epoch_points(folder: Path) -> list[tuple]:
+    """The train and val points of metrics.jsonl (no timings)."""
+    from xpm_train.metrics import read_jsonl
+
+    return [(p["epoch"], p["split"], p["loss"], p["accuracy"]) for p in read_jsonl(folder / jobfolder.METRICS)
+            if p.get("split") in ("train", "val")]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Workspace ``continued`` (epochs=2, then epochs=5) and ``straight`` (epochs=5)."""
+    root = tmp_path_factory.mktemp("budget")
+    for workdir, budgets in ((root / "continued", (2, 5)), (root / "straight", (5,))):
+        for epochs in budgets:
+            result = run_experiment(PARAMS, workdir, f"epochs={epochs}")
+            assert result.returncode == 0, result.stderr[-3000:]
+    return learn_jobs(root / "continued"), learn_jobs(root / "straight")
+
+
+def test_a_larger_budget_continues_the_done_smaller_one(runs):
+    continued, _ = runs
+    short, long = continued[2], continued[5]
+    (start,) = events(long, "start")
+    assert start["continued_from"] == jobfolder.id_of(short) and (start["epoch"], start["step"]) == (2, 12)
+    assert [e["epoch"] for e in events(long, "checkpoint")] == [3, 4, 5]  # trained 3 epochs, not 5
+    assert json.loads((long / jobfolder.FINAL).read_text())["continued_from"] == jobfolder.id_of(short)
+    assert "continued_from" not in json.loads((short / jobfolder.FINAL).read_text())
+
+
+def test_the_continued_run_ends_bit_identical_to_a_straight_run(runs):
+    import torch
+
+    from xpm_train import checkpoint
+
+    (continued, straight) = (runs[0][5], runs[1][5])
+    assert continued.name == straight.name  # the same job (ID) in two workspaces
+    assert [e["epoch"] for e in events(straight, "checkpoint")] == [1, 2, 3, 4, 5]
+    for name in ("last.pt", "best.pt"):
+        ours, theirs = (checkpoint.load(f / "checkpoints" / name) for f in (continued, straight))
+        assert ours["model"].keys() == theirs["model"].keys()
+        assert all(torch.equal(ours["model"][k], theirs["model"][k]) for k in ours["model"])
+    ours, theirs = (checkpoint.load(f / "checkpoints" / "last.pt")["optimizer"]["state"] for f in (continued, straight))
+    assert all(torch.equal(ours[k]["momentum_buffer"], theirs[k]["momentum_buffer"]) for k in ours)
+    # the folder reads as a straight run's: every epoch's metrics, and the same summary
+    assert epoch_points(continued) == epoch_points(straight) and len(epoch_points(straight)) == 10
+    ours, theirs = (json.loads((f / jobfolder.FINAL).read_text()) for f in (continued, straight))
+    timings = ("wall_time", "samples_per_s", "continued_from")
+    assert {k: v for k, v in ours.items() if k not in timings} == {k: v for k, v in theirs.items() if k not in timings}
+    assert theirs["horizon"] == 6 and theirs["epochs"] == 5
+
+
+def test_a_budget_beyond_the_horizon_is_refused_in_the_plan(tmp_path):
+    workdir = tmp_path / "ws"
+    result = run_experiment(PARAMS, workdir, "epochs=7", timeout=120)
+    assert result.returncode != 0
+    assert "BudgetError: Learn: epochs=7 is beyond horizon=6" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (workdir / "jobs").exists() or not any((workdir / "jobs").iterdir())
+
+
+def learn_config(**values):
+    from xpm_train import MLP, SGD, Cosine, Learn, Synthetic
+
+    return Learn.C(model=MLP.C(hidden_dims=[8]), data=Synthetic.C(split="train"), optimizer=SGD.C(lr=0.1),
+                   schedule=Cosine.C(), **values)
+
+
+def test_the_plan_records_the_ids_of_the_smaller_budgets_init_tasks_included():
+    from xpm_train import MLP, LoadWeights
+
+    init = LoadWeights.C(model=MLP.C(hidden_dims=[8]), path=Path("/nowhere/best.pt"))
+
+    def submitted(epochs):
+        config = learn_config(epochs=epochs, horizon=6)
+        config.__xpm__.set_init_tasks([init])
+        return config
+
+    learn = submitted(4)
+    learn.__xpm__.validate()
+    expected = [jobfolder.job_id(submitted(e)) for e in (3, 2, 1)]
+    assert learn.prefixes == expected
+    assert jobfolder.job_id(learn_config(epochs=3, horizon=6)) not in expected  # the init task counts
+
+
+def test_without_a_horizon_nothing_is_continued_and_the_id_is_unchanged():
+    plain, explicit = learn_config(epochs=4), learn_config(epochs=4, horizon=None)
+    plain.__xpm__.validate()
+    assert plain.prefixes is None
+    assert jobfolder.job_id(plain) == jobfolder.job_id(explicit) != jobfolder.job_id(learn_config(epochs=4, horizon=4))
+
+
+@pytest.mark.parametrize("horizon, message", [(0, "horizon=0 must be a positive number"),
+                                              (3, "epochs=4 is beyond horizon=3")])
+def test_a_bad_horizon_is_refused_when_submitted(horizon, message):
+    from xpm_train.budget import BudgetError
+
+    with pytest.raises(BudgetError, match=message):
+        learn_config(epochs=4, horizon=horizon).__xpm__.validate()

@@ -1,0 +1,154 @@
+"""Prefix budgets: a Learn that trains longer continues the same run stopped earlier.
+
+A Learn with ``horizon=H`` follows the learning-rate schedule of an
+``H``-epoch run and stops after ``epochs=E`` of them (its *budget*, ``E <=
+H``). Nothing of its first ``e`` epochs depends on where it stops: the
+schedule is a function of the step and ``H`` (:mod:`xpm_train.optim`), the
+sample order and the augmentation of an epoch depend only on the seed and the
+epoch (:mod:`xpm_train.sampler`), and the end-of-run checkpoint
+(``checkpoints/last.pt``) holds the weights, the optimizer, the random states
+and the counters (:mod:`xpm_train.runstate`). So the run of budget ``E`` *is*
+the run of budget ``e < E`` continued, and its job starts from the end-of-run
+checkpoint of the done job of the largest smaller budget instead of from
+scratch; it ends, on the CPU, with the weights of a straight run of budget
+``E``, bit for bit (as a resumed job does: the same mechanism).
+
+Each budget is its own job: ``epochs`` stays a Param (its own ID, folder and
+cache), and ``horizon=None``, the default, keeps today's meaning (the horizon
+is ``epochs``) and IDs. Such a run cannot be continued: a longer run has
+another schedule from its first step.
+
+How the job finds its prefix: when the plan submits it (:func:`prefix_ids`,
+called by ``Learn.__validate__``), the IDs of the same config (init tasks
+included) with each smaller ``epochs`` are computed by experimaestro itself
+and recorded in the Meta ``Learn.prefixes``; when the job starts without a
+checkpoint of its own, it takes the first of them that is done, not pruned,
+and has an intact ``last.pt`` (:func:`find`). It copies the prefix's
+``best.pt`` and ``metrics.jsonl`` (:func:`adopt`: the folder then reads as a
+straight run's) and records the prefix in its ``start`` event and
+``final.json`` (``continued_from``).
+
+experimaestro's partial identifiers (tasks differing only in excluded Params
+share a folder under ``WORKSPACE/partials``) were not used: the shared folder
+lives outside any job (invisible to ``xpm-train gc``, export and
+``experimaestro`` cleanup of jobs), and experimaestro locks it for every job
+of the partial, which would serialise every Learn that differs only in
+``epochs``, today's included, whether it has a horizon or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from . import jobfolder
+from .errors import UserError
+
+logger = logging.getLogger("xpm_train.budget")
+
+
+class BudgetError(UserError, ValueError):
+    """A budget that the schedule's horizon does not allow."""
+
+
+def check(learn) -> None:
+    """Refuse, in the plan, a horizon that is not a positive number of epochs
+    or a budget (``epochs``) beyond it."""
+    horizon = learn.horizon
+    if horizon is None:
+        return
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise BudgetError(f"Learn: horizon={horizon!r} must be a positive number of epochs (or None: the "
+                          "horizon is epochs)")
+    if learn.epochs > horizon:
+        raise BudgetError(
+            f"Learn: epochs={learn.epochs} is beyond horizon={horizon}: the schedule ends at epoch {horizon}, so "
+            f"a run cannot stop after it; lower epochs to at most {horizon}, or raise horizon (another "
+            "schedule: a new run, which cannot continue the shorter ones)")
+
+
+def horizon_of(learn) -> int:
+    """The number of epochs the schedule spans."""
+    return learn.epochs if learn.horizon is None else learn.horizon
+
+
+def prefix_ids(learn) -> list[str]:
+    """The job IDs of ``learn`` (a config being submitted) with each smaller
+    ``epochs``, largest first; none without a horizon."""
+    from experimaestro.core.objects.config import copyconfig
+
+    if learn.horizon is None:
+        return []
+    ids = []
+    for epochs in range(learn.epochs - 1, 0, -1):
+        shorter = copyconfig(learn, epochs=epochs)
+        shorter.__xpm__.set_init_tasks(list(learn.__xpm__.init_tasks))
+        ids.append(jobfolder.job_id(shorter))
+    return ids
+
+
+@dataclass
+class Prefix:
+    """The done job a run continues from, and its end-of-run checkpoint."""
+
+    id: str
+    folder: Path
+    state: dict[str, Any]
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the checkpoint has done."""
+        return int(self.state["run"]["epoch"])
+
+
+def find(workspace: Path, ids: list[str], epochs: int) -> Optional[Prefix]:
+    """The first of the jobs ``ids`` that is done, not pruned, and has an
+    intact end-of-run checkpoint short of ``epochs``; None: train from scratch."""
+    from .checkpoint import load_latest
+    from .summary import read
+
+    for job in ids:
+        folder = jobfolder.job_path(workspace, job)
+        if not jobfolder.is_done(folder) or read(folder).get("pruned") is True:
+            continue
+        last = folder / jobfolder.CHECKPOINTS / jobfolder.LAST
+        state = load_latest(last, on_corrupt=lambda path, error: logger.warning("%s: %s", path, error))
+        if state is None:
+            logger.info("Prefix %s has no intact %s (removed by xpm-train gc?): skipped", job, jobfolder.LAST)
+            continue
+        if int(state["run"]["epoch"]) < epochs:
+            return Prefix(job, folder, state)
+    return None
+
+
+def adopt(prefix: Prefix, checkpoints: Path, metrics_path: Path) -> None:
+    """Make the job folder read as a straight run's up to the prefix's end:
+    its best checkpoint and its metrics become the prefix's."""
+    from .atomic import atomic_write_bytes
+
+    best = prefix.folder / jobfolder.CHECKPOINTS / "best.pt"
+    if best.is_file():
+        atomic_write_bytes(Path(checkpoints) / "best.pt", best.read_bytes())
+    metrics = prefix.folder / jobfolder.METRICS
+    atomic_write_bytes(Path(metrics_path), metrics.read_bytes() if metrics.is_file() else b"")
+
+
+def agreed(ranks, value: int) -> bool:
+    """Whether every rank holds the same ``value`` (a rank may have seen a
+    prefix finish that another had not)."""
+    if not ranks.distributed:
+        return True
+    import torch
+
+    total = torch.tensor([float(value)], device=ranks.device)
+    ranks.sum_(total)
+    return not ranks.any(float(value) * ranks.world_size != float(total.item()))
+
+
+def continuable(summary: dict[str, Any]) -> bool:
+    """Whether a done Learn's summary says that longer runs may continue it
+    (it stopped short of its horizon): its ``last.pt`` is worth keeping."""
+    horizon, epochs = summary.get("horizon"), summary.get("epochs")
+    return isinstance(horizon, int) and isinstance(epochs, int) and epochs < horizon and not summary.get("pruned")
