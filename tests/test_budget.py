@@ -4,7 +4,7 @@ weights of a straight run (CPU).
 
 One plan (budgetplan: dropout, augmentation, momentum, a warm-up + cosine
 schedule over horizon=6 epochs) runs with epochs=2 then epochs=5 in one
-workspace, and with epochs=5 alone in another.
+workspace, with epochs=5 alone in another, and with both at once in a third.
 """
 
 from __future__ import annotations
@@ -43,18 +43,22 @@ def epoch_points(folder: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Workspace ``continued`` (epochs=2, then epochs=5) and ``straight`` (epochs=5)."""
+    """The Learn folders by epochs of the workspaces ``continued`` (a run with
+    epochs=2, then one with epochs=5), ``straight`` (epochs=5) and
+    ``together`` (one run submitting epochs=2, then 5)."""
     root = tmp_path_factory.mktemp("budget")
-    for workdir, budgets in ((root / "continued", (2, 5)), (root / "straight", (5,))):
+    plans = {"continued": ("[2]", "[5]"), "straight": ("[5]",), "together": ("[2, 5]",)}
+    for name, budgets in plans.items():
         for epochs in budgets:
-            result = run_experiment(PARAMS, workdir, f"epochs={epochs}")
+            result = run_experiment(PARAMS, root / name, f"epochs={epochs}")
             assert result.returncode == 0, result.stderr[-3000:]
-    return learn_jobs(root / "continued"), learn_jobs(root / "straight")
+    return {name: learn_jobs(root / name) for name in plans}
 
 
-def test_a_larger_budget_continues_the_done_smaller_one(runs):
-    continued, _ = runs
-    short, long = continued[2], continued[5]
+@pytest.mark.parametrize("workspace", ["continued", "together"])
+def test_a_larger_budget_continues_the_done_smaller_one(runs, workspace):
+    """Also when one plan run submits both: the longer job waits for the shorter."""
+    short, long = runs[workspace][2], runs[workspace][5]
     (start,) = events(long, "start")
     assert start["continued_from"] == jobfolder.id_of(short) and (start["epoch"], start["step"]) == (2, 12)
     assert [e["epoch"] for e in events(long, "checkpoint")] == [3, 4, 5]  # trained 3 epochs, not 5
@@ -62,12 +66,13 @@ def test_a_larger_budget_continues_the_done_smaller_one(runs):
     assert "continued_from" not in json.loads((short / jobfolder.FINAL).read_text())
 
 
-def test_the_continued_run_ends_bit_identical_to_a_straight_run(runs):
+@pytest.mark.parametrize("workspace", ["continued", "together"])
+def test_the_continued_run_ends_bit_identical_to_a_straight_run(runs, workspace):
     import torch
 
     from xpm_train import checkpoint
 
-    (continued, straight) = (runs[0][5], runs[1][5])
+    continued, straight = runs[workspace][5], runs["straight"][5]
     assert continued.name == straight.name  # the same job (ID) in two workspaces
     assert [e["epoch"] for e in events(straight, "checkpoint")] == [1, 2, 3, 4, 5]
     for name in ("last.pt", "best.pt"):
@@ -86,7 +91,7 @@ def test_the_continued_run_ends_bit_identical_to_a_straight_run(runs):
 
 def test_a_budget_beyond_the_horizon_is_refused_in_the_plan(tmp_path):
     workdir = tmp_path / "ws"
-    result = run_experiment(PARAMS, workdir, "epochs=7", timeout=120)
+    result = run_experiment(PARAMS, workdir, "epochs=[7]", timeout=120)
     assert result.returncode != 0
     assert "BudgetError: Learn: epochs=7 is beyond horizon=6" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

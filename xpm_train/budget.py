@@ -21,7 +21,9 @@ another schedule from its first step.
 How the job finds its prefix: when the plan submits it (:func:`prefix_ids`,
 called by ``Learn.__validate__``), the IDs of the same config (init tasks
 included) with each smaller ``epochs`` are computed by experimaestro itself
-and recorded in the Meta ``Learn.prefixes``; when the job starts without a
+and recorded in the Meta ``Learn.prefixes``; when the same plan submitted
+one of them before, not done yet, the job waits for it
+(:func:`wait_for_submitted`); when the job starts without a
 checkpoint of its own, it takes the first of them that is done, not pruned,
 and has an intact ``last.pt`` (:func:`find`). It copies the prefix's
 ``best.pt`` and ``metrics.jsonl`` (:func:`adopt`: the folder then reads as a
@@ -87,6 +89,23 @@ def prefix_ids(learn) -> list[str]:
         shorter.__xpm__.set_init_tasks(list(learn.__xpm__.init_tasks))
         ids.append(jobfolder.job_id(shorter))
     return ids
+
+
+def wait_for_submitted(learn, workspace: Path, scheduled: dict[str, Any]) -> Optional[str]:
+    """Make ``learn`` (being submitted) wait for the largest of its prefixes
+    that this plan submitted and is not done yet (none when a larger one is
+    done already), so that it continues that run rather than racing it
+    (``scheduled``: the scheduler's jobs by hash). Returns its ID."""
+    from experimaestro.scheduler.jobs import JobDependency
+
+    for job in learn.prefixes or ():
+        if jobfolder.is_done(jobfolder.job_path(workspace, job)):
+            return None
+        submitted = scheduled.get(job.rsplit("/", 1)[-1])
+        if submitted is not None:
+            learn.add_dependencies(JobDependency(submitted))
+            return job
+    return None
 
 
 @dataclass
