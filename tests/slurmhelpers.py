@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,10 @@ class SlurmCluster:
     binpath: str
 
     def launcher_yaml(self, name: str = "slurm", *, poll_interval: float = 0.5,
-                      tags: tuple[str, ...] = ("slurm",), max_time: str = "1h") -> str:
-        """A ``launchers:`` list item (YAML text) for this partition."""
+                      tags: tuple[str, ...] = ("slurm",), max_time: str = "1h",
+                      extra: str = "") -> str:
+        """A ``launchers:`` list item (YAML text) for this partition (``extra``:
+        more ``key: value`` lines of the entry)."""
         return (
             f"  - name: {name}\n"
             f"    type: slurm\n"
@@ -35,19 +38,26 @@ class SlurmCluster:
             f"    max_time: {max_time}\n"
             f"    poll_interval: {poll_interval}\n"
             f"    binpath: {self.binpath}\n"
-        )
+        ) + "".join(f"    {line}\n" for line in extra.splitlines())
 
-    def sacct_jobs(self, workdir: Path) -> list[dict]:
-        """Jobs known to ``sacct`` whose working folder is under ``workdir``."""
-        out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
-                   "--format=JobID,JobName,State,WorkDir"]).stdout
-        jobs = []
-        for line in out.splitlines():
-            jobid, name, state, folder = (line.split("|") + [""] * 4)[:4]
-            if folder and Path(folder).is_relative_to(workdir):
-                jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder})
-        return jobs
-
+    def sacct_jobs(self, workdir: Path, settle: float = 30) -> list[dict]:
+        """Jobs known to ``sacct`` whose working folder is under ``workdir``, once
+        none is still running (a plan goes on as soon as a job writes its
+        ``.done`` marker, a moment before Slurm sees the job end), or after
+        ``settle`` seconds."""
+        deadline = time.monotonic() + settle
+        while True:
+            out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
+                       "--format=JobID,JobName,State,WorkDir"]).stdout
+            jobs = []
+            for line in out.splitlines():
+                jobid, name, state, folder = (line.split("|") + [""] * 4)[:4]
+                if folder and Path(folder).is_relative_to(workdir):
+                    jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder})
+            if time.monotonic() > deadline or not any(
+                    j["state"] in ("RUNNING", "COMPLETING") for j in jobs):
+                return jobs
+            time.sleep(0.2)
 
 def find_slurm(partition: str | None = None) -> SlurmCluster | None:
     """The running Slurm's partition (the default one unless named); None if none answers."""

@@ -62,16 +62,29 @@ def use_local_launcher(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def launchers_file(launcher_kind, request, tmp_path, monkeypatch, use_local_launcher) -> Path:
+def use_slurm_launcher(request, tmp_path, monkeypatch):
+    """``use(poll_interval=0.5, extra="")``: one Slurm launcher ``slurm`` on the
+    running partition (``extra``: more lines of its entry, e.g. ``max_submitted: 2``),
+    in effect through ``$XPM_TRAIN_LAUNCHERS``; returns the file."""
+
+    def use(poll_interval: float = 0.5, extra: str = "") -> Path:
+        cluster = request.getfixturevalue("slurm_cluster")
+        path = tmp_path / "launchers.yaml"
+        path.write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=poll_interval,
+                                                               extra=extra))
+        monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
+        return path
+
+    return use
+
+
+@pytest.fixture
+def launchers_file(launcher_kind, request, use_local_launcher) -> Path:
     """A launchers file with one launcher of the kind under test, in effect
     through ``$XPM_TRAIN_LAUNCHERS`` (local: 2 cores, 8G, 2 fake 80G GPUs)."""
     if launcher_kind == "local":
         return use_local_launcher()
-    cluster = request.getfixturevalue("slurm_cluster")
-    path = tmp_path / "launchers.yaml"
-    path.write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=0.5))
-    monkeypatch.setenv("XPM_TRAIN_LAUNCHERS", str(path))
-    return path
+    return request.getfixturevalue("use_slurm_launcher")()
 
 
 @pytest.fixture(autouse=True)

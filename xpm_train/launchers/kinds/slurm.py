@@ -4,7 +4,8 @@ An entry offers one partition: ``partition``, ``account``, ``qos``,
 ``constraint`` (or ``features``), per-node ``cpu.cores`` and ``cpu.memory``,
 ``gpus: {count, model, memory, request, gres_type}``, ``max_time``, plus
 ``sbatch`` (extra options), ``signal`` (preemption signal), ``poll_interval``
-(seconds between ``sacct`` polls) and ``binpath`` (folder of sbatch/sacct).
+(seconds between queue checks: a job's end is read from its folder, see
+:mod:`..slurmstate`) and ``binpath`` (folder of sbatch/sacct).
 
 The sbatch options come from the spec (time, cores, memory, GPUs) and the
 launcher (partition, account, qos, constraint, extra options), plus a
@@ -90,7 +91,7 @@ class SlurmLauncherConfig(Common):
     signal: str | None
     """``--signal`` value asking for a warning before the time limit"""
     poll_interval: float
-    """Seconds between two ``sacct`` polls"""
+    """Seconds between two ``squeue`` checks (for jobs that end without a marker)"""
     binpath: str
     """Folder of sbatch/sacct/squeue"""
 
@@ -146,9 +147,9 @@ class SlurmLauncherConfig(Common):
 
     def launcher(self, requirement: "HostSimpleRequirement", layout: Layout) -> "SlurmLauncher":
         """experimaestro ``SlurmLauncher`` submitting jobs of ``requirement``."""
-        from experimaestro.launchers.slurm import SlurmLauncher
+        from ..slurmstate import WatchedSlurmLauncher
 
-        return SlurmLauncher(
+        return WatchedSlurmLauncher(
             options=SbatchOptions(tuple(sbatch_options(self, requirement, layout))),
             interval=self.poll_interval,
             binpath=self.binpath,

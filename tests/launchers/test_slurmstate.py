@@ -1,0 +1,80 @@
+"""The end of a Slurm job, from its folder (and ``sacct`` only for jobs that
+wrote no marker), on the real Slurm (``XPM_TRAIN_SLURM=1``), and the parsing
+pieces in-process."""
+
+import json
+import subprocess
+import time
+
+import pytest
+from experimaestro import experiment
+from experimaestro.scheduler.interfaces import JobFailureStatus, JobState
+
+from xpm_train import jobfolder
+from xpm_train.launchers import find_launcher
+from xpm_train.launchers.slurmstate import marker_ending, sacct_states
+from xpm_train.launchers.testing import RecordDevices, Square
+from xpm_train.plan import failure_of
+
+SPEC = "duration=10m & cpu(cores=1, mem=200M)"
+
+
+def test_sacct_states_and_markers(tmp_path):
+    assert sacct_states("12|CANCELLED by 1000|0:0\n13|COMPLETED|0:0\n\n") == {
+        "12": "CANCELLED by 1000", "13": "COMPLETED"}
+    folder = tmp_path / "jobs" / "pkg.square" / "abc"
+    folder.mkdir(parents=True)
+    assert marker_ending(folder) is None
+    jobfolder.marker(folder, "failed").write_text("")  # experimaestro is writing it
+    assert marker_ending(folder) is None
+    jobfolder.marker(folder, "failed").write_text('{"code": 1, "reason": "failed"}')
+    assert marker_ending(folder).code == 1
+    jobfolder.marker(folder, "done").touch()
+    assert marker_ending(folder).code == 0
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_dependent_job_is_submitted_as_soon_as_its_dependency_ends(
+        use_slurm_launcher, fresh_scheduler, tmp_path):
+    """With ``poll_interval: 60`` (sacct polled every minute), the job after a
+    1 s job is submitted within 2 s of its ``.done`` marker: the marker told."""
+    use_slurm_launcher(poll_interval=60)
+    with experiment(tmp_path / "xp", "chain", no_environmental_impact=True) as xp:
+        launcher = find_launcher(SPEC)
+        first = RecordDevices.C(index=0, hold=1).submit(launcher=launcher)
+        second = RecordDevices.C(index=1, hold=0)
+        second.add_dependencies(first.__xpm__.dependency())
+        second.submit(launcher=launcher)
+        xp.wait()
+    first_job, second_job = first.__xpm__.job, second.__xpm__.job
+    assert first_job.state == JobState.DONE and second_job.state == JobState.DONE
+    ended = first_job.donepath.stat().st_mtime
+    submitted = (second_job.path / f"{second_job.name}.sh").stat().st_mtime  # just before sbatch
+    assert 0 < submitted - ended < 2, f"submitted {submitted - ended:.1f}s after the end"
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_job_cancelled_by_slurm_fails_with_sacct_state(use_slurm_launcher, fresh_scheduler,
+                                                         tmp_path):
+    """A job cancelled while pending never writes a marker: squeue no longer
+    lists it, sacct says why, and that is the failure the plan reports."""
+    use_slurm_launcher(extra="sbatch: ['--begin=now+3600']")  # stays pending
+    with experiment(tmp_path / "xp", "cancel", no_environmental_impact=True) as xp:
+        task = Square.C(x=7).submit(launcher=find_launcher(SPEC))
+        job = task.__xpm__.job
+        deadline = time.monotonic() + 60
+        while not job.pidpath.is_file():
+            assert time.monotonic() < deadline, "never submitted"
+            time.sleep(0.1)
+        slurm_id = json.loads(job.pidpath.read_text())["pid"]
+        subprocess.run(["scancel", str(slurm_id)], check=True, timeout=30)
+        xp.wait()
+    assert job.scheduler_state.failure_reason == JobFailureStatus.CANCELLED
+    failed = json.loads(job.failedpath.read_text())
+    assert failed["reason"] == "cancelled" and f"{slurm_id}: CANCELLED by" in failed["message"]
+    assert jobfolder.state(job.path) == "failed"
+    assert failure_of(job).startswith("not run (cancelled before it started")

@@ -1,0 +1,248 @@
+"""When a Slurm job ends: read from its job folder, ``sacct`` only for the rest.
+
+experimaestro 2.7's ``SlurmLauncher`` learns that a job ended by polling
+``sacct`` (all the user's jobs, every ``interval`` seconds, in one thread per
+process): a finished job holds its slot, and its dependents wait, for up to a
+poll interval. Yet the job writes its ``.done`` / ``.failed`` marker into its
+folder the moment it ends.
+
+Here one thread per process (:class:`SlurmWatcher`, one per ``binpath``)
+watches the jobs this process's Slurm launchers submitted:
+
+- every :data:`TICK` seconds it stats each job's markers
+  (:func:`xpm_train.jobfolder.finished_state`): a job that wrote one has
+  ended, and the scheduler's wait returns at once;
+- every ``poll_interval`` seconds it asks ``squeue`` (one call, this user's
+  jobs) which of the others are still queued or running; only those that left
+  the queue without a marker (cancelled, out of memory, node failure, time
+  limit) are looked up in ``sacct`` (one ``sacct -j id1,id2,...`` call per
+  :data:`SACCT_BATCH` jobs). Such a job gets the ``.failed`` marker it could
+  not write, in experimaestro's format, with Slurm's state as its message
+  (``CANCELLED by 1000``), so the plan, ``xpm-train show`` and experimaestro
+  all read it failed, for the reason Slurm gives.
+
+:class:`WatchedSlurmProcessBuilder` submits as experimaestro does and returns
+a :class:`WatchedSlurmProcess`, whose ``aio_wait`` (what the scheduler awaits)
+is answered by the watcher. A job found running by a new experiment is still
+followed by experimaestro's own process type (its ``.pid`` file names type
+``slurm``): that one is noticed by ``sacct`` polling, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experimaestro.launchers.slurm.base import BatchSlurmProcess, SlurmLauncher, SlurmProcessBuilder
+
+from .. import jobfolder
+from ..atomic import atomic_write_json
+
+logger = logging.getLogger("xpm_train.launchers")
+
+TICK = 0.5
+"""Seconds between two looks at the markers of the running jobs"""
+SACCT_BATCH = 500
+"""Job IDs per ``sacct -j`` call"""
+SACCT_TRIES = 5
+"""Queue checks after which a job gone from ``squeue`` that ``sacct`` does not
+know (or still shows running) is declared failed"""
+ENDED = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "OUT_OF_MEMORY": "memory",
+         "DEADLINE": "timeout", "COMPLETED": "failed"}
+"""experimaestro failure reason of a Slurm end state (``failed`` for the others);
+a job COMPLETED without ``.done`` marker ended without running its task"""
+RUNNING_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUE", "RESIZING",
+                  "SUSPENDED", "STAGE_OUT", "SIGNALING")
+
+
+@dataclass
+class Ending:
+    """How a Slurm job ended."""
+
+    code: int
+    """0: ``.done`` marker; 1: failed"""
+    slurm_state: str = ""
+    """``sacct``'s State (``CANCELLED by 1000``), only for a job that wrote no marker"""
+
+
+@dataclass
+class Watched:
+    jobid: str
+    folder: Path
+    loop: asyncio.AbstractEventLoop
+    futures: list = field(default_factory=list)
+    misses: int = 0
+    """Queue checks at which it was gone from squeue without sacct telling its end"""
+
+
+class SlurmWatcher(threading.Thread):
+    """The jobs of this process's Slurm launchers of one ``binpath`` (see the module)."""
+
+    WATCHERS: dict[str, "SlurmWatcher"] = {}
+    LOCK = threading.Lock()
+
+    def __init__(self, binpath: str):
+        super().__init__(daemon=True, name=f"xpm-train slurm watcher {binpath}")
+        self.binpath = Path(binpath)
+        self.interval = float("inf")
+        """Seconds between queue checks: the smallest poll_interval of the launchers using it
+        in this process"""
+        self.jobs: dict[str, Watched] = {}
+        self.wake = threading.Condition()
+        self.next_queue_check = 0.0
+
+    @classmethod
+    def of(cls, binpath, interval: float) -> "SlurmWatcher":
+        with cls.LOCK:
+            watcher = cls.WATCHERS.get(str(binpath))
+            if watcher is None:
+                watcher = cls.WATCHERS[str(binpath)] = cls(str(binpath))
+                watcher.start()
+            if interval < watcher.interval:
+                watcher.interval = interval
+                watcher.next_queue_check = min(watcher.next_queue_check, time.monotonic() + interval)
+            return watcher
+
+    def ending(self, jobid: str, folder: Path) -> "asyncio.Future[Ending]":
+        """A future (of the running loop) set when the job ``jobid`` in ``folder`` ends."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self.wake:
+            watched = self.jobs.setdefault(jobid, Watched(jobid, Path(folder), loop))
+            watched.futures.append(future)
+            self.wake.notify()
+        return future
+
+    def run(self):
+        while True:
+            with self.wake:
+                self.wake.wait_for(lambda: self.jobs, timeout=None)
+                jobs = list(self.jobs.values())
+            ended = {w.jobid: e for w in jobs if (e := marker_ending(w.folder))}
+            if time.monotonic() >= self.next_queue_check:
+                self.next_queue_check = time.monotonic() + self.interval
+                try:
+                    ended.update(self.check_queue([w for w in jobs if w.jobid not in ended]))
+                except (OSError, subprocess.SubprocessError) as error:
+                    logger.warning("Slurm job states: %s (trying again in %ss)", error, self.interval)
+            for jobid, ending in ended.items():
+                self.finish(jobid, ending)
+            time.sleep(TICK)
+
+    def finish(self, jobid: str, ending: Ending) -> None:
+        with self.wake:
+            watched = self.jobs.pop(jobid)
+        for future in watched.futures:
+            watched.loop.call_soon_threadsafe(_set, future, ending)
+
+    def check_queue(self, jobs: list[Watched]) -> dict[str, Ending]:
+        """The jobs of ``jobs`` that left the queue without a marker, with sacct's word on them."""
+        if not jobs:
+            return {}
+        queued = set(self.command("squeue", "-h", "-o", "%i", "-u", getpass.getuser()).split())
+        gone = [w for w in jobs if w.jobid not in queued]
+        ended = {w.jobid: e for w in gone if (e := marker_ending(w.folder))}  # ended meanwhile
+        gone = [w for w in gone if w.jobid not in ended]
+        states = {}
+        for start in range(0, len(gone), SACCT_BATCH):
+            ids = ",".join(w.jobid for w in gone[start:start + SACCT_BATCH])
+            states.update(sacct_states(self.command("sacct", "-X", "-n", "-P", "-j", ids,
+                                                    "--format=JobID,State,ExitCode")))
+        for watched in gone:
+            state = states.get(watched.jobid, "")
+            if state and not state.startswith(RUNNING_STATES):
+                ended[watched.jobid] = record_failure(watched, state)
+            else:
+                watched.misses += 1
+                if watched.misses >= SACCT_TRIES:
+                    ended[watched.jobid] = record_failure(
+                        watched, state or "not in squeue, unknown to sacct")
+        return ended
+
+    def command(self, name: str, *args: str) -> str:
+        done = subprocess.run([str(self.binpath / name), *args], capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode != 0:
+            raise OSError(f"{name} failed (exit {done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+
+def _set(future: asyncio.Future, ending: Ending) -> None:
+    if not future.done():
+        future.set_result(ending)
+
+
+def marker_ending(folder: Path) -> Ending | None:
+    """The end a job's marker tells (None: no marker yet, or ``.failed`` still empty)."""
+    state = jobfolder.finished_state(folder)
+    if state == "failed" and jobfolder.marker(folder, "failed").stat().st_size == 0:
+        return None  # being written (experimaestro writes it in place)
+    return None if state is None else Ending(0 if state == "done" else 1)
+
+
+def sacct_states(output: str) -> dict[str, str]:
+    """``JobID -> State`` of ``sacct -X -n -P --format=JobID,State,...`` output."""
+    rows = (line.split("|") for line in output.splitlines() if "|" in line)
+    return {row[0]: row[1] for row in rows}
+
+
+def record_failure(watched: Watched, state: str) -> Ending:
+    """Write the ``.failed`` marker a job killed by Slurm could not write."""
+    reason = ENDED.get(state.split()[0], "failed")
+    message = f"Slurm job {watched.jobid}: {state} (sacct)"
+    logger.warning("%s, no marker in %s", message, watched.folder)
+    atomic_write_json(jobfolder.marker(watched.folder, "failed"),
+                      {"code": 1, "reason": reason, "message": message})
+    return Ending(1, state)
+
+
+class WatchedSlurmProcess(BatchSlurmProcess):
+    """experimaestro's Slurm job, whose end :class:`SlurmWatcher` tells."""
+
+    def __init__(self, launcher, jobid: str, folder: Path):
+        super().__init__(launcher, jobid)
+        self.folder = Path(folder)
+        self.ending: Ending | None = None
+
+    async def aio_wait(self) -> int:
+        if self.ending is None:
+            watcher = SlurmWatcher.of(self.launcher.binpath, self.launcher.interval)
+            self.ending = await asyncio.shield(watcher.ending(self.jobid, self.folder))
+        return self.ending.code
+
+    def wait(self) -> int:
+        raise NotImplementedError("WatchedSlurmProcess is awaited (aio_wait), not waited for")
+
+    async def aio_state(self, timeout: float | None = None):
+        from experimaestro.connectors import ProcessState
+
+        if self.ending is None:
+            self.ending = marker_ending(self.folder)
+        if self.ending is None:
+            return ProcessState.RUNNING
+        return ProcessState.DONE if self.ending.code == 0 else ProcessState.ERROR
+
+
+class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
+    """experimaestro's sbatch submission, returning a :class:`WatchedSlurmProcess`."""
+
+    def start(self, task_mode: bool = False):
+        process = super().start(task_mode)
+        if not task_mode:
+            return process
+        folder = Path(self.command[-1]).parent  # the job script is in the job folder
+        return WatchedSlurmProcess(self.launcher, process.jobid, folder)
+
+
+
+class WatchedSlurmLauncher(SlurmLauncher):
+    """experimaestro's ``SlurmLauncher`` whose jobs :class:`SlurmWatcher` follows."""
+
+    def processbuilder(self) -> WatchedSlurmProcessBuilder:
+        return WatchedSlurmProcessBuilder(self)
