@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas
+from experimaestro import Task
 import pytest
 
 import xpm_train
@@ -97,3 +98,32 @@ def test_a_tag_named_like_a_column_keeps_both_and_where_matches_either(tmp_path)
                           (["model=MLP"], ["bbbbbbbbbbbb", "cccccccccccc"]), (["tag:model=cnn-small"], ["aaaaaaaaaaaa"]),
                           (["model=MLP", "hidden_dim=32"], ["bbbbbbbbbbbb"]), (["state=done", "accuracy=high"], ["cccccccccccc"])):
         assert [job.split("/")[1] for job in xpm_train.results(tmp_path, where=where)["job"]] == hashes, where
+
+
+class Noop(Task):
+    """A plain experimaestro task, to load a job of."""
+
+    def execute(self):
+        pass
+
+
+def test_loading_a_job_leaves_this_process_outside_it(tmp_path):
+    """experimaestro 2.7's from_task_dir points the process-wide task path at
+    the loaded job and leaves it there: xpm_train.report() in a notebook that
+    loaded a job then wrote into that done job's folder. load() restores it."""
+    from experimaestro.taskglobals import Env
+
+    from xpm_train.reporting import ReportError
+
+    folder = tmp_path / "jobs" / "test_analysis.noop" / HASH
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps({
+        "workspace": str(tmp_path), "version": 3, "objects": [
+            {"id": 1, "module": "test_analysis", "type": "Noop", "typename": "test_analysis.Noop",
+             "identifier": HASH, "fields": {}}]}))
+    before = Env.instance().taskpath, Env.instance().wspath
+    assert isinstance(xpm_train.load(HASH[:8], workspace=tmp_path).config, Noop)
+    assert (Env.instance().taskpath, Env.instance().wspath) == before
+    with pytest.raises(ReportError, match="execute"):
+        xpm_train.report({"accuracy": 1.0})
+    assert sorted(p.name for p in folder.iterdir()) == ["params.json"]

@@ -148,14 +148,14 @@ def load(job: str | Path, workspace: Path | str = "workspace") -> LoadedJob:
     """Load a job by ID, hash prefix or folder.
 
     For a training job, ``network`` holds the trained weights (``best.pt``):
-    experimaestro's ``from_task_dir(as_instance=True)`` skips init tasks, so
+    experimaestro's ``from_task_dir(as_instance=True)`` (:func:`~xpm_train.jobfolder.load_config`) skips init tasks, so
     the weights are loaded explicitly (:func:`xpm_train.trained.network`).
     """
-    from experimaestro import from_task_dir
+    from .jobfolder import load_config
 
     info = resolve(job, workspace)
     try:
-        config = from_task_dir(info.path, as_instance=True)
+        config = load_config(info.path)
     except ModuleNotFoundError as error:
         raise code_not_found(error, f"cannot load {info.id}") from None
     return LoadedJob(info=info, config=config, metrics=info.metrics())

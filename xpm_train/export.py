@@ -118,12 +118,11 @@ class Exported:
         the code of every config in it, the dataset's included)."""
         cached = self.__dict__.get("_config")
         if cached is None:
-            from experimaestro import from_task_dir
-
             from .errors import code_not_found
+            from .jobfolder import load_config
 
             try:
-                cached = self.__dict__["_config"] = from_task_dir(self.folder, as_instance=True)
+                cached = self.__dict__["_config"] = load_config(self.folder)
             except ModuleNotFoundError as error:
                 raise code_not_found(error, f"cannot load the config of the export {self.folder}") from None
         return cached

@@ -119,6 +119,24 @@ def is_done(folder: Path) -> bool:
     return marker(folder, "done").exists()
 
 
+def load_config(folder: Path) -> Any:
+    """The task config of the job in ``folder`` (its ``params.json``), as an
+    instance. experimaestro's ``from_task_dir`` points the process-wide task
+    and workspace paths (``taskglobals.Env``) at the loaded job and leaves
+    them there: a later ``xpm_train.report()`` or MLflow run of this process
+    would then write into the loaded job's folder. They are restored here.
+    A ``ModuleNotFoundError`` (the job's code is not importable) is the caller's."""
+    from experimaestro import from_task_dir
+    from experimaestro.taskglobals import Env
+
+    env = Env.instance()
+    saved = env.taskpath, env.wspath
+    try:
+        return from_task_dir(folder, as_instance=True)
+    finally:
+        env.taskpath, env.wspath = saved
+
+
 def current_experiment():
     """The experimaestro experiment running in this process (None: none, or
     experimaestro not imported: no import here, this is a CLI start-up path)."""

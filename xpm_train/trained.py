@@ -190,10 +190,10 @@ def no_network(folder: Path, config: Any, name: str) -> NoTrainedModel:
     for its kind of task (``config``: loaded here when not given)."""
     best = folder / BEST
     if config is None:
-        from experimaestro import from_task_dir
+        from .jobfolder import load_config
 
         try:
-            config = from_task_dir(folder, as_instance=True)
+            config = load_config(folder)
         except ImportError:  # its code is not importable here: the generic message
             pass
     if hasattr(config, "__xpm_train_function__"):
