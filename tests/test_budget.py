@@ -136,3 +136,25 @@ def test_a_bad_horizon_is_refused_when_submitted(horizon, message):
 
     with pytest.raises(BudgetError, match=message):
         learn_config(epochs=4, horizon=horizon).__xpm__.validate()
+
+
+class TwoRanks:
+    """Rank 0 of two, the other rank holding ``other`` (what ``agreed`` exchanges)."""
+
+    distributed, world_size, device = True, 2, "cpu"
+
+    def __init__(self, mine: int, other: int):
+        self.mine, self.other = mine, other
+
+    def sum_(self, tensor):
+        tensor += self.other
+
+    def any(self, flag):
+        return bool(flag) or self.mine != self.other  # the other rank's own check
+
+
+@pytest.mark.parametrize("mine, other, same", [(2, 2, True), (2, 0, False), (0, 4, False), (0, 0, True)])
+def test_ranks_continue_only_from_a_prefix_they_all_found(mine, other, same):
+    from xpm_train.budget import agreed
+
+    assert agreed(TwoRanks(mine, other), mine) is same

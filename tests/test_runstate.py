@@ -48,3 +48,12 @@ def test_finite_sums_pass():
     check_loss({"loss": torch.tensor(1.5), "sse": torch.ones(3)}, epoch=0, step=10, checked_every=50)
     with pytest.raises(NonFiniteResult):
         check_loss({"loss": torch.tensor(1.5), "sse": torch.tensor([1.0, math.inf])}, 0, 10, 50)
+
+
+def test_the_job_a_run_continued_survives_a_resume_and_reaches_the_summary():
+    from xpm_train.runstate import RunState, summary
+
+    run = RunState.from_checkpoint(RunState(epoch=3, continued_from="xpm_train.learn.learn/abc").as_checkpoint(1.0))
+    assert run.continued_from == "xpm_train.learn.learn/abc"
+    assert summary(run, True, 1.0)["continued_from"] == "xpm_train.learn.learn/abc"
+    assert "continued_from" not in summary(RunState(), True, 1.0)

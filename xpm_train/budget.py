@@ -142,6 +142,22 @@ def find(workspace: Path, ids: list[str], epochs: int) -> Optional[Prefix]:
     return None
 
 
+def continuation(learn, ranks, last_path: Path) -> Optional[Prefix]:
+    """The prefix the job of ``learn`` continues, its files adopted (rank 0),
+    when it has no checkpoint of its own (``last_path``) and a prefix is done;
+    None: resume from its own checkpoint, or start from scratch."""
+    from .checkpoint import previous_path
+
+    if not learn.prefixes or last_path.exists() or previous_path(last_path).exists():
+        return None
+    prefix = find(jobfolder.workspace_of(Path(learn.final_path).parent), learn.prefixes, learn.epochs)
+    if not agreed(ranks, prefix.epochs if prefix else 0):
+        return None  # a prefix finished while the ranks looked: every rank starts from scratch
+    if prefix is not None and ranks.is_main:
+        adopt(prefix, learn.checkpoints, learn.metrics_path)
+    return prefix
+
+
 def adopt(prefix: Prefix, checkpoints: Path, metrics_path: Path) -> None:
     """Make the job folder read as a straight run's up to the prefix's end:
     its best checkpoint and its metrics become the prefix's."""

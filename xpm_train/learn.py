@@ -265,13 +265,7 @@ class Learn(ResumableTask):
         # --- Resume from the last intact checkpoint, if any; a job without one
         # continues a done run of a smaller budget, if any (xpm_train.budget)
         last_path = self.checkpoints / jobfolder.LAST
-        prefix = None
-        if self.prefixes and not (last_path.exists() or checkpoint.previous_path(last_path).exists()):
-            prefix = budget.find(jobfolder.workspace_of(self.final_path.parent), self.prefixes, self.epochs)
-            if not budget.agreed(ranks, prefix.epochs if prefix else 0):
-                prefix = None  # a prefix finished while the ranks looked: every rank starts from scratch
-            if prefix is not None and ranks.is_main:
-                budget.adopt(prefix, self.checkpoints, self.metrics_path)
+        prefix = budget.continuation(self, ranks, last_path)
         log = open_log(self, ranks)
         if ranks.is_main:
             atomic.remove_stale_temporaries(self.checkpoints)
