@@ -31,6 +31,7 @@ GOOD = textwrap.dedent("""\
         sbatch: ["--exclusive"]
         signal: B:USR1@120
         poll_interval: 5
+        max_submitted: 100
     """)
 
 
@@ -46,6 +47,7 @@ def test_good_file_is_read():
     assert slurm.gpus.count == 8 and slurm.gpus.request == "gpus-per-node"
     assert slurm.max_time == 2 * 86400 and slurm.signal == "B:USR1@120"
     assert slurm.sbatch == ("--exclusive",) and slurm.poll_interval == 5.0
+    assert slurm.max_submitted == 100 and config.get("workstation") is local
     assert local.where == "good.yaml:3"
 
 
@@ -136,6 +138,24 @@ def problems_of(text: str, file: str = "launchers.yaml") -> list[str]:
             cpu: {cores: 4, memory: 8G}
             max_time: forever
         """, "launchers.yaml:6: launchers[0].max_time: must be a duration", id="bad-duration"),
+    pytest.param("""\
+        launchers:
+          - name: s
+            type: slurm
+            partition: p
+            cpu: {cores: 4, memory: 8G}
+            max_submitted: 0
+        """, "launchers.yaml:6: launchers[0].max_submitted: must be a positive integer, got 0",
+        id="max-submitted-zero"),
+    pytest.param("""\
+        launchers:
+          - name: s
+            type: slurm
+            partition: p
+            cpu: {cores: 4, memory: 8G}
+            max_submitted: lots
+        """, "launchers.yaml:6: launchers[0].max_submitted: must be an integer, got 'lots'",
+        id="max-submitted-text"),
     pytest.param("""\
         launchers:
           - {name: a, type: local}

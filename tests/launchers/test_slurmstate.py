@@ -5,6 +5,7 @@ pieces in-process."""
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from experimaestro import experiment
@@ -78,3 +79,68 @@ def test_a_job_cancelled_by_slurm_fails_with_sacct_state(use_slurm_launcher, fre
     assert failed["reason"] == "cancelled" and f"{slurm_id}: CANCELLED by" in failed["message"]
     assert jobfolder.state(job.path) == "failed"
     assert failure_of(job).startswith("not run (cancelled before it started")
+
+
+def test_a_refusal_by_a_site_limit_names_it_and_max_submitted(tmp_path):
+    """sbatch's refusal (a fake sbatch: no Slurm needed) is one line naming the
+    limit and the launchers.yaml field that avoids it."""
+    from xpm_train.launchers.slurmstate import SubmissionRefused, WatchedSlurmLauncher
+
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\n"
+                      "echo 'sbatch: error: Batch job submission failed: Job violates "
+                      "accounting/QOS policy (job submit limit)' >&2\nexit 1\n")
+    sbatch.chmod(0o755)
+    builder = WatchedSlurmLauncher("gpu", 50, binpath=str(tmp_path)).processbuilder()
+    builder.command = [str(tmp_path / "job" / "task.sh")]
+    with pytest.raises(SubmissionRefused) as refused:
+        builder.start(True)
+    message = str(refused.value)
+    assert "\n" not in message and "'gpu'" in message
+    assert "limit QOSMaxSubmitJobPerUserLimit was hit" in message
+    assert "set max_submitted (now 50) in launchers.yaml" in message
+
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: x' >&2\n"
+                      "exit 1\n")
+    with pytest.raises(SubmissionRefused, match="invalid partition specified: x$"):
+        builder.start(True)
+
+
+def unfinished_slurm_jobs_under(folder) -> set[str]:
+    """IDs of the jobs in ``squeue`` (pending or running) whose job folder is
+    under ``folder`` and holds no marker yet (a job that wrote its ``.done`` is
+    listed a moment longer, while its process exits)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    rows = [line.split("|", 1) for line in out.splitlines() if "|" in line]
+    return {jobid for jobid, workdir in rows
+            if workdir.startswith(str(folder)) and jobfolder.finished_state(Path(workdir)) is None}
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_max_submitted_makes_jobs_wait_for_room(use_slurm_launcher, fresh_scheduler, tmp_path):
+    """4 jobs, ``max_submitted: 2``: never more than 2 in squeue at once, all done."""
+    import threading
+
+    use_slurm_launcher(extra="max_submitted: 2")
+    seen, stop = [], threading.Event()
+    workdir = (tmp_path / "xp").resolve()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(unfinished_slurm_jobs_under(workdir))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    with experiment(workdir, "room", no_environmental_impact=True) as xp:
+        watcher.start()
+        tasks = [RecordDevices.C(index=i, hold=1).submit(launcher=find_launcher(SPEC))
+                 for i in range(4)]
+        xp.wait()
+    stop.set()
+    watcher.join()
+    assert all(task.__xpm__.job.state == JobState.DONE for task in tasks)
+    assert max(len(ids) for ids in seen) <= 2, seen
+    assert len(set().union(*seen)) == 4, seen  # each was seen queued or running

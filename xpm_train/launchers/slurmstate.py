@@ -33,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import os
+import re
 import subprocess
 import threading
 import time
@@ -230,19 +232,70 @@ class WatchedSlurmProcess(BatchSlurmProcess):
 
 
 class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
-    """experimaestro's sbatch submission, returning a :class:`WatchedSlurmProcess`."""
+    """experimaestro's sbatch submission of a job script, returning a
+    :class:`WatchedSlurmProcess`; a refusal names the site limit it hit."""
+
+    launcher: "WatchedSlurmLauncher"
 
     def start(self, task_mode: bool = False):
-        process = super().start(task_mode)
         if not task_mode:
-            return process
+            return super().start(task_mode)
+        command = [f"{self.launcher.binpath}/sbatch", "--parsable", *map(str, self.command)]
+        logger.info("slurm sbatch command: %s", " ".join(command))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **(self.launcher.launcherenv or {})})
+        if done.returncode != 0:
+            raise SubmissionRefused(refusal(done.stderr, self.launcher.name,
+                                            self.launcher.max_submitted))
+        jobid = re.match(r"(\d+)", done.stdout.strip())
+        if jobid is None:
+            raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
         folder = Path(self.command[-1]).parent  # the job script is in the job folder
-        return WatchedSlurmProcess(self.launcher, process.jobid, folder)
+        return WatchedSlurmProcess(self.launcher, jobid.group(1), folder)
 
+
+class SubmissionRefused(RuntimeError):
+    """sbatch refused a job."""
+
+
+LIMIT_RE = re.compile(r"\b(?:QOS|Assoc)\w*Max\w*Limit\b|\bMaxSubmitJobs?\w*|\bMaxArraySize\b"
+                      r"|Job violates accounting/QOS policy")
+"""What sbatch says when a site limit refuses a job"""
+
+
+def refusal(stderr: str, launcher: str, max_submitted: int | None) -> str:
+    """One line saying why sbatch refused a job of ``launcher``, and the fix
+    when a site limit on submitted jobs is why."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = "; ".join(lines) or "no message"
+    limit = LIMIT_RE.search(stderr)
+    if limit is None:
+        return f"sbatch refused the job of Slurm launcher {launcher!r}: {said}"
+    now = f" (now {max_submitted})" if max_submitted else ""
+    return (f"sbatch refused the job of Slurm launcher {launcher!r}: the site's limit "
+            f"{limit.group(0)} was hit ({said}); fix: set max_submitted{now} in launchers.yaml "
+            f"for {launcher!r} below the number of jobs Slurm lets you submit "
+            f"(sacctmgr show assoc/qos: MaxSubmitJobs), so that jobs wait for room")
 
 
 class WatchedSlurmLauncher(SlurmLauncher):
-    """experimaestro's ``SlurmLauncher`` whose jobs :class:`SlurmWatcher` follows."""
+    """experimaestro's ``SlurmLauncher`` whose jobs :class:`SlurmWatcher`
+    follows, with at most ``max_submitted`` jobs submitted and not ended at
+    once: each job holds one unit of a host-wide counter
+    (:func:`.tokens.counter`, shared by every plan of this host) from its
+    submission to its end, and waits for one while none is free."""
+
+    def __init__(self, name: str, max_submitted: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.name = name
+        self.max_submitted = max_submitted
+        if max_submitted:
+            self.addListener(self._hold_a_submission)
+
+    def _hold_a_submission(self, job) -> None:
+        from .tokens import counter
+
+        job.dependencies.add(counter(self.name, "submitted", self.max_submitted).dependency(1))
 
     def processbuilder(self) -> WatchedSlurmProcessBuilder:
         return WatchedSlurmProcessBuilder(self)

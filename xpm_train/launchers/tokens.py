@@ -1,7 +1,8 @@
 """Host-wide counters of what local jobs hold (experimaestro ``CounterToken``).
 
 One counter per local launcher and resource (cores, memory in MiB, GPUs,
-jobs). They live in files shared by every experiment of the host, so two
+jobs), and per Slurm launcher with ``max_submitted`` (jobs submitted, see
+:mod:`.slurmstate`). They live in files shared by every experiment of the host, so two
 experiments running at once together never exceed what ``launchers.yaml``
 declares. The folder is ``$XPM_TRAIN_TOKENS_DIR``, by default experimaestro's
 own token folder (``$XPM_WORKDIR/tokens``, i.e. ``~/.local/share/experimaestro/tokens``).
@@ -73,7 +74,7 @@ class HostCounter(CounterToken):
 
 
 def counter(launcher: str, resource: str, total: int) -> HostCounter:
-    """The counter of ``resource`` for local launcher ``launcher``, holding ``total``."""
+    """The counter of ``resource`` for launcher ``launcher``, holding ``total``."""
     name = f"xpm-train.{launcher}.{resource}"
     path = tokens_dir() / f"{name}.counter"
     token = _tokens.get(path)

@@ -3,7 +3,8 @@
 An entry offers one partition: ``partition``, ``account``, ``qos``,
 ``constraint`` (or ``features``), per-node ``cpu.cores`` and ``cpu.memory``,
 ``gpus: {count, model, memory, request, gres_type}``, ``max_time``, plus
-``sbatch`` (extra options), ``signal`` (preemption signal), ``poll_interval``
+``sbatch`` (extra options), ``signal`` (preemption signal), ``max_submitted``
+(jobs submitted at once; more wait for room), ``poll_interval``
 (seconds between queue checks: a job's end is read from its folder, see
 :mod:`..slurmstate`) and ``binpath`` (folder of sbatch/sacct).
 
@@ -94,6 +95,9 @@ class SlurmLauncherConfig(Common):
     """Seconds between two ``squeue`` checks (for jobs that end without a marker)"""
     binpath: str
     """Folder of sbatch/sacct/squeue"""
+    max_submitted: int | None
+    """At most this many jobs of this launcher submitted and not ended at once,
+    counted host-wide (a site's MaxSubmitJobs); None: no limit"""
 
     @classmethod
     def read(cls, node: Node, problems: Problems, common: dict) -> "SlurmLauncherConfig | None":
@@ -113,6 +117,7 @@ class SlurmLauncherConfig(Common):
             poll_interval=r.optional(node, "poll_interval", problems, r.positive_number,
                                      DEFAULT_POLL_INTERVAL),
             binpath=r.optional(node, "binpath", problems, r.text, _default_binpath()),
+            max_submitted=r.optional(node, "max_submitted", problems, r.integer(1), None),
         )
         if cpu is r.Missing or r.Missing in values.values():
             return None
@@ -143,13 +148,15 @@ class SlurmLauncherConfig(Common):
     def listing(self) -> tuple[str, str]:
         g = self.gpus
         gpus = f"{g.count}x {g.model} {format_memory(g.memory)}".strip() if g.count else ""
-        return gpus, f"slurm partition {self.partition}"
+        limit = f", max {self.max_submitted} submitted" if self.max_submitted else ""
+        return gpus, f"slurm partition {self.partition}{limit}"
 
     def launcher(self, requirement: "HostSimpleRequirement", layout: Layout) -> "SlurmLauncher":
         """experimaestro ``SlurmLauncher`` submitting jobs of ``requirement``."""
         from ..slurmstate import WatchedSlurmLauncher
 
         return WatchedSlurmLauncher(
+            self.name, self.max_submitted,
             options=SbatchOptions(tuple(sbatch_options(self, requirement, layout))),
             interval=self.poll_interval,
             binpath=self.binpath,
