@@ -100,6 +100,7 @@ _EXPORTS = {
     "MedianPruner": "xpm_train.tune",
     "NoPruner": "xpm_train.tune",
     "SuccessiveHalving": "xpm_train.tune",
+    "ASHA": "xpm_train.tune",
     "Hyperband": "xpm_train.tune",
     "load_trials": "xpm_train.tune.report",
     "format_trials": "xpm_train.tune.report",

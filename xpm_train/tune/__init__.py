@@ -7,12 +7,14 @@ Learn tasks (see ``docs/tune.md``).
 - :mod:`.samplers`, :mod:`.pruners`: typed Optuna samplers and pruners;
 - :mod:`.storage`: the journal file of a study in the workspace;
 - :mod:`.trial`: :class:`OptunaTrial`, the Meta reference a Learn reports to;
+- :mod:`.asha`: :class:`ASHA`, trials trained rung by rung, paused and promoted;
 - :mod:`.driver`: :func:`optimize`, the ask/tell loop run by a plan;
 - :mod:`.task`: :class:`Tune`, the record of a finished study.
 
 Nothing here imports optuna until a study is run.
 """
 
+from .asha import ASHA
 from .driver import TuneResult, optimize
 from .pruners import Hyperband, MedianPruner, NoPruner, Pruner, SuccessiveHalving
 from .samplers import TPE, Random, Sampler
@@ -22,7 +24,7 @@ from .task import Tune
 from .trial import OptunaTrial
 
 __all__ = [
-    "Categorical", "Float", "Hyperband", "Int", "MedianPruner", "NoPruner", "OptunaTrial", "Pruner",
+    "ASHA", "Categorical", "Float", "Hyperband", "Int", "MedianPruner", "NoPruner", "OptunaTrial", "Pruner",
     "Random", "Sampler", "Space", "SpaceError", "Study", "SuccessiveHalving", "TPE", "Tune", "TuneResult",
     "optimize",
 ]

@@ -137,21 +137,32 @@ def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
         for values in enqueue or []:
             ostudy.enqueue_trial(study.space.encode(values), skip_if_exists=True)
         loop = Loop(study, ostudy, journal, lock, launcher, tags or {}, workspace)
-        loop.adopt_interrupted()
-        while True:
-            while len(loop.in_flight) < n_parallel and loop.started() < n_trials:
-                loop.ask()
-            if not loop.in_flight:
-                break
-            done, _ = concurrent.futures.wait(list(loop.in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                pending = loop.in_flight.pop(future)
-                loop.answer(pending, future)
-                logger.info("study %s: %s", study.name, progress_line(ostudy, pending.number, n_trials))
+        if study.scheduler is not None:
+            from .asha import Ladder
+
+            Ladder(loop, study.scheduler).run(n_trials, n_parallel)
+        else:
+            run_trials(loop, n_trials, n_parallel)
         loop.register_finished()
         return loop.result(n_trials)
     finally:
         lock.release()
+
+
+def run_trials(loop: "Loop", n_trials: int, n_parallel: int) -> None:
+    """Keep ``n_parallel`` trials in flight until the study holds ``n_trials``, each trained in full
+    (or stopped by the pruner)."""
+    loop.adopt_interrupted()
+    while True:
+        while len(loop.in_flight) < n_parallel and loop.started() < n_trials:
+            loop.ask()
+        if not loop.in_flight:
+            return
+        done, _ = concurrent.futures.wait(list(loop.in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+            pending = loop.in_flight.pop(future)
+            loop.answer(pending, future)
+            logger.info("study %s: %s", loop.study.name, progress_line(loop.ostudy, pending.number, n_trials))
 
 
 class Loop:
@@ -224,6 +235,8 @@ class Loop:
     def trial_learn(self, number: int, values: dict[str, Any]) -> "Learn":
         """The Learn config of a trial, tagged with the trial's values and number."""
         learn = self.study.space.apply(self.study.base, values)
+        if self.study.scheduler is not None:  # a trial's Learn is its last rung's
+            learn = self.study.scheduler.top(learn)
         for key, value in self.trial_tags(number, values).items():
             learn.tag(key, value)
         return learn

@@ -22,6 +22,7 @@ from .space import Space
 
 if TYPE_CHECKING:
     from ..learn import Learn
+    from .asha import ASHA
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -70,6 +71,11 @@ class Study:
     ``results.json`` is then kept with the trial, and ``evaluate.<key>`` metrics
     can be the objective"""
 
+    scheduler: Optional["ASHA"] = None
+    """Train the trials rung by rung, pausing them and promoting the best
+    (:class:`xpm_train.tune.ASHA`); the pruner is then not used. None: each
+    trial trains its Learn's epochs, stopped by the pruner"""
+
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", self.label or ""):
             raise StudyError(f"study label {self.label!r} must be letters, digits, '-' or '_'")
@@ -86,6 +92,8 @@ class Study:
         if self.evaluate and getattr(self.base, "val_fraction", 0) <= 0:
             raise StudyError("Study(evaluate=True) evaluates each trial on the data its Learn holds out: "
                              "give the base Learn a val_fraction > 0")
+        if self.scheduler is not None:
+            self.scheduler.check(self)
 
     def content(self) -> dict[str, Any]:
         """Everything that defines the study (hashed into its name)."""
@@ -98,6 +106,7 @@ class Study:
             "base": config_description(self.base),
             # only when set: the names of the studies made before it existed stay
             **({"evaluate": True} if self.evaluate else {}),
+            **(self.scheduler.content() if self.scheduler is not None else {}),
         }
 
     @property

@@ -10,7 +10,7 @@ from experimaestro.experiments.configuration import ConfigurationBase
 from xpm_train import Adam, Evaluate, Learn, MLP, Synthetic, find_launcher
 from xpm_train.plan import finish, job_of
 from xpm_train.tracking import setup as setup_tracking
-from xpm_train.tune import (TPE, Categorical, Float, Hyperband, MedianPruner, Space, Study,
+from xpm_train.tune import (ASHA, TPE, Categorical, Float, Hyperband, MedianPruner, Space, Study,
                             SuccessiveHalving, optimize)
 
 
@@ -28,6 +28,8 @@ class Configuration(ConfigurationBase):
     tracking_uri: str = "off"
     evaluate: bool = False
     metric: str = "best.val_accuracy"
+    asha: list[int] = attrs.field(factory=list)
+    """[min_epochs, max_epochs, eta]: train the trials rung by rung (Study.scheduler)"""
 
 
 def pruner_of(cfg: Configuration):
@@ -49,7 +51,8 @@ def run(helper: ExperimentHelper, cfg: Configuration):
     space = Space([Float("optimizer.lr", 1e-5, 0.1, log=True), Categorical("model.hidden_dims", [[8], [32]])])
     sampler = TPE.C(seed=cfg.sampler_seed, n_startup_trials=cfg.startup_trials)
     study = Study(label=cfg.label, base=base, space=space, sampler=sampler,
-                  pruner=pruner_of(cfg), evaluate=cfg.evaluate, metric=cfg.metric)
+                  pruner=pruner_of(cfg), evaluate=cfg.evaluate, metric=cfg.metric,
+                  scheduler=ASHA(*cfg.asha) if cfg.asha else None)
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
     best = result.task(tracking=tracking).submit(launcher=launcher)

@@ -1,0 +1,149 @@
+"""ASHA (Study.scheduler): trials trained rung by rung as prefix budgets,
+paused and promoted; a re-run trains nothing, an extended study only new work,
+and Optuna's own client reads each rung's value.
+
+One module-scoped workspace: 9 trials (rungs of 1, 3 and 9 epochs, eta 3,
+2 in parallel), the same plan again, then the study extended to 12 trials.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tunehelpers import write_params
+
+from helpers import run_experiment, what_ran
+
+pytestmark = pytest.mark.integration
+ASHA_PARAMS = {"asha": [1, 9, 3], "n_parallel": 2, "label": "asha"}
+RUNGS = [1, 3, 9]
+
+
+def epochs_trained(workdir) -> dict[str, int]:
+    """``{Learn job: epochs it trained itself}``: the epochs in its
+    ``metrics.jsonl`` less those of the job it continued (copied from it)."""
+    def epochs_in(folder):
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        return [r["epoch"] for r in rows if r.get("split") == "val"]
+
+    trained = {}
+    for folder in (workdir / "jobs" / "xpm_train.learn.learn").glob("*"):
+        own = epochs_in(folder)
+        assert len(own) == len(set(own)), f"{folder.name} has an epoch twice: {own}"
+        final = json.loads((folder / "final.json").read_text())
+        prefix = final.get("continued_from")
+        before = epochs_in(workdir / "jobs" / prefix) if prefix else []
+        trained[folder.name] = len(own) - len(before)
+    return trained
+
+
+def trials_of(workdir):
+    """The trials of the only study of ``workdir``, read by Optuna's own client."""
+    import optuna
+
+    from xpm_train.tune.storage import journal_path, list_studies, open_storage
+
+    (name,) = list_studies(workdir)
+    return optuna.load_study(study_name=name, storage=open_storage(journal_path(workdir, name))).get_trials()
+
+
+@pytest.fixture(scope="module")
+def asha(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("asha")
+    workdir = folder / "ws"
+    first = run_experiment(write_params(folder, n_trials=9, **ASHA_PARAMS), workdir)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    snapshot = {"ran": what_ran(workdir), "trained": epochs_trained(workdir), "trials": trials_of(workdir)}
+    again = run_experiment(write_params(folder, n_trials=9, **ASHA_PARAMS), workdir)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    snapshot["again"] = (again, what_ran(workdir))
+    extended = run_experiment(write_params(folder, n_trials=12, **ASHA_PARAMS), workdir)
+    assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
+    return workdir, snapshot, extended
+
+
+def check_ladder(trials, trained: dict[str, int], n_trials: int) -> None:
+    """Each trial went up the ladder, fewer at each rung, and the
+    epochs trained over all jobs are each trial's highest rung: none twice."""
+    assert len(trials) == n_trials
+    reached = []
+    for trial in trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps == RUNGS[:len(steps)] and steps, (trial.number, steps)
+        reached.append(steps[-1])
+        assert (trial.state.name == "COMPLETE") == (steps[-1] == 9), (trial.number, trial.state)
+        if trial.state.name == "COMPLETE":
+            assert trial.value == trial.intermediate_values[9]
+    # asynchronous: a trial is promoted when it is in the top 1/eta of its rung
+    # *then* (a later, better trial does not undo it), so only fewer go up
+    for k in range(1, len(RUNGS)):
+        assert sum(r >= RUNGS[k] for r in reached) < sum(r >= RUNGS[k - 1] for r in reached)
+    assert sum(r >= 3 for r in reached) >= 1  # something was promoted
+    assert sum(trained.values()) == sum(reached), (trained, reached)
+
+
+def test_trials_train_rung_by_rung_and_no_epoch_twice(asha):
+    _, snapshot, _ = asha
+    check_ladder(snapshot["trials"], snapshot["trained"], 9)
+
+
+def test_optunas_own_client_reads_each_rungs_value(asha):
+    _, snapshot, _ = asha
+    trials = snapshot["trials"]
+    (best,) = [t for t in trials if t.state.name == "COMPLETE"]  # one reached the last rung
+    assert sorted(best.intermediate_values) == RUNGS and best.value == best.intermediate_values[9]
+    paused = [t for t in trials if t.state.name == "RUNNING"]
+    assert paused and all(t.user_attrs["asha_epochs"] == max(t.intermediate_values) for t in paused)
+
+
+def test_a_rerun_trains_nothing(asha):
+    _, snapshot, _ = asha
+    again, ran = snapshot["again"]
+    assert "LAUNCHED 0" in again.stdout, again.stdout[-2000:]
+    assert {k: v for k, v in ran.items() if "learn" in k} == \
+        {k: v for k, v in snapshot["ran"].items() if "learn" in k}
+
+
+def test_an_extended_study_trains_only_new_work(asha):
+    workdir, snapshot, extended = asha
+    trained = epochs_trained(workdir)
+    assert {job: trained[job] for job in snapshot["trained"]} == snapshot["trained"]
+    check_ladder(trials_of(workdir), trained, 12)
+    assert len(trained) > len(snapshot["trained"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_epochs": 10, "max_epochs": 9}, "min_epochs=10 is above max_epochs=9"),
+    ({"eta": 1}, "eta=1 must be at least 2"),
+    ({"min_epochs": 0}, "min_epochs=0 must be at least 1"),
+])
+def test_a_ladder_that_does_not_fit_is_refused(kwargs, message):
+    from xpm_train.tune import ASHA
+    from xpm_train.tune.study import StudyError
+
+    with pytest.raises(StudyError, match=message) as error:
+        ASHA(**kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_asha_rungs_and_study_checks():
+    from xpm_train import MLP, SGD, Learn, Synthetic
+    from xpm_train.tune import ASHA, Float, Space, Study
+    from xpm_train.tune.study import StudyError
+
+    assert ASHA(1, 27, 3).rungs == [1, 3, 9, 27] and ASHA(2, 10, 2).rungs == [2, 4, 8, 10]
+    base = Learn.C(model=MLP.C(hidden_dims=[8]), data=Synthetic.C(split="train"), optimizer=SGD.C(), epochs=2)
+    space = Space([Float("optimizer.lr", 1e-4, 0.1, log=True)])
+    plain = Study(label="s", base=base, space=space)
+    study = Study(label="s", base=base, space=space, scheduler=ASHA(1, 9, 3))
+    assert study.name != plain.name
+    with pytest.raises(StudyError, match="horizon=5 differs from max_epochs=9"):
+        Study(label="s", base=_with(base, horizon=5), space=space, scheduler=ASHA(1, 9, 3))
+
+
+def _with(config, **values):
+    copy = config.copy()
+    for key, value in values.items():
+        setattr(copy, key, value)
+    return copy
