@@ -4,25 +4,33 @@ and Optuna's own client reads each rung's value.
 
 One module-scoped workspace: 9 trials (rungs of 1, 3 and 9 epochs, eta 3,
 2 in parallel), the same plan again, then the study extended to 12 trials.
+Apart (issue 24 item 3): a plan SIGKILLed mid-rung, then run again.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from tunehelpers import write_params
 
-from helpers import run_experiment, what_ran
+from helpers import REPO, run_experiment, what_ran
 
 pytestmark = pytest.mark.integration
 ASHA_PARAMS = {"asha": [1, 9, 3], "n_parallel": 2, "label": "asha"}
 RUNGS = [1, 3, 9]
 
 
-def epochs_trained(workdir) -> dict[str, int]:
+def epochs_trained(workdir, resumed: bool = False) -> dict[str, int]:
     """``{Learn job: epochs it trained itself}``: the epochs in its
-    ``metrics.jsonl`` less those of the job it continued (copied from it)."""
+    ``metrics.jsonl`` less those of the job it continued (copied from it).
+    ``resumed``: a job killed between logging an epoch and checkpointing it
+    logs that epoch again (the work in flight): epochs are counted once."""
     def epochs_in(folder):
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
         return [r["epoch"] for r in rows if r.get("split") == "val"]
@@ -30,6 +38,8 @@ def epochs_trained(workdir) -> dict[str, int]:
     trained = {}
     for folder in (workdir / "jobs" / "xpm_train.learn.learn").glob("*"):
         own = epochs_in(folder)
+        if resumed:
+            own = sorted(set(own))
         assert len(own) == len(set(own)), f"{folder.name} has an epoch twice: {own}"
         final = json.loads((folder / "final.json").read_text())
         prefix = final.get("continued_from")
@@ -63,23 +73,23 @@ def asha(tmp_path_factory):
     return workdir, snapshot, extended
 
 
-def check_ladder(trials, trained: dict[str, int], n_trials: int) -> None:
+def check_ladder(trials, trained: dict[str, int], n_trials: int, rungs: list[int] = RUNGS) -> None:
     """Each trial went up the ladder, fewer at each rung, and the
     epochs trained over all jobs are each trial's highest rung: none twice."""
     assert len(trials) == n_trials
     reached = []
     for trial in trials:
         steps = sorted(trial.intermediate_values)
-        assert steps == RUNGS[:len(steps)] and steps, (trial.number, steps)
+        assert steps == rungs[:len(steps)] and steps, (trial.number, steps)
         reached.append(steps[-1])
-        assert (trial.state.name == "COMPLETE") == (steps[-1] == 9), (trial.number, trial.state)
+        assert (trial.state.name == "COMPLETE") == (steps[-1] == rungs[-1]), (trial.number, trial.state)
         if trial.state.name == "COMPLETE":
-            assert trial.value == trial.intermediate_values[9]
+            assert trial.value == trial.intermediate_values[rungs[-1]]
     # asynchronous: a trial is promoted when it is in the top 1/eta of its rung
     # *then* (a later, better trial does not undo it), so only fewer go up
-    for k in range(1, len(RUNGS)):
-        assert sum(r >= RUNGS[k] for r in reached) < sum(r >= RUNGS[k - 1] for r in reached)
-    assert sum(r >= 3 for r in reached) >= 1  # something was promoted
+    for k in range(1, len(rungs)):
+        assert sum(r >= rungs[k] for r in reached) < sum(r >= rungs[k - 1] for r in reached)
+    assert sum(r >= rungs[1] for r in reached) >= 1  # something was promoted
     assert sum(trained.values()) == sum(reached), (trained, reached)
 
 
@@ -147,3 +157,44 @@ def _with(config, **values):
     for key, value in values.items():
         setattr(copy, key, value)
     return copy
+
+
+KILL_RUNGS = [30, 90, 270]
+
+
+def in_flight(workdir) -> bool:
+    """Whether a Learn job has checkpointed and is not done (a rung is mid-way)."""
+    for folder in (workdir / "jobs").glob("xpm_train.learn.learn/*"):
+        events = folder / "events.jsonl"
+        if events.exists() and '"checkpoint"' in events.read_text() and not list(folder.glob("*.done")):
+            return True
+    return False
+
+
+def kill_mid_rung(params, workdir) -> bool:
+    """Start the plan and SIGKILL it (its whole process group) while a rung is
+    mid-way; whether it was (the plan may finish first)."""
+    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir), str(params)]
+    plan = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    while plan.poll() is None:
+        time.sleep(0.1)
+        if in_flight(workdir):
+            os.killpg(plan.pid, signal.SIGKILL)
+            plan.wait()
+            return True
+    return False
+
+
+def test_a_killed_study_run_again_trains_no_epoch_twice(tmp_path):
+    params = write_params(tmp_path, n_trials=9, n_parallel=2, asha=[30, 270, 3], label="asha-kill")
+    for attempt in range(3):  # timing-dependent: the plan may end before a rung is caught mid-way
+        workdir = tmp_path / f"ws{attempt}"
+        if kill_mid_rung(params, workdir):
+            break
+    else:
+        pytest.fail("the plan always finished before a rung could be caught mid-way")
+    again = run_experiment(params, workdir)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    # what an uninterrupted study trains: each trial's highest rung, once
+    check_ladder(trials_of(workdir), epochs_trained(workdir, resumed=True), 9, KILL_RUNGS)
