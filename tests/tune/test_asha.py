@@ -19,7 +19,7 @@ import time
 import pytest
 from tunehelpers import write_params
 
-from helpers import REPO, run_experiment, what_ran
+from helpers import REPO, run_experiment, what_ran, xpm_train
 
 pytestmark = pytest.mark.integration
 ASHA_PARAMS = {"asha": [1, 9, 3], "n_parallel": 2, "label": "asha"}
@@ -113,6 +113,16 @@ def test_a_rerun_trains_nothing(asha):
     assert "LAUNCHED 0" in again.stdout, again.stdout[-2000:]
     assert {k: v for k, v in ran.items() if "learn" in k} == \
         {k: v for k, v in snapshot["ran"].items() if "learn" in k}
+
+
+def test_every_rung_job_keeps_its_trials_tags_after_a_rerun(asha):
+    workdir, _, _ = asha
+    result = xpm_train("results", "--workdir", str(workdir), "--experiment", "tune-test", "--task", "learn",
+                       "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    jobs = list((workdir / "jobs" / "xpm_train.learn.learn").glob("*"))
+    assert len(rows) == len(jobs) and all(isinstance(row.get("trial"), int) for row in rows), rows
 
 
 def test_an_extended_study_trains_only_new_work(asha):

@@ -142,10 +142,24 @@ class Ladder:
                     break
                 self.launch(*work)
             if not self.in_flight:
+                self.register_rungs()
                 return
             done, _ = concurrent.futures.wait(list(self.in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 self.answer(self.in_flight.pop(future), future)
+
+    def register_rungs(self) -> None:
+        """Submit again, in this experiment, every recorded rung job that this
+        run did not submit (done: nothing runs), so that it keeps its trial's
+        tags in this run's views (see :meth:`Loop.register_finished`)."""
+        for trial in self.ostudy.get_trials(deepcopy=False):
+            for epochs in sorted(trial.intermediate_values):
+                learn = self.loop.trial_learn(trial.number, self.loop.study.space.decode(trial.params))
+                learn.epochs = epochs
+                job_id = jobfolder.job_id(learn)
+                if job_id not in self.loop.outputs and jobfolder.is_done(jobfolder.job_path(self.loop.workspace,
+                                                                                            job_id)):
+                    self.loop.submit(learn)
 
     def ours(self, trial) -> bool:
         """Whether this driver may run ``trial`` (its driver is this one, or died)."""
