@@ -133,6 +133,14 @@ def test_an_extended_study_trains_only_new_work(asha):
     assert len(trained) > len(snapshot["trained"])
 
 
+def test_a_study_too_small_for_the_ladder_says_to_raise_n_trials(tmp_path):
+    params = write_params(tmp_path, n_trials=2, **ASHA_PARAMS)
+    result = run_experiment(params, tmp_path / "ws")
+    assert result.returncode != 0
+    assert "no trial reached max_epochs=9" in result.stderr + result.stdout, result.stderr[-3000:]
+    assert "raise n_trials above 2 (about eta**2=9" in result.stderr + result.stdout
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"min_epochs": 10, "max_epochs": 9}, "min_epochs=10 is above max_epochs=9"),
     ({"eta": 1}, "eta=1 must be at least 2"),

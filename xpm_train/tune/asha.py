@@ -103,6 +103,13 @@ class ASHA:
             raise StudyError("ASHA: Study(evaluate=True) is not supported with a scheduler yet; "
                              "use a final.json metric")
 
+    def no_best_hint(self, n_trials: int, failed_hint: str) -> str:
+        """What to do when no trial reached ``max_epochs`` (RUNNING: paused ones)."""
+        return (f"no trial reached max_epochs={self.max_epochs} (the RUNNING ones are paused at a lower rung): "
+                f"raise n_trials above {n_trials} (about eta**{len(self.rungs) - 1}="
+                f"{self.eta ** (len(self.rungs) - 1)} trials let one reach the top) and run the plan again, "
+                f"nothing done is retrained; for FAIL trials {failed_hint}")
+
     def top(self, learn):
         """``learn`` (a trial's config) at the last rung."""
         learn.horizon, learn.epochs = self.max_epochs, self.max_epochs

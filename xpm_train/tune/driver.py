@@ -403,9 +403,10 @@ class Loop:
             best = self.ostudy.best_trial
         except ValueError:
             states = summary(self.ostudy)
-            raise RuntimeError(
-                f"study {self.study.name}: no trial completed ({states}); "
-                f"see the failed jobs' logs (`xpm-train tune show {self.study.name}`)") from None
+            hint = f"see the failed jobs' logs (`xpm-train tune show {self.study.name}`)"
+            if self.study.scheduler is not None:
+                hint = self.study.scheduler.no_best_hint(n_trials, hint)
+            raise RuntimeError(f"study {self.study.name}: no trial completed ({states}); {hint}") from None
         values = self.study.space.decode(best.params)
         learn = self.trial_learn(best.number, values)
         job_id = jobfolder.job_id(learn)
