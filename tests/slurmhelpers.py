@@ -48,12 +48,12 @@ class SlurmCluster:
         deadline = time.monotonic() + settle
         while True:
             out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
-                       "--format=JobID,JobName,State,WorkDir"]).stdout
+                       "--format=JobID,JobName,State,WorkDir,NodeList"]).stdout
             jobs = []
             for line in out.splitlines():
-                jobid, name, state, folder = (line.split("|") + [""] * 4)[:4]
+                jobid, name, state, folder, nodes = (line.split("|") + [""] * 5)[:5]
                 if folder and Path(folder).is_relative_to(workdir):
-                    jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder})
+                    jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder, "nodes": nodes})
             if time.monotonic() > deadline or not any(
                     j["state"] in ("RUNNING", "COMPLETING") for j in jobs):
                 return jobs

@@ -127,15 +127,19 @@ def two_node_cluster():
         script("start_slurm.sh", **single)
 
 
+def allocation(cluster, job: Path) -> list[list[str]]:
+    """[[nodes, state]] of the Slurm job that ran in ``job``, once Slurm has
+    seen it end (the plan goes on when the job writes its marker, a moment
+    before: tests/slurmhelpers.py)."""
+    return [[row["nodes"], row["state"]] for row in cluster.sacct_jobs(job) if Path(row["workdir"]) == job]
+
+
 def test_two_ranks_on_two_nodes(tmp_path, two_node_cluster, two_rank_reference):
     job = run_on_slurm(tmp_path, two_node_cluster, "duration=10m & cpu(cores=1) & nodes=2")
     lines = sbatch_lines(job)
     assert "#SBATCH --nodes=2" in lines and "#SBATCH --ntasks-per-node=1" in lines, lines
     # one rank per node: the job's allocation spans n1 and n2
-    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
-                            "--format=NodeList,State,WorkDir"], capture_output=True, text=True).stdout
-    rows = [line.split("|") for line in sacct.splitlines() if line.count("|") == 2]
-    assert [row[:2] for row in rows if Path(row[2]) == job] == [["n[1-2]", "COMPLETED"]], sacct
+    assert allocation(two_node_cluster, job) == [["n[1-2]", "COMPLETED"]]
     difference = max_difference(weights(job), weights(two_rank_reference))
     print(f"Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}; "
           f"training {json.loads((job / 'final.json').read_text())['wall_time']:.1f}s")
@@ -152,10 +156,7 @@ def test_a_lightning_fit_on_two_nodes_is_the_local_two_rank_fit(tmp_path, two_no
                         slurm_launchers(tmp_path, two_node_cluster))
     lines = [line for line in (job / "lightningfit.sh").read_text().splitlines() if line.startswith("#SBATCH")]
     assert "#SBATCH --nodes=2" in lines and "#SBATCH --ntasks-per-node=1" in lines, lines
-    sacct = subprocess.run([f"{two_node_cluster.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
-                            "--format=NodeList,State,WorkDir"], capture_output=True, text=True).stdout
-    rows = [line.split("|") for line in sacct.splitlines() if line.count("|") == 2]
-    assert [row[:2] for row in rows if Path(row[2]) == job] == [["n[1-2]", "COMPLETED"]], sacct
+    assert allocation(two_node_cluster, job) == [["n[1-2]", "COMPLETED"]]
     local = lightning_fit(tmp_path / "local", "duration=10m & cpu(cores=2) & processes=2", launchers_env)
     difference = max_difference(*(checkpoint.load(f / "checkpoints" / "best.pt")["model"] for f in (job, local)))
     print(f"Lightning on Slurm 2 nodes x 1 task vs local 2 ranks: max |dw| = {difference:.2e}")
