@@ -14,7 +14,7 @@ from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
 
 from xpm_train import (
-    Adam, Digits, Evaluate, Learn, MLP, find_launcher, finish, fraction, job_of, positive,
+    ASHA, Adam, Digits, Evaluate, Learn, MLP, find_launcher, finish, fraction, job_of, positive,
     setup_tracking, TPE, MedianPruner, Space, Study, optimize,
 )
 
@@ -66,6 +66,10 @@ class Configuration(ConfigurationBase):
     metric: str = "best.val_accuracy"
     """Objective: a key of Learn's final.json, or evaluate.<key> (needs evaluate: true)"""
 
+    asha: list[int] = attrs.field(factory=list)
+    """[min_epochs, max_epochs, eta]: train the trials rung by rung, pause them and promote the best
+    (ASHA, docs/tune.md; the pruner is then not used); empty: every trial trains ``epochs``, median rule"""
+
 
 def run(helper: ExperimentHelper, cfg: Configuration):
     launcher = find_launcher(cfg.launcher)
@@ -81,6 +85,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
         pruner=MedianPruner.C(n_startup_trials=cfg.pruner_startup_trials, n_warmup_steps=cfg.pruner_warmup_epochs),
         metric=cfg.metric,
         evaluate=cfg.evaluate,
+        scheduler=ASHA.parse(cfg.asha),
     )
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher)
 

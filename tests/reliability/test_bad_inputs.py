@@ -79,6 +79,9 @@ CATALOGUE = [
      "set Study(evaluate=True) (in the tune plan's params.yaml: evaluate: true)"),
     ("evaluated study without held-out data", "tune_override", ["evaluate=true", "val_fraction=0.0"],
      "give the base Learn a val_fraction > 0"),
+    ("ASHA ladder that does not fit", "tune_override", ["asha=[13, 12, 3]"], "min_epochs=13 is above max_epochs=12"),
+    ("ASHA eta below 2", "tune_override", ["asha=[1, 12, 1]"], "eta=1 must be at least 2"),
+    ("ASHA ladder not a triple", "tune_override", ["asha=[1, 12]"], "asha: give [min_epochs, max_epochs, eta]"),
     # --- missing files and datasets
     ("missing params file", "cli", ["run", "{tmp}/nope/params.yaml", "--workdir", "{tmp}/ws2"], "no such file"),
     ("missing dataset mirror", "mnist", ["mirror={tmp}/no-mirror", "data_root={tmp}/data"], "no such folder"),

@@ -73,6 +73,15 @@ class ASHA:
             raise StudyError(f"ASHA: eta={self.eta} must be at least 2 (each rung keeps the top 1/eta of the one "
                              "below it)")
 
+    @classmethod
+    def parse(cls, spec) -> Optional["ASHA"]:
+        """``[min_epochs, max_epochs, eta]`` (a plan's params.yaml) as an ASHA; empty: None."""
+        if not spec:
+            return None
+        if not isinstance(spec, (list, tuple)) or len(spec) != 3:
+            raise StudyError(f"asha: give [min_epochs, max_epochs, eta], e.g. [1, 27, 3], got {spec!r}")
+        return cls(*spec)
+
     @property
     def rungs(self) -> list[int]:
         """Epochs of each rung, increasing: ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs``."""

@@ -52,7 +52,7 @@ def run(helper: ExperimentHelper, cfg: Configuration):
     sampler = TPE.C(seed=cfg.sampler_seed, n_startup_trials=cfg.startup_trials)
     study = Study(label=cfg.label, base=base, space=space, sampler=sampler,
                   pruner=pruner_of(cfg), evaluate=cfg.evaluate, metric=cfg.metric,
-                  scheduler=ASHA(*cfg.asha) if cfg.asha else None)
+                  scheduler=ASHA.parse(cfg.asha))
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
     best = result.task(tracking=tracking).submit(launcher=launcher)
