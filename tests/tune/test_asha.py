@@ -216,3 +216,15 @@ def test_a_killed_study_run_again_trains_no_epoch_twice(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     # what an uninterrupted study trains: each trial's highest rung, once
     check_ladder(trials_of(workdir), epochs_trained(workdir, resumed=True), 9, KILL_RUNGS)
+
+
+def test_tune_show_gives_a_paused_trials_last_rung(asha):
+    from tunehelpers import trials
+
+    workdir, _, _ = asha
+    by_number = {t.number: t for t in trials_of(workdir)}
+    paused = [row for row in trials(workdir) if row["state"] == "RUNNING"]
+    assert paused
+    for row in paused:
+        steps = by_number[row["number"]].intermediate_values
+        assert row["epochs"] == max(steps) < 9 and row["value"] == steps[max(steps)], row
