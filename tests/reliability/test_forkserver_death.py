@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,20 +23,16 @@ PARAMS = REPO / "bench" / "plans" / "learn" / "params.yaml"
 PLAN = ("count=6", "data=synthetic", "epochs=3", "device=cpu", "synthetic_samples=2048")
 
 
-def listening_server(env, timeout: float = 300) -> dict:
-    files = forkclient.paths(forkclient.server_key(env), env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(files["sock"])
-                return files
-            except OSError:
-                pass
-        if not held(files["lock"]):
-            forkclient.start_server(forkclient.server_key(env), files, env)
-        time.sleep(0.2)
-    pytest.fail("no fork server")
+def jobs_server(env) -> dict:
+    """The files of the fork server that forked the plan's jobs: the one live
+    server in the plan's own servers folder. (Not the key this process would
+    compute: the plan's jobs key their server on their own environment and
+    process attributes, which an earlier test of the session may have made
+    differ from this process's.)"""
+    folder = Path(env[forkclient.DIR_ENV])
+    live = [pid.with_suffix("") for pid in folder.glob("*.pid") if held(str(pid.with_suffix(".lock")))]
+    assert len(live) == 1, f"one live server expected in {folder}: {sorted(p.name for p in folder.iterdir())}"
+    return {name: f"{live[0]}.{name}" for name in ("sock", "lock", "pid", "log")}
 
 
 def finals(workdir: Path) -> dict[str, dict]:
@@ -52,8 +47,7 @@ def finals(workdir: Path) -> dict[str, dict]:
 def test_killing_the_fork_server_mid_plan_loses_no_job(tmp_path):
     env = dict(os.environ)
     env.pop(forkclient.ENABLE_ENV, None)
-    files = listening_server(env)
-    server = int(Path(files["pid"]).read_text())
+    env[forkclient.DIR_ENV] = str(tmp_path / "servers")  # the plan's jobs start the only server there
     workdir = tmp_path / "warm"
     command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir)]
     for item in PLAN:
@@ -66,6 +60,8 @@ def test_killing_the_fork_server_mid_plan_loses_no_job(tmp_path):
             assert plan.poll() is None, plan.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no job started"
             time.sleep(0.05)
+        files = jobs_server(env)
+        server = int(Path(files["pid"]).read_text())
         os.kill(server, signal.SIGKILL)
         out, _ = plan.communicate(timeout=900)
     finally:
