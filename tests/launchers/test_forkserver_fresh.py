@@ -95,6 +95,25 @@ def test_a_forked_job_gets_what_a_cold_one_gets(warm_env, tmp_path):
     assert warm == cold
 
 
+def test_a_client_that_ignores_sigint_gets_a_job_that_ignores_it(warm_env, tmp_path):
+    """A plan started with `&` from a script runs with SIGINT ignored: a cold
+    job inherits that (Python installs its KeyboardInterrupt handler only when
+    SIGINT is not ignored), and so must a forked one (it was handled: seen in
+    the whole suite, after a test left SIGINT ignored in pytest's process)."""
+    import signal
+
+    env = {**warm_env, forkclient.DIR_ENV: str(tmp_path / "servers")}  # a server started by such a client
+    script = job_script(tmp_path, PROBE)
+    ignore = {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    warm, err = run(script, env, **ignore)
+    assert NORMAL not in err, err
+    cold, err = run(script, {**env, **COLD}, **ignore)
+    assert NORMAL in err
+    assert "SIGINT" in cold["ignored"] and "SIGINT" not in cold["handled"]
+    assert (warm["ignored"], warm["handled"]) == (cold["ignored"], cold["handled"])
+    stop_server(files_of(env))
+
+
 def test_a_forked_job_reads_its_own_tmpdir_and_time_zone(warm_env, tmp_path):
     """The server's cached temporary folder (``tempfile.tempdir``) and time
     zone (``time.tzname``) are read again from the job's environment."""

@@ -55,6 +55,10 @@ from . import forkclient
 
 logger = logging.getLogger("xpm_train.launchers.forkserver")
 
+SIGINT_AT_START = signal.getsignal(signal.SIGINT)
+"""SIGINT's disposition when the server started: ignored when its client's was
+(the server's key covers ignored signals), which a cold job would inherit"""
+
 PRELOAD = ("torch", "torch._dynamo", "torch.optim", "experimaestro.run", "xpm_train.learn",
            "xpm_train.evaluate", "xpm_train.tracking.mlflow_sink", "optuna", "xpm_train.tune.trial",
            "xpm_train.tune.task", "matplotlib")
@@ -287,7 +291,10 @@ class Server:
         os.setsid()
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Python installs its KeyboardInterrupt handler at start unless SIGINT
+        # was ignored (a plan started with `&` from a script): as a cold job would.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if SIGINT_AT_START == signal.SIG_IGN
+                      else signal.default_int_handler)
         self.selector.close()
         if self.listener is not None:
             self.listener.close()
