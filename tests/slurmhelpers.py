@@ -40,11 +40,13 @@ class SlurmCluster:
             f"    binpath: {self.binpath}\n"
         ) + "".join(f"    {line}\n" for line in extra.splitlines())
 
-    def sacct_jobs(self, workdir: Path, settle: float = 30) -> list[dict]:
+    def sacct_jobs(self, workdir: Path, count: int = 1, settle: float = 30) -> list[dict]:
         """Jobs known to ``sacct`` whose working folder is under ``workdir``, once
-        none is still running (a plan goes on as soon as a job writes its
-        ``.done`` marker, a moment before Slurm sees the job end), or after
-        ``settle`` seconds."""
+        at least ``count`` are listed and none is still running, or after
+        ``settle`` seconds. A plan goes on as soon as a job writes its ``.done``
+        marker (tests/launchers/test_slurmstate.py), a moment before Slurm sees
+        the job end and before slurmdbd has recorded it: sacct can still list
+        the job RUNNING, or not at all (seen in CI: [] for 3 finished jobs)."""
         deadline = time.monotonic() + settle
         while True:
             out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
@@ -54,8 +56,8 @@ class SlurmCluster:
                 jobid, name, state, folder, nodes = (line.split("|") + [""] * 5)[:5]
                 if folder and Path(folder).is_relative_to(workdir):
                     jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder, "nodes": nodes})
-            if time.monotonic() > deadline or not any(
-                    j["state"] in ("RUNNING", "COMPLETING") for j in jobs):
+            if time.monotonic() > deadline or (len(jobs) >= count and not any(
+                    j["state"] in ("RUNNING", "COMPLETING") for j in jobs)):
                 return jobs
             time.sleep(0.2)
 

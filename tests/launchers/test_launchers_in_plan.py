@@ -23,7 +23,7 @@ def test_quickstart_graph_runs_and_a_second_run_submits_nothing(launcher_kind, l
 
     if launcher_kind == "slurm":
         cluster = request.getfixturevalue("slurm_cluster")
-        listed = cluster.sacct_jobs(workdir.resolve())
+        listed = cluster.sacct_jobs(workdir.resolve(), count=4)
         assert len(listed) == 4 and {j["state"] for j in listed} == {"COMPLETED"}, listed
         assert {j["workdir"] for j in listed} == {str(job.resolve()) for job in jobs}
         for job in jobs:  # the sbatch script and Slurm's output files are in the job folder
@@ -38,7 +38,7 @@ def test_quickstart_graph_runs_and_a_second_run_submits_nothing(launcher_kind, l
     assert again.returncode == 0, again.stderr[-3000:]
     assert what_ran(workdir) == before
     if launcher_kind == "slurm":
-        assert len(cluster.sacct_jobs(workdir.resolve())) == 4  # nothing submitted
+        assert len(cluster.sacct_jobs(workdir.resolve(), count=4)) == 4  # nothing submitted
 
 
 def test_bad_launchers_file_stops_the_plan_before_any_job(tmp_path, monkeypatch):

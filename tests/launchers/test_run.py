@@ -45,7 +45,7 @@ def test_tasks_end_done_and_a_second_run_submits_nothing(
 
     if launcher_kind == "slurm":
         cluster = request.getfixturevalue("slurm_cluster")
-        listed = cluster.sacct_jobs(workdir.resolve())
+        listed = cluster.sacct_jobs(workdir.resolve(), count=3)
         assert sorted(j["id"] for j in listed) == sorted(r["slurm_job"] for r in results)
         assert {j["state"] for j in listed} == {"COMPLETED"}
         for job in jobs:  # Slurm's own output files stay in the job folder
@@ -61,7 +61,7 @@ def test_tasks_end_done_and_a_second_run_submits_nothing(
     assert all(task.__xpm__.job.state == JobState.DONE for task in again)
     assert {d: d.stat().st_mtime_ns for d in finished} == finished  # nothing ran again
     if launcher_kind == "slurm":
-        assert len(cluster.sacct_jobs(workdir.resolve())) == 3  # nothing submitted
+        assert len(cluster.sacct_jobs(workdir.resolve(), count=3)) == 3  # nothing submitted
 
 
 def stop_signal(job, launcher_kind: str) -> None:
@@ -108,7 +108,7 @@ def test_stopped_learn_checkpoints_and_is_run_again(launcher_kind, launchers_fil
     assert final["epochs"] == 2
     if launcher_kind == "slurm":
         cluster = request.getfixturevalue("slurm_cluster")
-        runs = cluster.sacct_jobs(job.path.resolve())
+        runs = cluster.sacct_jobs(job.path.resolve(), count=2)
         # submitted twice: stopped (exit 1 after the checkpoint), then resumed to the end
         assert [run["state"] for run in runs] == ["FAILED", "COMPLETED"], runs
 
