@@ -84,3 +84,85 @@ def find_slurm(partition: str | None = None) -> SlurmCluster | None:
 
 def run(command: list[str], *, timeout: float = 60, check: bool = True):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+# --- another cluster shape for a while (2 nodes, fake GPUs, site limits)
+
+SCRIPTS = Path(os.environ.get("XPM_TRAIN_SLURM_SCRIPTS")
+               or Path(__file__).resolve().parents[1].parent / "shared" / "slurm")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What ``../shared/slurm/start_slurm.sh`` is asked for (see ../shared/README.md)."""
+
+    nodes: int = 1
+    gpus: int = 0
+    cpus: int = 0
+    """CPUs per node (0: the script's default, nproc / nodes)"""
+    extra: str = ""
+    """slurm.conf lines (``MaxArraySize=51``, preemption settings)"""
+
+    def env(self) -> dict[str, str]:
+        env = {"SLURM_LOCAL_NODES": str(self.nodes), "SLURM_LOCAL_GPUS": str(self.gpus),
+               "SLURM_LOCAL_EXTRA": self.extra, "SLURM_LOCAL_DIR": self.folder()}
+        if self.cpus:
+            env["SLURM_LOCAL_CPUS"] = str(self.cpus)
+        return env
+
+    def folder(self) -> str:
+        """One state folder per shape (Slurm keeps a node's state across starts)."""
+        import hashlib
+
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
+        return f"/tmp/local-slurm-shape-{digest}"
+
+
+def _script(name: str, env: dict[str, str], *extra: str) -> None:
+    done = subprocess.run(["bash", str(SCRIPTS / name), *extra], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} {env}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def default_env() -> dict[str, str]:
+    """How the CI's single-node cluster was started (.ci/slurm.sh: the script's defaults)."""
+    return {k: os.environ[k] for k in ("SLURM_LOCAL_DIR",) if k in os.environ}
+
+
+def require_slurm_scripts():
+    """Skip unless XPM_TRAIN_SLURM=1; fail if the start script cannot be run as root."""
+    import pytest
+
+    if os.environ.get(SLURM_ENV) != "1":
+        pytest.skip(f"Slurm tests run only with {SLURM_ENV}=1")
+    if os.geteuid() != 0 or not (SCRIPTS / "start_slurm.sh").exists():
+        pytest.fail(f"{SLURM_ENV}=1 but {SCRIPTS}/start_slurm.sh cannot be run as root "
+                    "(set XPM_TRAIN_SLURM_SCRIPTS to the folder of start_slurm.sh)")
+
+
+from contextlib import contextmanager  # noqa: E402
+
+
+@contextmanager
+def cluster_shape(shape: Shape):
+    """The host's Slurm restarted with ``shape`` (one slurm.conf per host) for
+    the ``with`` block, then the CI's single-node cluster started again.
+
+    Use it from a module- or session-scoped fixture, so that the tests of one
+    shape share one restart (a restart is about 4-8 s). Only one cluster runs on
+    a host: developers running Slurm tests side by side serialise them with
+    ``flock /tmp/xpm-train-slurm.lock pytest ...``."""
+    require_slurm_scripts()
+    _script("stop_slurm.sh", default_env())
+    try:
+        # --wipe: Slurm keeps a node's GRES and drain state across starts
+        _script("stop_slurm.sh", shape.env(), "--wipe")
+        _script("start_slurm.sh", shape.env())
+        cluster = find_slurm(os.environ.get(PARTITION_ENV))
+        if cluster is None:
+            raise RuntimeError(f"the Slurm cluster {shape} does not answer")
+        yield cluster
+    finally:
+        _script("stop_slurm.sh", shape.env())
+        _script("start_slurm.sh", default_env())

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ddphelpers import PLAN, RUN, events, learn_folder, max_difference, weights
 from helpers import REPO, run_experiment
-from slurmhelpers import PARTITION_ENV, SLURM_ENV, find_slurm
+from slurmhelpers import PARTITION_ENV, SLURM_ENV, Shape, cluster_shape, find_slurm
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
-SCRIPTS = Path(os.environ.get("XPM_TRAIN_SLURM_SCRIPTS") or REPO.parent / "shared" / "slurm")
-TWO_NODES_DIR = "/tmp/local-slurm-2n"
 
 
 def slurm_launchers(tmp_path: Path, cluster) -> dict[str, str]:
@@ -104,27 +101,8 @@ def test_a_lightning_fit_on_two_slurm_tasks_is_the_local_two_rank_fit(tmp_path, 
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """A real 2-node Slurm (n1, n2, 1 CPU each) in place of the single-node one."""
-    if os.environ.get(SLURM_ENV) != "1":
-        pytest.skip(f"Slurm tests run only with {SLURM_ENV}=1")
-    if os.geteuid() != 0 or not (SCRIPTS / "start_slurm.sh").exists():
-        pytest.fail(f"{SLURM_ENV}=1 but {SCRIPTS}/start_slurm.sh cannot be run as root "
-                    "(set XPM_TRAIN_SLURM_SCRIPTS to the folder of start_slurm.sh)")
-
-    def script(name: str, **env: str) -> None:
-        done = subprocess.run(["bash", str(SCRIPTS / name)], env={**os.environ, **env},
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{name} {env}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-
-    single = {k: os.environ[k] for k in ("SLURM_LOCAL_DIR",) if k in os.environ}
-    script("stop_slurm.sh", **single)
-    try:
-        script("start_slurm.sh", SLURM_LOCAL_NODES="2", SLURM_LOCAL_DIR=TWO_NODES_DIR)
-        cluster = find_slurm(os.environ.get(PARTITION_ENV))
-        assert cluster is not None, "the 2-node cluster does not answer"
+    with cluster_shape(Shape(nodes=2)) as cluster:
         yield cluster
-    finally:
-        script("stop_slurm.sh", SLURM_LOCAL_NODES="2", SLURM_LOCAL_DIR=TWO_NODES_DIR)
-        script("start_slurm.sh", **single)
 
 
 def allocation(cluster, job: Path) -> list[list[str]]:
