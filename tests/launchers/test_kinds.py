@@ -87,3 +87,46 @@ def test_built_in_types_are_the_documented_ones():
     assert set(TYPES) == {"local", "slurm"}
     table = DOC.read_text().split("| `type` | yes |", 1)[1].split("\n", 1)[0]
     assert all(f"`{kind}`" in table for kind in TYPES)
+
+
+SLURM_SIGNALS = """\
+launchers:
+  - {name: late, type: slurm, tags: [late], partition: p, cpu: {cores: 2, memory: 4G}, max_time: 2h}
+  - {name: none, type: slurm, tags: [none], partition: p, cpu: {cores: 2, memory: 4G}, max_time: 2h,
+     signal: false}
+  - {name: batch, type: slurm, tags: [batch], partition: p, cpu: {cores: 2, memory: 4G}, max_time: 2h,
+     signal: "B:USR1@60"}
+  - {name: early, type: slurm, tags: [early], partition: p, cpu: {cores: 2, memory: 4G}, max_time: 2h,
+     signal: "USR1@30"}
+"""
+
+
+@pytest.mark.parametrize("tag, spec, warned", [
+    ("late", "duration=1m", "signal: USR1@60 asks for the signal 60s before a time limit of 60s"),
+    ("none", "duration=1h", "no signal: is set"),
+    ("batch", "duration=1h", "signal: B:USR1@60 reaches only the batch shell"),
+    ("early", "duration=1m", None),
+    ("late", "duration=2m", None),
+])
+def test_a_slurm_signal_that_cannot_arrive_before_the_time_limit_is_one_warning_at_submit(
+        tag, spec, warned, caplog, monkeypatch):
+    """A resumable task submitted to a Slurm launcher whose warning signal
+    comes too late (or never reaches the task) gets one line saying that its
+    jobs will be killed without a checkpoint; a plain task gets none."""
+    from xpm_train.launchers.kinds import slurm
+
+    monkeypatch.setattr(slurm, "WARNED", set())
+    launcher = find_launcher(spec, tags=[tag], config=load_text(SLURM_SIGNALS))
+    resumable = types.SimpleNamespace(resumable=True, config=types.SimpleNamespace())
+    with caplog.at_level("WARNING", logger="xpm_train.launchers"):
+        launcher.onSubmit(types.SimpleNamespace(resumable=False, config=None))
+        assert caplog.records == []
+        launcher.onSubmit(resumable)
+        launcher.onSubmit(resumable)  # once per launcher
+    if warned is None:
+        assert caplog.records == []
+        return
+    record, = caplog.records
+    message = record.getMessage()
+    assert "\n" not in message and message.startswith(f"Slurm launcher '{tag}': {warned}")
+    assert "will be killed at their time limit without a checkpoint" in message

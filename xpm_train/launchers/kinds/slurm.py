@@ -29,6 +29,7 @@ the task the world size it must find (:mod:`xpm_train.distributed`).
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from experimaestro.launchers.slurm import SlurmLauncher
 
     from ...doctor import Check
+
+logger = logging.getLogger("xpm_train.launchers")
 
 GpuRequest = Literal["gres", "gpus-per-node"]
 SIGNAL_RE = re.compile(r"([RB]{1,2}:)?(SIG)?[A-Z0-9]+(@\d+)?")
@@ -155,12 +158,16 @@ class SlurmLauncherConfig(Common):
         """experimaestro ``SlurmLauncher`` submitting jobs of ``requirement``."""
         from ..slurmstate import WatchedSlurmLauncher
 
-        return WatchedSlurmLauncher(
+        launcher = WatchedSlurmLauncher(
             self.name, self.max_submitted,
             options=SbatchOptions(tuple(sbatch_options(self, requirement, layout))),
             interval=self.poll_interval,
             binpath=self.binpath,
         )
+        late = late_signal(self.signal, requirement.duration)
+        if late:
+            launcher.addListener(warn_if_resumable(self.name, late))
+        return launcher
 
     @classmethod
     def doctor(cls, launchers: Sequence["SlurmLauncherConfig"],
@@ -228,6 +235,40 @@ def sbatch_options(config: SlurmLauncherConfig, requirement: "HostSimpleRequirem
         options.append(f"--signal={config.signal}")
     options.extend(config.sbatch)
     return options
+
+
+def late_signal(signal: str | None, duration: float | None) -> str:
+    """Why Slurm's warning cannot reach a job's task before its time limit
+    (``""``: it can): no ``--signal``, one for the batch shell only (``B:``),
+    or one due at or before the job starts (its ``@seconds`` >= the limit)."""
+    if not signal:
+        return "no signal: is set (signal: false)"
+    if signal.startswith("B:"):
+        return f"signal: {signal} reaches only the batch shell, not the task that srun starts"
+    lead = int(signal.rpartition("@")[2]) if "@" in signal else 60  # Slurm's default: 60 s
+    if duration and lead >= duration:
+        return (f"signal: {signal} asks for the signal {lead}s before a time limit of "
+                f"{int(duration)}s, that is when the job starts")
+    return ""
+
+
+WARNED: set[tuple[str, str]] = set()
+"""(launcher, why) already warned about in this process"""
+
+
+def warn_if_resumable(name: str, why: str) -> Callable:
+    """A launcher listener warning once, at ``submit()`` of a resumable task,
+    that Slurm's time limit will kill it without a checkpoint."""
+
+    def check(job) -> None:
+        if not getattr(job, "resumable", False) or (name, why) in WARNED:
+            return
+        WARNED.add((name, why))
+        logger.warning("Slurm launcher %r: %s: resumable jobs (%s) will be killed at their time "
+                       "limit without a checkpoint (fix: signal: USR1@<seconds below the time limit> "
+                       "in launchers.yaml)", name, why, type(job.config).__qualname__.removesuffix(".XPMConfig"))
+
+    return check
 
 
 def _gpu_options(config: SlurmLauncherConfig, count: int) -> list[str]:
