@@ -29,12 +29,12 @@ Objectives (an ``Objective`` config: loss, metrics, score)::
     Objective, ObjectiveError      the interface and its error
 """
 
-from .data.arrays import channel_stats, check_split, to_image_arrays
+from .data.arrays import channel_stats, to_image_arrays
 from .data.base import Arrays, DataInfo, Dataset, ImageArrays, ImageDataset, empty_arrays
 from .data.cache import cached_arrays
-from .data.digits import stratified_split
 from .data.prepared import Chunk, Source
-from .data.tabular import feature_arrays, feature_stats, random_split
+from .data.splits import check_split, random_split, stratified_split
+from .data.tabular import feature_arrays, feature_stats
 from .models import Model, build
 from .objectives import Objective, ObjectiveError
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from .data.splits import split_indices  # the validation split, with the other splits
 from .sampler import epoch_order, shard_batches
 
 __all__ = ["DeviceData", "Normalize", "epoch_order", "fits_on_device", "pick_device", "split_indices"]
@@ -35,17 +36,6 @@ def pick_device(name: str) -> "torch.device":
             "use device='auto' or 'cpu'"
         )
     return device
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """``(train, validation)`` indices: a seeded random ``fraction`` held out."""
-    import torch
-
-    if not 0 <= fraction < 1:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(n * fraction))
-    return order[n_val:].sort().values, order[:n_val].sort().values
 
 
 class DeviceData:

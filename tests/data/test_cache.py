@@ -9,7 +9,7 @@ import pytest
 
 from xpm_train.data import MNIST, write_idx_dataset
 from xpm_train.data.cache import cache_path, cached_arrays
-from xpm_train.data.formats import read_idx
+from xpm_train.data.mnist import read_idx
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from xpm_train.data import Digits, prepare_digits
-from xpm_train.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, load_digits_arrays, stratified_split
+from xpm_train.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, load_digits_arrays
+from xpm_train.data.splits import stratified_split
 
 
 @pytest.fixture(scope="module")

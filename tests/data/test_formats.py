@@ -10,17 +10,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from xpm_train.data.formats import (
-    CIFAR10_FOLDER,
-    FormatError,
-    idx_bytes,
-    parse_idx,
-    read_cifar10_archive,
-    read_cifar_batch,
-    read_idx,
-    write_cifar10_archive,
-    write_idx,
-)
+from xpm_train.data.cifar import CIFAR10_FOLDER, read_cifar10_archive, read_cifar_batch, write_cifar10_archive
+from xpm_train.data.files import FormatError
+from xpm_train.data.mnist import idx_bytes, parse_idx, read_idx, write_idx
 
 
 @pytest.mark.parametrize("dtype", ["u1", "i1", "i2", "i4", "f4", "f8"])

@@ -1,4 +1,4 @@
-"""Helpers shared by the dataset configs: split names, statistics, tensors."""
+"""Helpers shared by the dataset configs: statistics, tensors (the splits: :mod:`.splits`)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .base import ImageArrays
-
-SPLITS = ("train", "test")
-"""Split names every dataset of xpm-train offers"""
-
-
-def check_split(dataset: str, split: str) -> str:
-    """Return ``split`` or raise a ValueError saying which values are valid."""
-    if split not in SPLITS:
-        raise ValueError(
-            f"{dataset}: unknown split {split!r}; use one of {', '.join(map(repr, SPLITS))} "
-            f"(e.g. {dataset}.C(split='train')). Validation sets are carved from 'train'."
-        )
-    return split
-
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std of uint8 ``N x C x H x W`` images, in [0, 1] units.

@@ -1,16 +1,21 @@
-"""scikit-learn's bundled 8x8 handwritten digits: real data that needs no download."""
+"""scikit-learn's bundled 8x8 handwritten digits: real data that needs no download.
+
+The reader (:func:`load_digits_arrays`), the config (:class:`Digits`) and what
+a plan calls (:func:`prepare_digits`); the split is
+:func:`~xpm_train.data.splits.stratified_split`."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from experimaestro import Param
 
-from .arrays import channel_stats, check_split, to_image_arrays
+from .arrays import channel_stats, to_image_arrays
 from .base import ImageDataset
+from .files import bundled_sklearn_file
+from .splits import Splits, check_split, splits_of, stratified_split
 
 if TYPE_CHECKING:
     from .base import ImageArrays
@@ -38,32 +43,6 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 def bundled_digits_csv() -> Path:
     """``sklearn/datasets/data/digits.csv.gz``, located without importing scikit-learn."""
     return bundled_sklearn_file("digits.csv.gz")
-
-
-def bundled_sklearn_file(name: str) -> Path:
-    """``sklearn/datasets/data/<name>``, located without importing scikit-learn."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            f"{name} comes with scikit-learn, which is not installed: pip install scikit-learn"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: is the scikit-learn installation complete?")
-    return path
-
-
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Sorted train/test indices: each class is shuffled with ``seed`` and its
-    first ``round(test_fraction * size)`` samples go to the test split."""
-    rng = np.random.default_rng(seed)
-    test = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        test.append(members[: int(round(test_fraction * len(members)))])
-    test_indices = np.sort(np.concatenate(test))
-    train_indices = np.setdiff1d(np.arange(len(labels)), test_indices)
-    return {"train": train_indices, "test": test_indices}
 
 
 class Digits(ImageDataset):
@@ -95,3 +74,8 @@ class Digits(ImageDataset):
         mean, std = channel_stats(images[indices["train"]])
         chosen = indices[self.split]
         return to_image_arrays(images[chosen], labels[chosen], 10, mean, std)
+
+
+def prepare_digits() -> Splits:
+    """The :class:`Digits` splits (bundled with scikit-learn: nothing to fetch)."""
+    return splits_of(Digits)

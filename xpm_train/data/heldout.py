@@ -2,7 +2,7 @@
 
 ``Learn`` trains on ``data`` minus a seeded random ``val_fraction`` of it;
 ``HeldOut.C(data=..., fraction=..., seed=...)`` is that very part (the same
-indices, see :func:`xpm_train.pipeline.split_indices`), so an ``Evaluate``
+indices, see :func:`xpm_train.data.splits.split_indices`), so an ``Evaluate``
 can measure a trained model on it, e.g. each trial of a Tune study
 (``Study(evaluate=True)``). ``Learn.held_out()`` builds it for a Learn.
 """
@@ -37,7 +37,7 @@ class HeldOut(Dataset):
         return self.data.schema()
 
     def arrays(self) -> Arrays:
-        from ..pipeline import split_indices
+        from .splits import split_indices
 
         arrays = self.data.arrays()
         _, held_out = split_indices(len(arrays), self.fraction, self.seed)

@@ -42,17 +42,17 @@ from experimaestro import Meta, Param, field
 from ..checks import Range
 from ..errors import UserError
 from ..atomic import atomic_write_bytes
-from .arrays import channel_counts, channel_stats, check_split, stats_from_counts, to_image_arrays
+from .arrays import channel_counts, channel_stats, stats_from_counts, to_image_arrays
 from .base import ImageDataset
 from .cache import cached_arrays
-from .digits import stratified_split
 from .prepared import Chunk, Prepared, Source
+from .splits import check_split, splits_of, stratified_split
 
 if TYPE_CHECKING:
     import torch
 
     from .base import ImageArrays
-    from .prepare import Splits
+    from .splits import Splits
 
 MODES = ("rgb", "gray")
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -324,8 +324,6 @@ def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] 
     ``mode``: ``"gray"`` (1 channel) or ``"rgb"`` (3 channels); None (the
     default) follows the images: ``"gray"`` when all are greyscale, ``"rgb"``
     as soon as one has colour (see the module's docstring)."""
-    from .prepare import Splits
-
     folder = Path(folder).expanduser().resolve()
     if mode is None:
         mode = detect_mode(folder, image_files(folder)[1])
@@ -337,4 +335,4 @@ def prepare_image_folder(folder: Path | str, *, size: Optional[tuple[int, int]] 
         found = fingerprint(folder, image_files(folder)[1])
     common = dict(fingerprint=found, folder=folder, test_fraction=test_fraction, seed=seed,
                   size=list(size) if size else None, mode=mode)
-    return Splits(train=ImageFolder.C(split="train", **common), test=ImageFolder.C(split="test", **common))
+    return splits_of(ImageFolder, **common)

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 import numpy as np
 from experimaestro import Meta, Param
 
-from .arrays import channel_stats, check_split, to_image_arrays
+from .arrays import channel_stats, to_image_arrays
 from .base import ImageDataset
 from .cache import cached_arrays
+from .splits import check_split
 
 if TYPE_CHECKING:
     from .base import ImageArrays
@@ -27,7 +28,7 @@ def decoded_split(images: np.ndarray, labels: np.ndarray, source: str) -> dict[s
 
 
 class RawImageDataset(ImageDataset):
-    """A split decoded from official files in ``folder`` (see :mod:`xpm_train.data.prepare`).
+    """A split decoded from official files in ``folder`` (its module's ``prepare_*`` fetches them).
 
     The experiment identity is the dataset type and the split: the raw files
     are pinned by their published checksums (checked when they are

@@ -1,21 +1,33 @@
-"""Where the official raw files come from, with their published md5 checksums.
+"""Where the raw files of a downloadable dataset come from, and fetching them.
 
-The md5 values are those published with the datasets (and listed by
-torchvision's dataset definitions). The files are stored unchanged (still
-compressed) in ``<data root>/<folder>``; the default data root is
-datamaestro's data folder (``$DATAMAESTRO_DIR/data``, by default
-``~/datamaestro/data``) under ``xpm-train/``.
+A downloadable dataset's module (:mod:`~xpm_train.data.mnist`,
+:mod:`~xpm_train.data.cifar`) declares its :class:`DatasetSource`: the
+official files with the md5 checksums published with the dataset (and listed
+by torchvision's dataset definitions). :func:`fetch_source` makes sure they
+are in ``<data root>/<folder>``, stored unchanged (still compressed); the
+default data root is datamaestro's data folder (``$DATAMAESTRO_DIR/data``, by
+default ``~/datamaestro/data``) under ``xpm-train/``. :func:`mirror_source`
+fetches them from a mirror instead, :func:`local_source` from files a test
+wrote.
+
+datamaestro's own dataset definitions are not used for the download:
+datamaestro-image's MNIST carries no checksum and stores decompressed copies,
+and datamaestro 1.16 verifies a transformed download only after writing it
+to its final place. The files still live in datamaestro's data folder.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .download import TIMEOUT, DownloadError, RemoteFile
+from .download import TIMEOUT, DownloadError, RemoteFile, ensure_files
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,58 +48,9 @@ class DatasetSource:
         raise KeyError(f"{self.folder} has no file {name!r} (files: {[f.name for f in self.files]})")
 
 
-MNIST_FILE_NAMES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-"""(images, labels) IDX files of each split, shared by MNIST and Fashion-MNIST"""
-
-
-def _idx_files(mirrors: tuple[str, ...], md5s: dict[str, str]) -> tuple[RemoteFile, ...]:
+def remote_files(mirrors: tuple[str, ...], md5s: dict[str, str]) -> tuple[RemoteFile, ...]:
+    """One :class:`RemoteFile` per ``{name: md5}``, fetched from ``<mirror><name>`` in order."""
     return tuple(RemoteFile(name, tuple(m + name for m in mirrors), md5) for name, md5 in md5s.items())
-
-
-MNIST_SOURCE = DatasetSource(
-    folder="mnist",
-    files=_idx_files(
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-        {
-            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
-    ),
-)
-"""MNIST (LeCun, Cortes, Burges), from the PyTorch S3 mirror then the original site"""
-
-FASHION_MNIST_SOURCE = DatasetSource(
-    folder="fashion-mnist",
-    files=_idx_files(
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        {
-            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
-    ),
-)
-"""Fashion-MNIST (Zalando Research), from its official S3 bucket"""
-
-CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
-
-CIFAR10_SOURCE = DatasetSource(
-    folder="cifar10",
-    files=(
-        RemoteFile(
-            CIFAR10_ARCHIVE,
-            ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-            "c58f30108f718f92721af3b95e74349a",
-        ),
-    ),
-)
-"""CIFAR-10, python version (Krizhevsky), from the University of Toronto"""
 
 
 def default_data_root() -> Path:
@@ -144,3 +107,29 @@ def read_md5sums(url: str) -> dict[str, str]:
                 raise DownloadError(f"{url}, line {number}: expected '<md5>  <file name>', got {line!r}")
             sums[name] = md5.lower()
     return sums
+
+
+def fetch_source(source: DatasetSource, root: Path | None = None) -> Path:
+    """Ensure every file of ``source`` is in ``<root>/<source.folder>`` with its
+    checksum (downloading only what is missing or corrupted; nothing is fetched
+    when everything is there); returns that folder."""
+    folder = (Path(root) if root is not None else default_data_root()) / source.folder
+    downloaded = ensure_files(source.files, folder)
+    logger.info("%s ready in %s (downloaded: %s)", source.folder, folder, ", ".join(downloaded) or "nothing")
+    return folder
+
+
+def local_source(folder: Path, name: str, files: list[str], base_url: str | None) -> DatasetSource:
+    """A source for ``files`` written into ``folder`` (by a dataset's synthetic
+    writer), with their true md5s, also written as ``MD5SUMS``: ``file://``
+    URLs, or ``base_url/<file>`` when given (e.g. a local HTTP server)."""
+    from ..atomic import atomic_write_text
+    from .files import file_digest
+
+    base = base_url.rstrip("/") if base_url else folder.resolve().as_uri()
+    files_md5 = {file: file_digest(folder / file) for file in files}
+    atomic_write_text(folder / MD5SUMS, "".join(f"{md5}  {file}\n" for file, md5 in files_md5.items()))
+    return DatasetSource(
+        folder=name,
+        files=tuple(RemoteFile(file, (f"{base}/{file}",), md5) for file, md5 in files_md5.items()),
+    )

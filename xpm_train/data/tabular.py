@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 from experimaestro import Param
 
-from .arrays import check_split
 from .base import Dataset
+from .files import bundled_sklearn_file
+from .splits import check_split, random_split
 
 if TYPE_CHECKING:
     from .base import Arrays
@@ -54,18 +55,8 @@ def feature_arrays(features: np.ndarray, targets: np.ndarray, train_features: np
     )
 
 
-def random_split(n: int, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Sorted train/test indices of ``n`` rows: ``round(test_fraction * n)`` of
-    them, drawn by ``numpy.random.default_rng(seed)``, form the test split."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(test_fraction * n))
-    return {"train": np.sort(order[n_test:]), "test": np.sort(order[:n_test])}
-
-
 def load_diabetes_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 442 x 10 raw features (age, sex, bmi, bp, s1..s6) and the targets, float64."""
-    from .digits import bundled_sklearn_file
-
     features = np.loadtxt(bundled_sklearn_file("diabetes_data_raw.csv.gz"))
     targets = np.loadtxt(bundled_sklearn_file("diabetes_target.csv.gz"))
     return features, targets
