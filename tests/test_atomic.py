@@ -83,3 +83,11 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_file_written_in_place_is_renamed_whole(tmp_path):
+    (tmp_path / "inputs.npy").write_bytes(b"old")
+    (tmp_path / "inputs.npy.partial").write_bytes(b"records")
+    atomic.atomic_rename(tmp_path / "inputs.npy.partial", tmp_path / "inputs.npy")
+    assert (tmp_path / "inputs.npy").read_bytes() == b"records"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs.npy"]

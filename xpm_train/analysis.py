@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CodeNotFound, InvalidArgument, UserError, code_not_found  # noqa: F401 - CodeNotFound: part of this API
-from .jobfolder import JobInfo, all_jobs, job_info, workspace_of  # noqa: F401 - JobInfo: part of this API
+from .jobfolder import PARAMS, JobInfo, all_jobs, job_info, workspace_of  # noqa: F401 - JobInfo: part of this API
 from .summary import flatten  # noqa: F401 - part of this module's API
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def check_workspace(workspace: Path | str) -> Path:
 def resolve(job: str | Path, workspace: Path | str) -> JobInfo:
     """The job named by a full ID, a unique hash prefix or a folder."""
     candidate = Path(job)
-    if (candidate / "params.json").exists():
+    if (candidate / PARAMS).exists():
         return job_info(candidate.resolve(), tags_of(candidate.resolve()))
     workspace = check_workspace(workspace)
     text = str(job).strip().rstrip("/")
@@ -238,7 +238,7 @@ def model_class(info: JobInfo) -> str | None:
     """Class name of the job's ``model`` Param (``MLP``, ``CNN``...), read from
     its ``params.json``; None for a task without one."""
     try:
-        objects = json.loads((info.path / "params.json").read_text())["objects"]
+        objects = json.loads((info.path / PARAMS).read_text())["objects"]
     except (OSError, ValueError, KeyError):
         return None
     by_id = {o.get("id"): o for o in objects}

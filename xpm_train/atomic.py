@@ -83,6 +83,18 @@ def atomic_write(path: Path, previous: Path | None = None) -> Iterator[BinaryIO]
     fsync_dir(path.parent)
 
 
+def atomic_rename(source: Path, target: Path) -> None:
+    """Give ``source``, a file written in place (a memory map filled chunk by
+    chunk), the name ``target`` atomically: its content is fsynced, then it is
+    renamed over ``target`` and the folder fsynced, as :func:`atomic_write`
+    does with its temporary file. Both must be in one folder (one file system)."""
+    source, target = Path(source), Path(target)
+    with open(source, "rb") as fp:
+        os.fsync(fp.fileno())
+    os.replace(source, target)
+    fsync_dir(target.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes, previous: Path | None = None) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, previous) as out:

@@ -163,9 +163,9 @@ def adopt(prefix: Prefix, checkpoints: Path, metrics_path: Path) -> None:
     its best checkpoint and its metrics become the prefix's."""
     from .atomic import atomic_write_bytes
 
-    best = prefix.folder / jobfolder.CHECKPOINTS / "best.pt"
+    best = prefix.folder / jobfolder.CHECKPOINTS / jobfolder.BEST
     if best.is_file():
-        atomic_write_bytes(Path(checkpoints) / "best.pt", best.read_bytes())
+        atomic_write_bytes(Path(checkpoints) / jobfolder.BEST, best.read_bytes())
     metrics = prefix.folder / jobfolder.METRICS
     atomic_write_bytes(Path(metrics_path), metrics.read_bytes() if metrics.is_file() else b"")
 

@@ -229,13 +229,13 @@ class TrainingFunction(ResumableTask):
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     """Folder of the function's checkpoints"""
 
-    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.METRICS))
     """Metrics, one JSON object per line"""
 
-    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    events_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.EVENTS))
     """Events, one JSON object per line"""
 
-    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    final_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.FINAL))
     """Result written at the end"""
 
     # Set by make_task: the function, the names of its task parameters, and

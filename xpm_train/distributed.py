@@ -22,7 +22,7 @@ the others instead of hanging them. A task that is not distributed gets a
 training code runs in both cases.
 
 Only rank 0 writes (metrics, events, checkpoints, final.json, MLflow): the
-others get a :class:`SilentLogger`.
+others get a :class:`~xpm_train.metrics.SilentLogger`.
 """
 
 from __future__ import annotations
@@ -244,36 +244,6 @@ class Ranks:
             dist.destroy_process_group()
         if self.followers is not None:
             self.followers.finish(failed)
-
-
-class SilentLogger:
-    """What ranks other than 0 log to: nothing (same interface as ``MetricsLogger``)."""
-
-    def __init__(self):
-        self._start = time.monotonic()
-        self.elapsed_offset = 0.0
-        self.sinks: list = []
-
-    def elapsed(self) -> float:
-        return self.elapsed_offset + time.monotonic() - self._start
-
-    def log(self, **point: Any) -> dict[str, Any]:
-        return point
-
-    def event(self, kind: str, **details: Any) -> None:
-        pass
-
-    def sync(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def timeout() -> float:

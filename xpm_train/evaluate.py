@@ -23,6 +23,7 @@ from .data.base import Dataset
 from .data.stream import Streaming
 from .hooks import Tracking
 from .models import Model
+from . import jobfolder
 from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, check_model_outputs, objective_of
 
@@ -127,7 +128,7 @@ class Evaluate(Task):
     predictions: Meta[bool] = field(default=False, ignore_default=True)
     """Also save the outputs and targets in ``predictions.npz``"""
 
-    results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
+    results_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.RESULTS))
     """Where the metrics are written"""
 
     tracking: Meta[Optional[Tracking]] = None
@@ -137,10 +138,10 @@ class Evaluate(Task):
     """When to stream ``data`` from disk (None: ``Streaming.C()``, when it
     exceeds half the available memory); see :mod:`xpm_train.data.stream`"""
 
-    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.METRICS))
     """The scalar results as one ``eval`` point (what sinks receive)"""
 
-    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    events_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.EVENTS))
     """start / end / error events"""
 
     version: Constant[str] = "1"

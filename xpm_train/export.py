@@ -38,6 +38,7 @@ from experimaestro import Config, Meta, Param, field
 from experimaestro.actions import Action
 
 from .errors import UserError
+from .jobfolder import DATA, FINAL, METRICS, PARAMS
 from .summary import CLASSIFICATION_METRIC
 
 if TYPE_CHECKING:
@@ -45,7 +46,12 @@ if TYPE_CHECKING:
 
     from .data.base import DataInfo
 
-COPIED = ("params.json", "final.json", "metrics.jsonl", "data.json")
+COPIED = (PARAMS, FINAL, METRICS, DATA)
+"""The files of the job folder an export keeps"""
+WEIGHTS = "model.pt"
+"""An export's trained weights (a plain ``state_dict``)"""
+NETWORK = "network.pt"
+"""An export's network saved whole (a training function's module, pickled)"""
 MODEL = "model.json"
 """The model's config alone (an experimaestro definition), rebuilt by :func:`load_export`"""
 
@@ -78,9 +84,9 @@ def export(job: str | Path, to: Path | str, workspace: Path | str = "workspace")
     params = read_params(info.path)
     field = model_field(params, checkpoint.load_latest(info.path / BEST))
     with atomic_folder(target) as staging:
-        torch.save(net.state_dict(), staging / "model.pt")
+        torch.save(net.state_dict(), staging / WEIGHTS)
         if field is None:  # a training function's module, pickled
-            torch.save(net, staging / "network.pt")
+            torch.save(net, staging / NETWORK)
         else:  # the model's config alone: loading it needs the model's code, not the dataset's
             (staging / MODEL).write_text(json.dumps(definition(params, field)))
         for name in COPIED:
@@ -150,20 +156,20 @@ def load_export(folder: Path | str) -> Exported:
     from .trained import load_definition, read_data, read_params, rebuild, unpickle
 
     folder = Path(folder)
-    if not (folder / "model.pt").exists():
-        raise ExportError(f"{folder} is not an xpm-train export (no model.pt): export a job with xpm-train export")
+    if not (folder / WEIGHTS).exists():
+        raise ExportError(f"{folder} is not an xpm-train export (no {WEIGHTS}): export a job with xpm-train export")
     description = read_data(folder)
     info = description["info"] if description is not None else None
-    weights = torch.load(folder / "model.pt")
+    weights = torch.load(folder / WEIGHTS)
     if (folder / MODEL).exists():
         what = f"cannot load the export {folder}"
         network = rebuild(load_definition(json.loads((folder / MODEL).read_text()), what), info, weights, what)
-    elif (folder / "network.pt").exists():
-        network = unpickle(lambda: torch.load(folder / "network.pt", weights_only=False), read_params(folder),
+    elif (folder / NETWORK).exists():
+        network = unpickle(lambda: torch.load(folder / NETWORK, weights_only=False), read_params(folder),
                            f"cannot load the export {folder}")
     else:  # exported before model.json: rebuilt from the whole config
         if description is None:
-            raise ExportError(f"{folder} has no data.json (exported before it existed): export the job again")
+            raise ExportError(f"{folder} has no {DATA} (exported before it existed): export the job again")
         exported = Exported(network=None, folder=folder, info=info, dtype=None)
         network = rebuild(exported.config.model, info, weights, f"cannot load the export {folder}")
     network.eval()
@@ -178,7 +184,7 @@ def model_readme(info, target: Path) -> str:
     from .summary import flatten
     from .trained import read_data
 
-    params = json.loads((info.path / "params.json").read_text())
+    params = json.loads((info.path / PARAMS).read_text())
     metrics = flatten(info.metrics())
     description = read_data(info.path)
     tags = ", ".join(f"{k}={v}" for k, v in info.tags.items()) or "none"
@@ -198,7 +204,7 @@ def model_readme(info, target: Path) -> str:
             + (f", classes {list(data.classes) if data.classes else data.num_classes}" if data.num_classes else ""),
         ]
     if description is None:  # the input's shape is not recorded: show the network
-        use = ["print(exported.network)  # no data.json: give it inputs shaped as in your training"]
+        use = [f"print(exported.network)  # no {DATA}: give it inputs shaped as in your training"]
     else:
         example = ("torch.zeros(1, *exported.info.shape, dtype=torch.uint8)" if description["dtype"] == "uint8"
                    else "torch.zeros(1, *exported.info.shape)")
@@ -224,9 +230,9 @@ def model_readme(info, target: Path) -> str:
         *use,
         "```",
         "",
-        "`params.json` is the full experimaestro config (model, data, objective, optimizer, seed...);",
-        "`data.json` what the network takes and gives; `model.pt` a plain `state_dict`; `model.json`",
-        "the model's config alone (or `network.pt`, the network saved whole).",
+        f"`{PARAMS}` is the full experimaestro config (model, data, objective, optimizer, seed...);",
+        f"`{DATA}` what the network takes and gives; `{WEIGHTS}` a plain `state_dict`; `{MODEL}`",
+        f"the model's config alone (or `{NETWORK}`, the network saved whole).",
     ]
     return "\n".join(lines) + "\n"
 

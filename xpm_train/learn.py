@@ -141,13 +141,13 @@ class Learn(ResumableTask):
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     """Folder of ``last.pt`` and ``best.pt``"""
 
-    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.METRICS))
     """Metrics, one JSON object per line"""
 
-    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    events_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.EVENTS))
     """Events, one JSON object per line"""
 
-    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    final_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.FINAL))
     """Summary written at the end"""
 
     version: Constant[str] = "1"
@@ -155,7 +155,7 @@ class Learn(ResumableTask):
 
     def task_outputs(self, dep):
         """The trained model: an init task loading ``checkpoints/best.pt``."""
-        return dep(LoadWeights.C(model=self.model, path=self.checkpoints / "best.pt"))
+        return dep(LoadWeights.C(model=self.model, path=self.checkpoints / jobfolder.BEST))
 
     def check_ranks(self, world_size: int) -> None:
         """Called at ``submit()`` when the launcher gives the job several ranks
@@ -374,7 +374,7 @@ class Learn(ResumableTask):
                     score = record[objective.score]
                     if run.consider(epoch, record, objective):  # (a NaN score never is the best)
                         if ranks.is_main:
-                            checkpoint.save(self.checkpoints / "best.pt",
+                            checkpoint.save(self.checkpoints / jobfolder.BEST,
                                             {"model": net.state_dict(), "epoch": epoch}, keep_previous=False)
                     run.next_epoch()
                     if run.epoch % self.checkpoint_interval == 0 or run.epoch == self.epochs:

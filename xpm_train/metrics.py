@@ -152,13 +152,54 @@ class MetricsLogger:
         self.close()
 
 
+class SilentLogger:
+    """What ranks other than 0 log to: nothing (same interface as ``MetricsLogger``)."""
+
+    def __init__(self):
+        self._start = time.monotonic()
+        self.elapsed_offset = 0.0
+        self.sinks: list = []
+
+    def elapsed(self) -> float:
+        return self.elapsed_offset + time.monotonic() - self._start
+
+    def log(self, **point: Any) -> dict[str, Any]:
+        return point
+
+    def event(self, kind: str, **details: Any) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def append_event(events_path: Path, event: dict[str, Any]) -> None:
+    """One event appended to ``events.jsonl`` by a writer other than the
+    job's logger (the MLflow sink): one ``O_APPEND`` write of a whole line,
+    fsynced, so that it never interleaves with the logger's lines."""
+    events_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(event) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def open_log(task, ranks: "Ranks | None" = None) -> "MetricsLogger":
     """The log of ``task``'s job: its ``metrics_path`` and ``events_path``,
     mirrored to the sinks of its ``tracking``; a silent one on the ranks other
     than 0 (rank 0 writes for the job)."""
     if ranks is not None and not ranks.is_main:
-        from .distributed import SilentLogger
-
         return SilentLogger()
     from .provenance import record_start
     from .tags import record_job

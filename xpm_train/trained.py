@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import UserError, config_name
+from .jobfolder import BEST as BEST_WEIGHTS, CHECKPOINTS, DATA, PARAMS
 
 if TYPE_CHECKING:
     import torch
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
     from .data.base import Arrays, DataInfo
 
-BEST = Path("checkpoints") / "best.pt"
-DATA = "data.json"
+BEST = Path(CHECKPOINTS) / BEST_WEIGHTS
+"""Where a training job's best weights are, in its folder"""
 PAIRS = (("model", "data"), ("module", "datamodule"))
 """The parameters of the tasks that rebuild their network from a config:
 (that config, their data) for Learn (and Evaluate), for LightningFit"""
@@ -89,7 +90,7 @@ def normalise(inputs: "torch.Tensor", mean, std) -> "torch.Tensor":
 
 def read_params(folder: Path) -> dict[str, Any]:
     """The job's ``params.json`` as JSON (no class is imported)."""
-    return json.loads((Path(folder) / "params.json").read_text())
+    return json.loads((Path(folder) / PARAMS).read_text())
 
 
 def model_field(params: dict[str, Any], state: dict[str, Any]) -> Optional[str]:

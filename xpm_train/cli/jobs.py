@@ -95,9 +95,10 @@ def export_command(job: str, to: Path, workdir: Path):
 def show_command(job, workdir):
     """Config, tags, state, metrics, paths and logs of JOB (ID, hash prefix or folder)."""
     from ..analysis import resolve
+    from ..jobfolder import PARAMS
 
     info = resolve(job, workdir)
-    params = json.loads((info.path / "params.json").read_text())
+    params = json.loads((info.path / PARAMS).read_text())
     task_object = next(o for o in params["objects"] if o.get("identifier") == info.hash)
     click.secho(info.id, bold=True)
     click.echo(f"state:  {info.state}")
@@ -136,6 +137,7 @@ def reproduce_command(job: str, workdir: Path, into: Path | None):
 
 def describe_provenance(folder: Path) -> str:
     """The ``provenance:`` section of ``show``: what made the job's result."""
+    from ..jobfolder import PROVENANCE
     from ..provenance import read
 
     recorded = read(folder)
@@ -147,7 +149,7 @@ def describe_provenance(folder: Path) -> str:
             lines.append(f"  {key}: {value or '-'}")
     code = ", ".join(f"{name} {digest[:12]}" for name, digest in recorded.code.items())
     lines.append(f"  code: {code or '(no module of yours)'}")
-    lines.append(f"  packages: {len(recorded.packages)} (list in {folder / 'provenance.json'})")
+    lines.append(f"  packages: {len(recorded.packages)} (list in {folder / PROVENANCE})")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ Preparation (:func:`prepare`) decodes the source in chunks, in parallel
 ``inputs.npy.partial``/``targets.npy.partial``; after each chunk is written
 and fsync'ed, ``chunks/<i>.json`` (its SHA-256, written atomically) commits
 it. A restarted preparation verifies and skips the committed chunks. Once
-all are there, the partial files are renamed and ``header.json`` is written
+all are there, the partial files are renamed (:func:`xpm_train.atomic.atomic_rename`) and ``header.json`` is written
 atomically (:func:`xpm_train.atomic.atomic_write_bytes`). Preparers of
 the same key take turns on a lock file; the second finds the header and
 decodes nothing. Opening checks the header and the files' sizes, so a
@@ -60,6 +60,11 @@ CHUNK_RECORDS = 1024
 """Records decoded (and committed) at a time"""
 
 HEADER = "header.json"
+"""A prepared folder's commit point (a prepared folder is no job folder)"""
+PLAN = "plan.json"
+"""The layout of a preparation under way: a restart with another layout starts afresh"""
+CHUNKS = "chunks"
+"""The commits of the chunks decoded so far (``chunks/<i>.json``), removed once prepared"""
 
 
 class PreparedDataError(UserError, ValueError):
@@ -227,12 +232,12 @@ def prepare(source: Source, *, root: Optional[Path] = None, workers: int = 0,
 
 def _prepare_locked(source: Source, folder: Path, key: str, options: dict, workers: int, chunk_records: int,
                     report: dict, lock: int) -> None:
-    from ..atomic import atomic_write_bytes, fsync_dir
+    from ..atomic import atomic_rename, atomic_write_bytes
 
-    n, chunks_dir = source.count, folder / "chunks"
+    n, chunks_dir = source.count, folder / CHUNKS
     plan = {"key": key, "count": n, "chunk_records": chunk_records, "shape": list(source.shape),
             "dtype": source.dtype, "target_shape": list(source.target_shape), "target_dtype": source.target_dtype}
-    plan_path = folder / "plan.json"
+    plan_path = folder / PLAN
     if not plan_path.exists() or json.loads(plan_path.read_text()) != plan:
         # Nothing (or another layout) under way: start afresh
         shutil.rmtree(chunks_dir, ignore_errors=True)
@@ -245,7 +250,7 @@ def _prepare_locked(source: Source, folder: Path, key: str, options: dict, worke
     ranges = [(start, min(start + chunk_records, n)) for start in range(0, n, chunk_records)]
     commits: dict[int, dict] = {}
     for number, (start, stop) in enumerate(ranges):
-        commit = _committed(chunks_dir / f"{number}.json", inputs[start:stop], targets[start:stop])
+        commit = _committed(chunk_commit(chunks_dir, number), inputs[start:stop], targets[start:stop])
         if commit is not None and source.fresh(commit["check"]):
             commits[number] = commit
             report["skipped"].append(number)
@@ -263,7 +268,7 @@ def _prepare_locked(source: Source, folder: Path, key: str, options: dict, worke
         inputs.flush()
         targets.flush()  # msync: the records are on disk before the commit says so
         commits[number] = {"sha256": _digest(inputs[start:stop], targets[start:stop]), "check": chunk.check}
-        atomic_write_bytes(chunks_dir / f"{number}.json", json.dumps(commits[number]).encode())
+        atomic_write_bytes(chunk_commit(chunks_dir, number), json.dumps(commits[number]).encode())
         report["decoded"].append(number)
 
     processes = min(workers or os.cpu_count() or 1, len(todo))
@@ -289,8 +294,7 @@ def _prepare_locked(source: Source, folder: Path, key: str, options: dict, worke
     extra = source.verify([commits[number]["check"] for number in range(len(ranges))])
     del inputs, targets
     for name in ("inputs.npy", "targets.npy"):
-        os.replace(folder / f"{name}.partial", folder / name)
-    fsync_dir(folder)
+        atomic_rename(folder / f"{name}.partial", folder / name)
     header = {**plan, "version": FORMAT_VERSION, "source": source.identity(), "where": source.where(),
               "options": options, "num_classes": source.num_classes,
               "classes": list(source.classes) if source.classes is not None else None,
@@ -350,6 +354,11 @@ def _digest(inputs: np.ndarray, targets: np.ndarray) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(inputs).data)
     digest.update(np.ascontiguousarray(targets).data)
     return digest.hexdigest()
+
+
+def chunk_commit(chunks_dir: Path, number: int) -> Path:
+    """Where the commit of chunk ``number`` is written."""
+    return chunks_dir / f"{number}.json"
 
 
 def _committed(path: Path, inputs: np.ndarray, targets: np.ndarray) -> Optional[dict]:

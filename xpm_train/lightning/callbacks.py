@@ -156,7 +156,7 @@ class JobCheckpoint(Checkpoint):
         if better(value, (self.run["best"] or {}).get(self.monitor), self.mode):
             self.run["best"], self.run["best_epoch"] = metrics, epoch
             if trainer.is_global_zero:
-                checkpoint.save(self.folder / "best.pt", {"model": pl_module.state_dict(), "epoch": epoch},
+                checkpoint.save(self.folder / jobfolder.BEST, {"model": pl_module.state_dict(), "epoch": epoch},
                                 keep_previous=False)
         self.saving_last = True
         try:

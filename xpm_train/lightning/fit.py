@@ -142,13 +142,13 @@ class LightningFit(ResumableTask):
     checkpoints: Meta[Path] = field(default_factory=PathGenerator("checkpoints"))
     """Folder of ``last.ckpt`` and ``best.pt``"""
 
-    metrics_path: Meta[Path] = field(default_factory=PathGenerator("metrics.jsonl"))
+    metrics_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.METRICS))
     """Metrics, one JSON object per line"""
 
-    events_path: Meta[Path] = field(default_factory=PathGenerator("events.jsonl"))
+    events_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.EVENTS))
     """Events, one JSON object per line"""
 
-    final_path: Meta[Path] = field(default_factory=PathGenerator("final.json"))
+    final_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.FINAL))
     """Summary written at the end"""
 
     version: Constant[str] = "1"
@@ -284,7 +284,7 @@ class LightningFit(ResumableTask):
         """``Trainer.test`` with the best weights; its metrics."""
         from .. import checkpoint
 
-        module.load_state_dict(checkpoint.load_weights(self.checkpoints / "best.pt"))
+        module.load_state_dict(checkpoint.load_weights(self.checkpoints / jobfolder.BEST))
         results = trainer.test(module, datamodule=datamodule, verbose=False)
         return {key: float(value) for result in results for key, value in result.items()}
 

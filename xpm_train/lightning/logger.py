@@ -30,6 +30,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
+from ..jobfolder import METRICS
 from ..metrics import MetricsLogger
 
 SPLITS = ("train", "val", "test")
@@ -148,7 +149,7 @@ class JobExperiment:
             raise AttributeError(name)
         raise AttributeError(
             f"self.logger.experiment.{name}: the job's logger (xpm-train's JobLogger) writes scalars only "
-            "(log_metrics, log_metric, add_scalar, add_scalars, into metrics.jsonl); for images, text or "
+            f"(log_metrics, log_metric, add_scalar, add_scalars, into {METRICS}); for images, text or "
             "artifacts add a Lightning logger of your own with LightningFit(loggers=[YourLoggerConfig.C()]) "
             "and use self.loggers[1].experiment"
         )

@@ -55,13 +55,17 @@ LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # --- Shared by the job (writes an entry) and the forwarder
 
 
+ENTRY = ".json"
+"""The suffix of a spool entry (``TASK@HASH.json``); the spool is no job folder"""
+
+
 def spool(workspace: Path) -> Path:
     """The folder of the entries of a workspace."""
     return Path(workspace) / "mlflow" / "forward"
 
 
 def entry_path(workspace: Path, folder: Path) -> Path:
-    return spool(workspace) / f"{folder.parent.name}@{folder.name}.json"
+    return spool(workspace) / f"{folder.parent.name}@{folder.name}{ENTRY}"
 
 
 def write_entry(workspace: Path, folder: Path, entry: dict[str, Any]) -> Path:
@@ -96,14 +100,14 @@ def ensure_running(workspace: Path) -> None:
 def pending(workspace: Path) -> list[Path]:
     """Entries not forwarded yet."""
     folder = spool(workspace)
-    return sorted(folder.glob("*@*.json")) if folder.is_dir() else []
+    return sorted(folder.glob(f"*@*{ENTRY}")) if folder.is_dir() else []
 
 
 def wait_forwarded(workspace: Path, job_ids: list[str] | None = None, timeout: float = 120.0) -> bool:
     """Wait until the forwarder has finished these jobs (``task/hash``; all
     when None); False on timeout. Starts a forwarder when entries wait."""
     deadline = time.monotonic() + timeout
-    names = None if job_ids is None else {f"{j.replace('/', '@')}.json" for j in job_ids}
+    names = None if job_ids is None else {f"{j.replace('/', '@')}{ENTRY}" for j in job_ids}
     while True:
         left = [p for p in pending(workspace) if names is None or p.name in names]
         if not left:
@@ -210,13 +214,14 @@ class Job:
 
     def _read(self) -> None:
         """The whole lines appended to ``metrics.jsonl`` since the last read."""
+        from ..jobfolder import METRICS
         from ..metrics import read_jsonl
         from .runs import metric_records
 
         if self.start_time is None:
             self.start_time = next((e["time"] for e in read_jsonl(self.events_path)
                                     if e.get("event") == "start"), None)
-        path = self.folder / "metrics.jsonl"
+        path = self.folder / METRICS
         try:
             with open(path, "rb") as fp:
                 fp.seek(self.offset)
@@ -250,7 +255,7 @@ class Job:
         """Curves, artifacts, final status."""
         from ..metrics import read_jsonl
         from .runs import lifecycle_status, upload_artifacts
-        from ..jobfolder import finished_state
+        from ..jobfolder import BEST, CHECKPOINTS, finished_state
 
         extra = []
         if self.settings.get("plots"):
@@ -258,7 +263,7 @@ class Job:
 
             job_curves(self.folder)
         if self.settings.get("log_checkpoints"):
-            extra.append(self.folder / "checkpoints" / "best.pt")
+            extra.append(self.folder / CHECKPOINTS / BEST)
         upload_artifacts(self.client, self.run_id, self.folder, extra)
         status = lifecycle_status(read_jsonl(self.events_path))
         if status == "RUNNING" and finished_state(self.folder) == "failed":

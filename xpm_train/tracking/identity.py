@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jobfolder import EVENTS, PARAMS
+
 JOB_ID_TAG = "xpm.job_id"
 """The tag that links an MLflow run to its job (searched by the sink and sync)"""
 
@@ -127,7 +129,7 @@ def flat_params(folder: Path) -> dict[str, str]:
     Nested configs give ``model: MLP`` plus their fields; paths and the
     tracking/trial hooks are left out.
     """
-    params = json.loads((folder / "params.json").read_text())
+    params = json.loads((folder / PARAMS).read_text())
     objects = {obj["id"]: obj for obj in params["objects"]}
     flat: dict[str, str] = {}
 
@@ -151,7 +153,7 @@ def flat_params(folder: Path) -> dict[str, str]:
 
 def tracking_settings(folder: Path) -> dict[str, Any]:
     """The fields of the job's ``tracking`` config (``{}`` when it had none)."""
-    params = json.loads((folder / "params.json").read_text())
+    params = json.loads((folder / PARAMS).read_text())
     objects = {obj["id"]: obj for obj in params["objects"]}
     ref = task_object(params, folder.name).get("fields", {}).get("tracking")
     if not isinstance(ref, dict) or ref.get("type") != "python":
@@ -172,7 +174,7 @@ def recorded_runtime(folder: Path) -> dict[str, str]:
     from ..metrics import read_jsonl
 
     found: dict[str, str] = {}
-    for event in read_jsonl(folder / "events.jsonl"):
+    for event in read_jsonl(folder / EVENTS):
         if event.get("event") == "tracking":
             found = {"host": event.get("host", ""), "launcher": event.get("launcher", "")}
     return found

@@ -18,7 +18,6 @@ on. ``xpm-train mlflow sync`` later pushes what is missing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,7 +27,8 @@ from typing import Any
 from experimaestro import Meta, field
 
 from ..hooks import Tracking
-from ..jobfolder import workspace_of
+from ..jobfolder import EVENTS, METRICS, workspace_of
+from ..metrics import append_event
 
 logger = logging.getLogger("xpm_train.tracking")
 
@@ -66,7 +66,7 @@ class MLflowTracking(Tracking):
 
     def sinks(self, task) -> list["MLflowSink"]:
         folder = job_folder(task)
-        return [MLflowSink(self, folder, Path(getattr(task, "events_path", folder / "events.jsonl")))]
+        return [MLflowSink(self, folder, Path(getattr(task, "events_path", folder / EVENTS)))]
 
 
 def job_folder(task) -> Path:
@@ -138,21 +138,10 @@ SETTINGS = ("tracking_uri", "experiment_id", "experiment_name", "plots", "log_ch
 """Fields of MLflowTracking the forwarder needs"""
 
 
-def append_event(events_path: Path, event: dict[str, Any]) -> None:
-    """One atomic append to ``events.jsonl`` (the logger writes whole lines too)."""
-    events_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(event) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def give_up_event(events_path: Path, uri: str, folder: Path, reason: str) -> None:
     """The one warning of a job whose MLflow mirror stopped."""
     message = (f"MLflow ({uri}) {reason}. Training goes on; metrics are complete in "
-               f"{folder / 'metrics.jsonl'}. Push them later with "
+               f"{folder / METRICS}. Push them later with "
                f"`xpm-train mlflow sync --workdir {workspace_of(folder)}`")
     logger.warning(message)
     append_event(events_path, {"event": "warning", "time": time.time(), "source": "mlflow",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..jobfolder import FINAL, RESULTS
 from ..metrics import POINT_FIELDS
 from .identity import JOB_ID_TAG, JobIdentity
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 BATCH = 1000
 """MLflow accepts at most 1000 metrics per ``log_batch``"""
 
-ARTIFACT_FILES = ("final.json", "results.json", "curves.png")
+ARTIFACT_FILES = (FINAL, RESULTS, "curves.png")
 """Job files uploaded as artifacts when present"""
 
 STATUS_OF_EVENT = {"end": "FINISHED", "error": "FAILED", "preempted": "KILLED"}

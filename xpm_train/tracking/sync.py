@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..jobfolder import FINAL, METRICS, RESULTS, all_jobs, finished_state, id_of
+from ..jobfolder import EVENTS, FINAL, METRICS, PARAMS, RESULTS, all_jobs, finished_state, id_of
 from ..metrics import read_jsonl, read_metrics
 from ..tags import record as record_tags
 from . import store
@@ -114,7 +114,7 @@ def sync_workspace(workspace: Path | str, uri: str | None = None,
     experiment_ids: dict[str, str] = {}
     all_ids = [e.experiment_id for e in client.search_experiments()]
     for folder in all_jobs(workspace):
-        if not (folder / "params.json").exists() or experiment and folder.name not in membership:
+        if not (folder / PARAMS).exists() or experiment and folder.name not in membership:
             continue
         state = finished_state(folder)
         if state is None:
@@ -148,7 +148,7 @@ def sync_job(client: "MlflowClient", folder: Path, identity: JobIdentity, experi
     """Add to ``run`` (None: a new run) what job ``folder`` has and it lacks."""
     from .plots import job_curves
 
-    events = read_jsonl(folder / "events.jsonl")
+    events = read_jsonl(folder / EVENTS)
     start = next((e["time"] for e in events if e.get("event") == "start"), None)
     params = flat_params(folder)
     updated, created = False, run is None

@@ -110,7 +110,7 @@ class ASHA:
                              "remove it from the space")
         if study.evaluate:
             raise StudyError("ASHA: Study(evaluate=True) is not supported with a scheduler yet; "
-                             "use a final.json metric")
+                             f"use a {jobfolder.FINAL} metric")
 
     def no_best_hint(self, n_trials: int, failed_hint: str) -> str:
         """What to do when no trial reached ``max_epochs`` (RUNNING: paused ones)."""

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from experimaestro import Meta, Param, PathGenerator, Task, field
 
+from .. import jobfolder
 from ..atomic import atomic_write, atomic_write_json, atomic_write_text
 from ..models import LoadWeights
 from ..summary import CLASSIFICATION_METRIC
@@ -65,10 +66,10 @@ class Tune(Task):
     tracking: Meta[Optional[MLflowTracking]] = field(default=None, ignore_default=True)
     """MLflow: the study becomes a parent run, each trial's Learn run its child"""
 
-    results_path: Meta[Path] = field(default_factory=PathGenerator("results.json"))
+    results_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.RESULTS))
     """Summary of the study"""
 
-    trials_path: Meta[Path] = field(default_factory=PathGenerator("trials.json"))
+    trials_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.TRIALS))
     """Every trial"""
 
     def task_outputs(self, dep):

@@ -59,12 +59,14 @@ class Sweep:
         self.study_running = False
         self.direction: Optional[str] = None
         if experiment is not None:
+            from ..tags import RUNS
+
             folder = self.workspace / "experiments" / experiment
             if not folder.is_dir():
                 known = sorted(p.name for p in (self.workspace / "experiments").glob("*") if p.is_dir())
                 raise NotFound(f"no experiment '{experiment}' in {self.workspace} "
                                f"(known: {', '.join(known) or 'none'})")
-            self.runs_changed = Changed(folder / "current" / "jobs.jsonl")
+            self.runs_changed = Changed(folder / "current" / RUNS)
         if study is not None:
             from ..tune.storage import journal_path, read_description, resolve_study
 
