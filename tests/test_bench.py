@@ -42,3 +42,56 @@ def test_bench_plan_trains_with_adams_default():
     params = yaml.safe_load((Path(__file__).resolve().parent.parent / "bench" / "plans" / "learn" /
                              "params.yaml").read_text())
     assert params["fused"] == Adam.C().fused is True
+
+
+def asha_plan():
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("asha_plan_for_bench", REPO / "experiments" / "asha" / "experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_budgets_benchmark_compares_one_study_under_three_schedulers():
+    """experiments/asha's studies differ only by their scheduler or pruner (the bench's three rows)."""
+    from pathlib import Path
+
+    import yaml
+    from experimaestro.experiments import cli
+
+    from bench.budgets import PARAMS, SCHEDULERS
+    from xpm_train import ASHA, MLP, Adam, Cosine, Digits, Learn, NoPruner, SuccessiveHalving
+
+    plan = asha_plan()
+    params = yaml.safe_load(Path(PARAMS).read_text())
+    base = Learn.C(model=MLP.C(), data=Digits.C(split="train"), optimizer=Adam.C(), schedule=Cosine.C(),
+                   epochs=27, val_fraction=0.15)
+    studies = {}
+    for scheduler in SCHEDULERS:
+        cfg = cli.validate_attrs(plan.Configuration, {**params, "scheduler": scheduler})
+        studies[scheduler] = plan.study_of(cfg, base)
+    assert params["n_trials"] >= 27 and studies["asha"].scheduler == ASHA(1, 27, 3)
+    assert studies["asha"].scheduler.rungs == [1, 3, 9, 27]
+    assert isinstance(studies["halving"].pruner, SuccessiveHalving) and studies["halving"].pruner.reduction_factor == 3
+    assert isinstance(studies["none"].pruner, NoPruner) and studies["none"].scheduler is None
+    contents = [study.content() for study in studies.values()]
+    assert len({study.name for study in studies.values()}) == 3
+    assert all(c["space"] == contents[0]["space"] and c["sampler"] == contents[0]["sampler"] for c in contents)
+
+
+def test_the_budgets_benchmark_counts_the_epochs_a_job_trained_itself(tmp_path):
+    import json
+
+    from bench.budgets import epochs_trained
+
+    jobs = tmp_path / "jobs" / "xpm_train.learn.learn"
+    for name, epochs, prefix in (("short", 3, None), ("long", 9, "xpm_train.learn.learn/short"),
+                                 ("alone", 2, None)):
+        (jobs / name).mkdir(parents=True)
+        rows = [{"epoch": e, "split": split} for e in range(epochs) for split in ("train", "val")]
+        (jobs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (jobs / name / "final.json").write_text(json.dumps({"continued_from": prefix} if prefix else {}))
+    assert epochs_trained(tmp_path) == {"short": 3, "long": 6, "alone": 2}
