@@ -3,7 +3,8 @@ paused and promoted; a re-run trains nothing, an extended study only new work,
 and Optuna's own client reads each rung's value.
 
 One module-scoped workspace: 9 trials (rungs of 1, 3 and 9 epochs, eta 3,
-2 in parallel), the same plan again, then the study extended to 12 trials.
+2 in parallel), the same plan again, then the study extended to twice the
+trials (as experiments/asha's 27 to 54).
 Apart (issue 24 item 3): a plan SIGKILLed mid-rung, then run again.
 """
 
@@ -24,6 +25,7 @@ from helpers import REPO, run_experiment, what_ran, xpm_train
 pytestmark = pytest.mark.integration
 ASHA_PARAMS = {"asha": [1, 9, 3], "n_parallel": 2, "label": "asha"}
 RUNGS = [1, 3, 9]
+EXTENDED = 18
 
 
 def epochs_trained(workdir, resumed: bool = False) -> dict[str, int]:
@@ -68,7 +70,7 @@ def asha(tmp_path_factory):
     again = run_experiment(write_params(folder, n_trials=9, **ASHA_PARAMS), workdir)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     snapshot["again"] = (again, what_ran(workdir))
-    extended = run_experiment(write_params(folder, n_trials=12, **ASHA_PARAMS), workdir)
+    extended = run_experiment(write_params(folder, n_trials=EXTENDED, **ASHA_PARAMS), workdir)
     assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
     return workdir, snapshot, extended
 
@@ -128,9 +130,28 @@ def test_every_rung_job_keeps_its_trials_tags_after_a_rerun(asha):
 def test_an_extended_study_trains_only_new_work(asha):
     workdir, snapshot, extended = asha
     trained = epochs_trained(workdir)
-    assert {job: trained[job] for job in snapshot["trained"]} == snapshot["trained"]
-    check_ladder(trials_of(workdir), trained, 12)
-    assert len(trained) > len(snapshot["trained"])
+    assert {job: trained[job] for job in snapshot["trained"]} == snapshot["trained"]  # the first run's, as they were
+    trials = trials_of(workdir)
+    check_ladder(trials, trained, EXTENDED)
+    # the extension's jobs trained exactly the rungs it added, counted from their metrics.jsonl
+    before = {t.number: max(t.intermediate_values) for t in snapshot["trials"]}
+    after = {t.number: max(t.intermediate_values) for t in trials}
+    new_jobs = set(trained) - set(snapshot["trained"])
+    assert new_jobs and sum(trained[job] for job in new_jobs) == sum(after.values()) - sum(before.values())
+    # a trial of the first run promoted by the extension continued its paused job, not from scratch
+    paused = {t.number: t.user_attrs["job"] for t in snapshot["trials"] if t.state.name == "RUNNING"}
+    for trial in trials:
+        if trial.number in paused and after[trial.number] > before[trial.number]:
+            assert paused[trial.number] in continued_chain(workdir, trial.user_attrs["job"]), trial.number
+
+
+def continued_chain(workdir, job: str) -> list[str]:
+    """The jobs ``job`` continued, nearest first (``continued_from`` of each ``final.json``)."""
+    chain = []
+    while job:
+        job = json.loads((workdir / "jobs" / job / "final.json").read_text()).get("continued_from")
+        chain += [job] if job else []
+    return chain
 
 
 def test_a_study_too_small_for_the_ladder_says_to_raise_n_trials(tmp_path):
