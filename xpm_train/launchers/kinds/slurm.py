@@ -4,7 +4,8 @@ An entry offers one partition: ``partition``, ``account``, ``qos``,
 ``constraint`` (or ``features``), per-node ``cpu.cores`` and ``cpu.memory``,
 ``gpus: {count, model, memory, request, gres_type}``, ``max_time``, plus
 ``sbatch`` (extra options), ``signal`` (preemption signal), ``max_submitted``
-(jobs submitted at once; more wait for room), ``poll_interval``
+(jobs submitted at once; more wait for room), ``pool`` (jobs run as
+job steps of shared allocations, see :mod:`..pool`), ``poll_interval``
 (seconds between queue checks: a job's end is read from its folder, see
 :mod:`..slurmstate`) and ``binpath`` (folder of sbatch/sacct).
 
@@ -40,7 +41,8 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Literal, Sequence
 from .. import readers as r
 from ..ranks import Layout
 from ..schema import Common, allowed_keys, key
-from ..units import format_memory, mebibytes, slurm_time
+from ..pool.config import PoolConfig, read_pool
+from ..units import format_duration, format_memory, mebibytes, slurm_time
 from ..yamlnodes import Node, Problems
 
 if TYPE_CHECKING:
@@ -101,6 +103,8 @@ class SlurmLauncherConfig(Common):
     max_submitted: int | None
     """At most this many jobs of this launcher submitted and not ended at once,
     counted host-wide (a site's MaxSubmitJobs); None: no limit"""
+    pool: "PoolConfig | None" = None
+    """Jobs run as job steps of allocations shared by the user's plans (:mod:`..pool`)"""
 
     @classmethod
     def read(cls, node: Node, problems: Problems, common: dict) -> "SlurmLauncherConfig | None":
@@ -122,6 +126,7 @@ class SlurmLauncherConfig(Common):
             binpath=r.optional(node, "binpath", problems, r.text, _default_binpath()),
             max_submitted=r.optional(node, "max_submitted", problems, r.integer(1), None),
         )
+        values["pool"] = r.optional(node, "pool", problems, read_pool(common["max_time"]), None)
         if cpu is r.Missing or r.Missing in values.values():
             return None
         return cls(**values)
@@ -142,9 +147,15 @@ class SlurmLauncherConfig(Common):
         )
 
     def refuses(self, layout: Layout) -> str:
+        if self.pool and layout.world_size > 1:
+            return f"runs jobs of one process as pool steps ({layout.world_size} ranks need a Slurm launcher without pool:)"
         return ""
 
     def plan(self, requirement: "HostSimpleRequirement", layout: Layout = Layout()) -> list[str]:
+        if self.pool:
+            from ..pool.steps import pool_plan
+
+            return pool_plan(self, requirement)
         return [sbatch_command_line(self, requirement, layout),
                 *srun_lines(self, requirement, layout)]
 
@@ -152,10 +163,18 @@ class SlurmLauncherConfig(Common):
         g = self.gpus
         gpus = f"{g.count}x {g.model} {format_memory(g.memory)}".strip() if g.count else ""
         limit = f", max {self.max_submitted} submitted" if self.max_submitted else ""
+        if self.pool:
+            p = self.pool
+            limit += f", pool of {p.max_allocations} x {p.nodes} node(s) for {format_duration(p.time)}"
         return gpus, f"slurm partition {self.partition}{limit}"
 
     def launcher(self, requirement: "HostSimpleRequirement", layout: Layout) -> "SlurmLauncher":
-        """experimaestro ``SlurmLauncher`` submitting jobs of ``requirement``."""
+        """experimaestro ``SlurmLauncher`` submitting jobs of ``requirement`` (with
+        ``pool:``, the launcher running them as steps of the pool's allocations)."""
+        if self.pool:
+            from ..pool.steps import PoolLauncher
+
+            return PoolLauncher(self, requirement)
         from ..slurmstate import WatchedSlurmLauncher
 
         launcher = WatchedSlurmLauncher(

@@ -1,0 +1,152 @@
+"""A pool's allocations as Slurm lists them, and requesting one.
+
+An allocation is one sbatch job named ``xpm-pool-<launcher>`` whose batch
+script (:func:`batch_script`) only holds it: every few seconds it asks
+``squeue`` for the allocation's steps and exits after ``idle`` seconds
+without any, which ends the allocation. Nothing outside Slurm keeps it alive,
+so an allocation whose plans are gone (ended, or SIGKILLed) goes ``idle``
+seconds after its last step. Slurm is the registry of allocations: every
+plan of the user lists them with ``squeue --name`` (:func:`allocations`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..units import mebibytes, slurm_time
+from .config import slurm_seconds
+
+if TYPE_CHECKING:
+    from ..kinds.slurm import SlurmLauncherConfig
+
+PREFIX = "xpm-pool-"
+"""Job name of an allocation: this prefix and the launcher's name"""
+SERVER_STEP = "xpm-forkserver"
+"""Job-step name of the fork servers an allocation runs (not a job: not counted as busy)"""
+IDLE_TICK_MAX = 10
+"""At most this many seconds between two looks at an allocation's steps"""
+STARTING = ("PENDING", "CONFIGURING")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One allocation of a pool, as ``squeue`` shows it."""
+
+    jobid: str
+    state: str
+    time_left: int
+    """Seconds (0: unknown or none)"""
+    nodes: int
+    nodelist: str
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING"
+
+    @property
+    def usable(self) -> bool:
+        return self.state in STARTING or self.state == "RUNNING"
+
+
+def job_name(launcher: str) -> str:
+    return PREFIX + launcher
+
+
+def allocations(binpath: str, launcher: str) -> list[Allocation]:
+    """The user's allocations of ``launcher`` that Slurm has not ended, oldest first."""
+    out = command(binpath, "squeue", "-h", "-u", getpass.getuser(), "-n", job_name(launcher),
+                  "-o", "%i|%T|%L|%D|%N")
+    found = []
+    for line in out.splitlines():
+        jobid, state, left, nodes, nodelist = (line.split("|") + [""] * 5)[:5]
+        if jobid.strip().isdigit():
+            found.append(Allocation(jobid.strip(), state, slurm_seconds(left),
+                                    int(nodes) if nodes.isdigit() else 0, nodelist))
+    return sorted(found, key=lambda a: int(a.jobid))
+
+
+def steps(binpath: str, jobids: list[str]) -> dict[str, list[str]]:
+    """``allocation -> names of its running job steps`` (not the batch step, nor
+    its fork servers)."""
+    if not jobids:
+        return {}
+    out = command(binpath, "squeue", "-h", "-s", "-j", ",".join(jobids), "-o", "%i|%j")
+    found: dict[str, list[str]] = {jobid: [] for jobid in jobids}
+    for line in out.splitlines():
+        step, _, name = line.partition("|")
+        jobid, _, number = step.partition(".")
+        if number.isdigit() and name != SERVER_STEP and jobid in found:
+            found[jobid].append(name)
+    return found
+
+
+def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
+    """The batch script of one allocation of ``config``'s pool (see the module)."""
+    pool = config.pool
+    tick = max(1, min(IDLE_TICK_MAX, pool.idle // 5))
+    options = [f"--job-name={job_name(config.name)}", f"--partition={config.partition}",
+               f"--nodes={pool.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={config.cores}",
+               f"--mem={mebibytes(config.memory)}M", f"--time={slurm_time(pool.time)}",
+               f"--output={logs}/%x-%j.out", f"--chdir={logs.parent}"]
+    if config.gpus.count:
+        from ..kinds.slurm import _gpu_options
+
+        options.extend(_gpu_options(config, config.gpus.count))
+    for key in ("account", "qos", "constraint"):
+        if getattr(config, key):
+            options.append(f"--{key}={getattr(config, key)}")
+    if config.signal:
+        options.append(f"--signal={config.signal}")
+    options.extend(config.sbatch)
+    header = "".join(f"#SBATCH {option}\n" for option in options)
+    return (
+        f"#!/bin/bash\n{header}"
+        f"# xpm-train pool allocation of launcher {config.name}: holds the allocation for\n"
+        f"# its job steps (srun --jobid=$SLURM_JOB_ID), ends after {pool.idle}s without one\n"
+        f"idle={pool.idle}\nlast=$(date +%s)\n"
+        "while true; do\n"
+        f"  sleep {tick}\n"
+        f"  if {config.binpath}/squeue -h -s -j \"$SLURM_JOB_ID\" -o '%i|%j' "
+        f"| grep -v -e '\\.batch|' -e '\\.extern|' -e '|{SERVER_STEP}$' | grep -q .; then\n"
+        "    last=$(date +%s)\n"
+        "  fi\n"
+        f"  placed=$({config.binpath}/squeue -h -j \"$SLURM_JOB_ID\" -o %k)  # a job placed, its step to come\n"
+        "  case \"$placed\" in ''|*[!0-9]*) ;; *) [ \"$placed\" -gt \"$last\" ] && last=$placed ;; esac\n"
+        "  if [ $(( $(date +%s) - last )) -ge \"$idle\" ]; then\n"
+        "    echo \"idle for ${idle}s: releasing the allocation\"; exit 0\n"
+        "  fi\n"
+        "done\n"
+    )
+
+
+def request(config: "SlurmLauncherConfig", logs: Path) -> str:
+    """Submit one allocation of ``config``'s pool; its job ID."""
+    from ..slurmstate import SubmissionRefused, refusal
+
+    logs.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([f"{config.binpath}/sbatch", "--parsable"], input=batch_script(config, logs),
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise SubmissionRefused(refusal(done.stderr, config.name, config.max_submitted))
+    jobid = re.match(r"(\d+)", done.stdout.strip())
+    if jobid is None:
+        raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
+    return jobid.group(1)
+
+
+def release(binpath: str, jobids: list[str]) -> None:
+    """End allocations now (their running steps are cancelled with them)."""
+    if jobids:
+        command(binpath, "scancel", *jobids)
+
+
+def command(binpath: str, name: str, *args: str) -> str:
+    done = subprocess.run([f"{binpath}/{name}", *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise OSError(f"{name} failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout
