@@ -157,10 +157,9 @@ class Context:
         (its shape, outputs and normalisation are recorded for ``load(job)``
         and ``xpm-train export``), or, for a loop over your own
         ``DataLoader``, the :class:`~xpm_train.data.base.DataInfo` it was built for."""
-        from . import checkpoint
         from .data.base import DataInfo
         from .models import BUILT
-        from .trained import BEST, DATA, write_data
+        from .trained import DATA, save_network, write_data
 
         if self.ranks is not None and not self.ranks.is_main:
             return  # the ranks hold the same weights: rank 0 writes them
@@ -175,9 +174,8 @@ class Context:
         if name is not None and info is None:
             raise SaveModelError("ctx.save_model(net, model=...): give data= too (the Arrays the network was "
                                  "trained on, or the DataInfo it was built for): it is rebuilt for that data")
-        state = {"model": net.state_dict(), **({"built": name} if name is not None else {"network": net})}
         try:
-            checkpoint.save(self.job_folder / BEST, state, keep_previous=False)
+            save_network(self.job_folder, net, built=name)
         except (AttributeError, TypeError, pickle.PicklingError) as error:
             if "pickle" not in str(error):
                 raise
@@ -243,6 +241,20 @@ class TrainingFunction(ResumableTask):
     __xpm_train_function__ = None
     __xpm_train_params__ = ()
     __xpm_train_distributed__ = False
+
+    # --- The TrainingTask protocol (xpm_train/training.py)
+
+    training_kind: typing.ClassVar[str] = "function"
+
+    def study_score(self) -> tuple[str, Optional[str]]:
+        """A Study's default: the function's objective (``score``), in the decorator's direction."""
+        return "score", type(self).direction
+
+    def no_network_message(self, folder: Path, name: str) -> str:
+        from .trained import BEST
+
+        return (f"{name} saved no model ({folder / BEST} is missing): call ctx.save_model(net) in the "
+                "training function, then run the plan again (bump its version to retrain)")
 
     def check_ranks(self, world_size: int) -> None:
         """Called at ``submit()`` when the launcher gives the job several ranks."""

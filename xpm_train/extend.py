@@ -27,6 +27,13 @@ Streaming (``Dataset.records()`` returns a :class:`Source`; docs/streaming.md)::
 Objectives (an ``Objective`` config: loss, metrics, score)::
 
     Objective, ObjectiveError      the interface and its error
+
+Training adapters (a task implementing ``TrainingTask``; docs/extending.md)::
+
+    TrainingTask                   what Tune, load/export and the launchers ask of a training task
+    save_network                   leave the trained network in the job folder (``checkpoints/best.pt``)
+    Trial                          the type of its ``trial`` Meta (set by Tune): ``should_prune``
+    RanksSpecError                 what ``check_ranks`` raises for a number of ranks it cannot run on
 """
 
 from .data.arrays import channel_stats, to_image_arrays
@@ -35,8 +42,11 @@ from .data.cache import cached_arrays
 from .data.prepared import Chunk, Source
 from .data.splits import check_split, random_split, stratified_split
 from .data.tabular import feature_arrays, feature_stats
+from .hooks import Trial
 from .models import Model, build
 from .objectives import Objective, ObjectiveError
+from .trained import save_network
+from .training import TrainingTask
 
 __all__ = [
     "Arrays",
@@ -48,7 +58,10 @@ __all__ = [
     "Model",
     "Objective",
     "ObjectiveError",
+    "RanksSpecError",
     "Source",
+    "TrainingTask",
+    "Trial",
     "build",
     "cached_arrays",
     "channel_stats",
@@ -57,6 +70,17 @@ __all__ = [
     "feature_arrays",
     "feature_stats",
     "random_split",
+    "save_network",
     "stratified_split",
     "to_image_arrays",
 ]
+
+
+def __getattr__(name: str):
+    """``RanksSpecError`` is imported when asked for: the launchers package is
+    not on a job's start-up path."""
+    if name == "RanksSpecError":
+        from .launchers.ranks import RanksSpecError
+
+        return RanksSpecError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ import logging
 import math
 import signal
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
@@ -156,6 +156,23 @@ class Learn(ResumableTask):
     def task_outputs(self, dep):
         """The trained model: an init task loading ``checkpoints/best.pt``."""
         return dep(LoadWeights.C(model=self.model, path=self.checkpoints / jobfolder.BEST))
+
+    # --- The TrainingTask protocol (xpm_train/training.py)
+
+    training_kind: ClassVar[str] = "learn"
+
+    def study_score(self) -> tuple[str, Optional[str]]:
+        """A Study's default: the objective's score, in its direction (a
+        classifying Learn keeps its former ``best.val_accuracy``, and so its study names)."""
+        from .summary import CLASSIFICATION_METRIC
+
+        objective = objective_of(self)
+        return (CLASSIFICATION_METRIC if isinstance(objective, Classification) else "score"), objective.direction
+
+    def no_network_message(self, folder: Path, name: str) -> str:
+        from .trained import no_trained_network
+
+        return no_trained_network(folder, name)
 
     def check_ranks(self, world_size: int) -> None:
         """Called at ``submit()`` when the launcher gives the job several ranks

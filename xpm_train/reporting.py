@@ -28,7 +28,6 @@ attribute: no Param, no change of job ID).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -158,22 +157,16 @@ def declared_score(task_class: type) -> Optional[str]:
 
 
 def own_kind(config) -> Optional[str]:
-    """``learn``, ``lightning`` or ``function`` for xpm-train's own training
-    tasks; None for another task. Only modules already imported are looked at:
-    a config of a module not loaded cannot be an instance of its class."""
-    if hasattr(config, "__xpm_train_function__"):
-        return "function"
-    for kind, module, name in (("learn", "xpm_train.learn", "Learn"), ("lightning", "xpm_train.lightning.fit",
-                                                                        "LightningFit")):
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None and isinstance(config, cls):
-            return kind
-    return None
+    """The ``training_kind`` of a :class:`~xpm_train.training.TrainingTask`
+    (``learn``, ``lightning``, ``function``, an adapter's); None for another task."""
+    from .training import is_training_task
+
+    return type(config).training_kind if is_training_task(config) else None
 
 
 def reports(config) -> bool:
-    """Whether the jobs of ``config`` write a summary a Study can read: one of
-    xpm-train's training tasks, or a task class declaring ``reports``."""
+    """Whether the jobs of ``config`` write a summary a Study can read: a
+    training task (:mod:`xpm_train.training`), or a task class declaring ``reports``."""
     return own_kind(config) is not None or declared_score(type(config)) is not None
 
 

@@ -186,9 +186,34 @@ def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any], wha
     return net
 
 
+def save_network(folder: Path, net: "nn.Module", info: Optional["DataInfo"] = None,
+                 arrays: Optional["Arrays"] = None, *, built: Optional[str] = None) -> None:
+    """Leave ``net`` as the trained network of the job whose folder is
+    ``folder`` (call it again to replace it): ``checkpoints/best.pt`` holds its
+    weights and, with ``built`` (the name of the task's model parameter it is
+    rebuilt from), nothing else, else the module itself (pickled: its classes
+    at the top level of a module); ``info`` (what it was built for, with the
+    normalisation of ``arrays`` when given) is written as ``data.json``."""
+    from . import checkpoint
+
+    state = {"model": net.state_dict(), **({"built": built} if built is not None else {"network": net})}
+    checkpoint.save(Path(folder) / BEST, state, keep_previous=False)
+    if info is not None:
+        write_data(folder, info, arrays)
+
+
+def no_trained_network(folder: Path, name: str) -> str:
+    """The message for a job of xpm-train's tasks without ``checkpoints/best.pt``."""
+    return (f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
+            "a training job (Learn, a training function that calls ctx.save_model)")
+
+
 def no_network(folder: Path, config: Any, name: str) -> NoTrainedModel:
     """The error for a job without ``checkpoints/best.pt``, saying what to do
-    for its kind of task (``config``: loaded here when not given)."""
+    for its kind of task (``config``: loaded here when not given): a
+    :class:`~xpm_train.training.TrainingTask` says it itself."""
+    from .training import is_training_task
+
     best = folder / BEST
     if config is None:
         from .jobfolder import load_config
@@ -197,17 +222,15 @@ def no_network(folder: Path, config: Any, name: str) -> NoTrainedModel:
             config = load_config(folder)
         except ImportError:  # its code is not importable here: the generic message
             pass
-    if hasattr(config, "__xpm_train_function__"):
-        return NoTrainedModel(f"{name} saved no model ({best} is missing): call ctx.save_model(net) in the "
-                              "training function, then run the plan again (bump its version to retrain)")
+    if is_training_task(config):
+        return NoTrainedModel(config.no_network_message(folder, name))
     if config is not None and type(config).__module__.split(".")[0] != "xpm_train":
         return NoTrainedModel(
             f"{name} job {folder.name[:12]} is a plain experimaestro Task: export and load(job).network need "
             f"the trained network in its folder as {BEST}, which xpm-train's training tasks write (Learn, "
             "LightningFit, or a training function calling ctx.save_model(net)); this task keeps its weights "
             f"its own way: read them from {folder}, or train it as a training function")
-    return NoTrainedModel(f"{name} job {folder.name[:12]} has no trained network ({BEST}): load or export "
-                          "a training job (Learn, a training function that calls ctx.save_model)")
+    return NoTrainedModel(no_trained_network(folder, name))
 
 
 def network(folder: Path, config: Any = None) -> "nn.Module":
@@ -217,6 +240,7 @@ def network(folder: Path, config: Any = None) -> "nn.Module":
     config when loaded already (for a Learn trained before ``data.json``
     existed). Raises :class:`NoTrainedModel` when there is none."""
     from . import checkpoint
+    from .reporting import own_kind
 
     folder = Path(folder)
     best = folder / BEST
@@ -237,7 +261,7 @@ def network(folder: Path, config: Any = None) -> "nn.Module":
         description = read_data(folder)
         if description is not None:
             info = description["info"]
-        elif config is not None and hasattr(config, "data"):  # a Learn trained before data.json existed
+        elif own_kind(config) == "learn":  # a Learn trained before data.json existed
             from .objectives import objective_of
 
             info = objective_of(config).describe(config.data.arrays())

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..training import RunsOnRanks
 
 TERM = re.compile(r"^\s*(processes|nodes)\s*=\s*(\S*)\s*$")
 
@@ -84,17 +85,16 @@ def check_gpus(layout: Layout, gpus: int, text: str) -> None:
 def submit_check(layout: Layout):
     """A launcher listener refusing, at ``submit()``, a task that cannot run on
     ``layout``'s ranks: tasks declare it with ``check_ranks(world_size)``
-    (raising a ``UserError`` saying what to change); a task without it is not
-    distributed."""
+    (:class:`~xpm_train.training.RunsOnRanks`, raising a ``UserError`` saying
+    what to change); a task without it is not distributed."""
 
     def check(job) -> None:
         task = job.config
-        check_ranks = getattr(task, "check_ranks", None)
-        if check_ranks is None:
+        if not isinstance(task, RunsOnRanks):
             name = type(task).__qualname__.removesuffix(".XPMConfig")
             raise RanksSpecError(
                 f"{name} does not run on several ranks, but its launcher's spec asks for "
                 f"{layout.world_size} ({layout.describe()}): submit it with a spec without processes=/nodes=")
-        check_ranks(layout.world_size)
+        task.check_ranks(layout.world_size)
 
     return check

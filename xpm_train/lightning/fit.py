@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
@@ -273,6 +273,22 @@ class LightningFit(ResumableTask):
                 final["test"] = tested
             summaries.write(self.final_path, final)
             job.end(wall_time=wall)
+
+    # --- The TrainingTask protocol (xpm_train/training.py)
+
+    training_kind: ClassVar[str] = "lightning"
+
+    def study_score(self) -> tuple[str, Optional[str]]:
+        """A Study's default, as before this protocol: Learn's default objective
+        (classification: ``best.val_accuracy``, maximised), whatever ``monitor``/``mode``."""
+        from ..summary import CLASSIFICATION_METRIC
+
+        return CLASSIFICATION_METRIC, "maximize"
+
+    def no_network_message(self, folder: Path, name: str) -> str:
+        from ..trained import no_trained_network
+
+        return no_trained_network(folder, name)
 
     def check_ranks(self, world_size: int) -> None:
         """Called at ``submit()`` when the launcher gives the job several

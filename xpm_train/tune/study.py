@@ -116,22 +116,18 @@ class Study:
 
 
 def objective_defaults(base, metric: Optional[str], direction: Optional[str]) -> tuple[str, str]:
-    """``(metric, direction)`` of a study, defaults filled from the base:
-    a Learn's objective (its best score), a training function's direction."""
-    from ..objectives import Classification, direction_of, objective_of
-    from ..reporting import declared_score, own_kind
-    from ..summary import CLASSIFICATION_METRIC
+    """``(metric, direction)`` of a study, defaults filled from the base: a
+    training task's ``study_score()`` (:mod:`xpm_train.training`), else the
+    score a plain task declares."""
+    from ..objectives import direction_of
+    from ..reporting import declared_score
+    from ..training import is_training_task
 
-    if hasattr(base, "__xpm_train_function__"):
-        score, score_direction = "score", type(base).direction
-    elif own_kind(base) is None:  # a plain Task declaring the score it reports
-        score = declared_score(type(base))
-        score_direction = direction_of(score)
-    else:
-        objective = objective_of(base)
-        # a classifying Learn keeps its former default (and its study names)
-        score = CLASSIFICATION_METRIC if isinstance(objective, Classification) else "score"
-        score_direction = objective.direction
+    if is_training_task(base):
+        score, score_direction = base.study_score()
+    else:  # a plain Task declaring the score it reports
+        score, score_direction = declared_score(type(base)), None
+    score_direction = score_direction or direction_of(score)
     metric = metric or score
     if direction is None:
         direction = score_direction if metric in (score, "score", "objective") else direction_of(metric)
