@@ -158,3 +158,95 @@ def test_ranks_continue_only_from_a_prefix_they_all_found(mine, other, same):
     from xpm_train.budget import agreed
 
     assert agreed(TwoRanks(mine, other), mine) is same
+
+
+# --- training functions (@training_function(budget="epochs"))
+
+FUNCTIONS = REPO / "tests" / "budgetplan" / "functions.yaml"
+FUNCTION = "budgetfn.budgeted"
+
+
+def function_jobs(workdir: Path) -> dict[int, Path]:
+    """The job folders of budgetfn.budgeted in ``workdir`` by their budget."""
+    return {json.loads((p / jobfolder.FINAL).read_text())["budget"]: p for p in (workdir / "jobs" / FUNCTION).iterdir()}
+
+
+@pytest.fixture(scope="module")
+def function_runs(tmp_path_factory):
+    """As :func:`runs` for a training function: ``continued`` (epochs=2,
+    then 4) and ``straight`` (epochs=4), horizon 4."""
+    root = tmp_path_factory.mktemp("budget-functions")
+    plans = {"continued": ("[2]", "[4]"), "straight": ("[4]",)}
+    for name, budgets in plans.items():
+        for epochs in budgets:
+            result = run_experiment(FUNCTIONS, root / name, f"epochs={epochs}")
+            assert result.returncode == 0, result.stderr[-3000:]
+    return {name: function_jobs(root / name) for name in plans}
+
+
+def test_a_functions_larger_budget_continues_the_done_smaller_one(function_runs):
+    short, long = function_runs["continued"][2], function_runs["continued"][4]
+    (start,) = events(long, "start")
+    assert start["continued_from"] == jobfolder.id_of(short) and start["horizon"] == 4
+    assert len(events(long, "checkpoint")) == 2  # trained epochs 2 and 3, not 4 epochs
+    final = json.loads((long / jobfolder.FINAL).read_text())
+    assert (final["continued_from"], final["horizon"], final["budget"]) == (jobfolder.id_of(short), 4, 4)
+
+
+def test_a_continued_function_ends_bit_identical_to_a_straight_run(function_runs):
+    import torch
+
+    from xpm_train import checkpoint
+    from xpm_train.metrics import read_jsonl
+
+    continued, straight = function_runs["continued"][4], function_runs["straight"][4]
+    assert continued.name == straight.name and len(events(straight, "checkpoint")) == 4
+    ours, theirs = (checkpoint.load(f / jobfolder.CHECKPOINTS / jobfolder.LAST) for f in (continued, straight))
+    assert ours["epoch"] == theirs["epoch"] == 3 and ours["accuracy"] == theirs["accuracy"]
+    assert all(torch.equal(ours["model"][k], theirs["model"][k]) for k in theirs["model"])
+    assert all(torch.equal(ours["optimizer"]["state"][k]["momentum_buffer"], theirs["optimizer"]["state"][k]["momentum_buffer"])
+               for k in theirs["optimizer"]["state"])
+    points = [[(p["epoch"], p["loss"], p["accuracy"]) for p in read_jsonl(f / jobfolder.METRICS)]
+              for f in (continued, straight)]
+    assert points[0] == points[1] and len(points[1]) == 4
+    assert json.loads((continued / jobfolder.FINAL).read_text())["objective"] == \
+        json.loads((straight / jobfolder.FINAL).read_text())["objective"]
+
+
+def function_config(**values):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "budgetplan"))
+    from budgetfn import budgeted
+
+    return budgeted.C(**values)
+
+
+def test_a_functions_budget_beyond_its_horizon_is_refused_when_submitted():
+    from xpm_train.budget import BudgetError
+
+    with pytest.raises(BudgetError, match="budgeted: epochs=5 is beyond horizon=4") as error:
+        function_config(epochs=5, horizon=4).__xpm__.validate()
+    assert "\n" not in str(error.value)
+    config = function_config(epochs=3, horizon=4)
+    config.__xpm__.validate()
+    assert config.prefixes == [jobfolder.job_id(function_config(epochs=e, horizon=4)) for e in (2, 1)]
+    plain = function_config(epochs=3)
+    plain.__xpm__.validate()
+    assert plain.prefixes is None and jobfolder.job_id(plain) != jobfolder.job_id(config)
+
+
+def test_a_function_without_a_budget_has_no_horizon_and_a_bad_budget_is_refused():
+    from xpm_train import training_function
+    from xpm_train.custom import make_task
+
+    def train(ctx, lr: float = 0.1, epochs: int = 3) -> float:
+        return lr
+
+    train.__module__, train.__qualname__ = "mymodule", "train"
+    plain = make_task(train, "1")
+    assert plain.__xpm_train_budget__ is None and "horizon" not in plain.__annotations__
+    for budget, message in (("steps", "budget='steps' must name an int parameter"),
+                            ("lr", "budget='lr' must name an int parameter")):
+        with pytest.raises(TypeError, match=message):
+            training_function(train, budget=budget)

@@ -13,6 +13,11 @@ checkpoint of the done job of the largest smaller budget instead of from
 scratch; it ends, on the CPU, with the weights of a straight run of budget
 ``E``, bit for bit (as a resumed job does: the same mechanism).
 
+A training function declared ``@training_function(budget="epochs")`` gets
+the same: a ``horizon`` Param, and the prefix's ``last.pt`` becomes its job's
+own, which the function's ``ctx.load_checkpoint()`` resumes from (bit for
+bit when its checkpoint holds everything its next epoch depends on).
+
 Each budget is its own job: ``epochs`` stays a Param (its own ID, folder and
 cache), and ``horizon=None``, the default, keeps today's meaning (the horizon
 is ``epochs``) and IDs. Such a run cannot be continued: a longer run has
@@ -55,40 +60,74 @@ class BudgetError(UserError, ValueError):
     """A budget that the schedule's horizon does not allow."""
 
 
+def budget_name(config) -> str:
+    """The Param that is ``config``'s budget: ``epochs`` for a Learn, the
+    parameter named by ``@training_function(budget=...)`` for a training function."""
+    return getattr(type(config), "__xpm_train_budget__", None) or "epochs"
+
+
+def budget_of(config) -> int:
+    """Where the run of ``config`` stops (its budget Param's value)."""
+    return getattr(config, budget_name(config))
+
+
+def is_function(config) -> bool:
+    """Whether ``config`` is a training function's task (its TrainingTask kind)."""
+    return getattr(config, "training_kind", None) == "function"
+
+
+def task_name(config) -> str:
+    """``Learn``, or the training function's name, for messages."""
+    return type(config).__xpm_train_function__.__name__ if is_function(config) else "Learn"
+
+
 def check(learn) -> None:
     """Refuse, in the plan, a horizon that is not a positive number of epochs
-    or a budget (``epochs``) beyond it."""
-    horizon = learn.horizon
+    or a budget (``epochs``, or a training function's budget) beyond it."""
+    horizon, name, what = learn.horizon, budget_name(learn), task_name(learn)
     if horizon is None:
         return
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise BudgetError(f"Learn: horizon={horizon!r} must be a positive number of epochs (or None: the "
-                          "horizon is epochs)")
-    if learn.epochs > horizon:
+        raise BudgetError(f"{what}: horizon={horizon!r} must be a positive number of epochs (or None: the "
+                          f"horizon is {name})")
+    if budget_of(learn) > horizon:
         raise BudgetError(
-            f"Learn: epochs={learn.epochs} is beyond horizon={horizon}: the schedule ends at epoch {horizon}, so "
-            f"a run cannot stop after it; lower epochs to at most {horizon}, or raise horizon (another "
+            f"{what}: {name}={budget_of(learn)} is beyond horizon={horizon}: the schedule ends at epoch {horizon}, "
+            f"so a run cannot stop after it; lower {name} to at most {horizon}, or raise horizon (another "
             "schedule: a new run, which cannot continue the shorter ones)")
 
 
 def horizon_of(learn) -> int:
     """The number of epochs the schedule spans."""
-    return learn.epochs if learn.horizon is None else learn.horizon
+    return budget_of(learn) if learn.horizon is None else learn.horizon
 
 
 def prefix_ids(learn) -> list[str]:
     """The job IDs of ``learn`` (a config being submitted) with each smaller
-    ``epochs``, largest first; none without a horizon."""
+    budget (``epochs``), largest first; none without a horizon."""
     from experimaestro.core.objects.config import copyconfig
 
     if learn.horizon is None:
         return []
-    ids = []
-    for epochs in range(learn.epochs - 1, 0, -1):
-        shorter = copyconfig(learn, epochs=epochs)
+    ids, name = [], budget_name(learn)
+    for epochs in range(budget_of(learn) - 1, 0, -1):
+        shorter = copyconfig(learn, **{name: epochs})
         shorter.__xpm__.set_init_tasks(list(learn.__xpm__.init_tasks))
         ids.append(jobfolder.job_id(shorter))
     return ids
+
+
+def plan(config) -> None:
+    """At submit time: check the budget of ``config`` and record (and wait
+    for) the jobs it may continue."""
+    from .jobfolder import current_experiment, done_in_current_workspace
+
+    check(config)
+    if config.horizon is not None:
+        config.prefixes = prefix_ids(config)
+        xp = current_experiment()
+        if xp is not None and not done_in_current_workspace(config):
+            wait_for_submitted(config, Path(xp.workspace.path), xp.scheduler.jobs)
 
 
 def wait_for_submitted(learn, workspace: Path, scheduled: dict[str, Any]) -> Optional[str]:
@@ -115,20 +154,23 @@ class Prefix:
     id: str
     folder: Path
     state: dict[str, Any]
+    budget: int = 0
+    """Its budget (epochs)"""
 
     @property
     def epochs(self) -> int:
-        """Epochs the checkpoint has done."""
+        """Epochs a Learn's checkpoint has done."""
         return int(self.state["run"]["epoch"])
 
 
-def find(workspace: Path, ids: list[str], epochs: int) -> Optional[Prefix]:
-    """The first of the jobs ``ids`` that is done, not pruned, and has an
-    intact end-of-run checkpoint short of ``epochs``; None: train from scratch."""
+def find(workspace: Path, ids: list[str], epochs: int, learn: bool = True) -> Optional[Prefix]:
+    """The first of the jobs ``ids`` (the budgets ``epochs - 1`` down to 1)
+    that is done, not pruned, and has an intact end-of-run checkpoint (a
+    Learn's: short of ``epochs``); None: train from scratch."""
     from .checkpoint import load_latest
     from .summary import read
 
-    for job in ids:
+    for index, job in enumerate(ids):
         folder = jobfolder.job_path(workspace, job)
         if not jobfolder.is_done(folder) or read(folder).get("pruned") is True:
             continue
@@ -137,24 +179,31 @@ def find(workspace: Path, ids: list[str], epochs: int) -> Optional[Prefix]:
         if state is None:
             logger.info("Prefix %s has no intact %s (removed by xpm-train gc?): skipped", job, jobfolder.LAST)
             continue
-        if int(state["run"]["epoch"]) < epochs:
-            return Prefix(job, folder, state)
+        if not learn or int(state["run"]["epoch"]) < epochs:
+            return Prefix(job, folder, state, epochs - 1 - index)
     return None
 
 
 def continuation(learn, ranks, last_path: Path) -> Optional[Prefix]:
-    """The prefix the job of ``learn`` continues, its files adopted (rank 0),
-    when it has no checkpoint of its own (``last_path``) and a prefix is done;
-    None: resume from its own checkpoint, or start from scratch."""
+    """The prefix the job of ``learn`` (a Learn, or a training function with
+    a budget) continues, its files adopted (rank 0), when it has no checkpoint
+    of its own (``last_path``) and a prefix is done; None: resume from its own
+    checkpoint, or start from scratch. A training function's job also gets the
+    prefix's end-of-run state as its own ``last.pt``: ``ctx.load_checkpoint()``
+    returns it, and the function goes on as after a stop."""
     from .checkpoint import previous_path
 
     if not learn.prefixes or last_path.exists() or previous_path(last_path).exists():
         return None
-    prefix = find(jobfolder.workspace_of(Path(learn.final_path).parent), learn.prefixes, learn.epochs)
-    if not agreed(ranks, prefix.epochs if prefix else 0):
+    function = is_function(learn)
+    prefix = find(jobfolder.workspace_of(Path(learn.final_path).parent), learn.prefixes, budget_of(learn),
+                  learn=not function)
+    if not agreed(ranks, prefix.budget if prefix else 0):
         return None  # a prefix finished while the ranks looked: every rank starts from scratch
     if prefix is not None and ranks.is_main:
         adopt(prefix, learn.checkpoints, learn.metrics_path)
+        if function:
+            adopt_function(prefix, last_path)
     return prefix
 
 
@@ -168,6 +217,18 @@ def adopt(prefix: Prefix, checkpoints: Path, metrics_path: Path) -> None:
         atomic_write_bytes(Path(checkpoints) / jobfolder.BEST, best.read_bytes())
     metrics = prefix.folder / jobfolder.METRICS
     atomic_write_bytes(Path(metrics_path), metrics.read_bytes() if metrics.is_file() else b"")
+
+
+def adopt_function(prefix: Prefix, last_path: Path) -> None:
+    """A training function's job also takes the prefix's end-of-run state
+    (its ``last.pt``) and the description of its saved model's data."""
+    from .atomic import atomic_write_bytes
+    from .checkpoint import save
+
+    save(last_path, prefix.state)
+    data = prefix.folder / jobfolder.DATA
+    if data.is_file():
+        atomic_write_bytes(last_path.parent.parent / jobfolder.DATA, data.read_bytes())
 
 
 def agreed(ranks, value: int) -> bool:
@@ -185,5 +246,38 @@ def agreed(ranks, value: int) -> bool:
 def continuable(summary: dict[str, Any]) -> bool:
     """Whether a done Learn's summary says that longer runs may continue it
     (it stopped short of its horizon): its ``last.pt`` is worth keeping."""
-    horizon, epochs = summary.get("horizon"), summary.get("epochs")
+    horizon, epochs = summary.get("horizon"), summary.get("budget", summary.get("epochs"))
     return isinstance(horizon, int) and isinstance(epochs, int) and epochs < horizon and not summary.get("pruned")
+
+
+def summary_fields(task, prefix: Optional[Prefix]) -> dict[str, Any]:
+    """What the ``start`` event and ``final.json`` of a function with a
+    budget say of it: its horizon and budget, and the job it continued."""
+    if task.horizon is None:
+        return {}
+    return {"horizon": task.horizon, "budget": budget_of(task), **({"continued_from": prefix.id} if prefix else {})}
+
+
+def function_params(where: str, budget: str, hints: dict[str, Any], names: tuple[str, ...],
+                    annotations: dict[str, Any], namespace: dict[str, Any]) -> None:
+    """The ``horizon`` Param and ``prefixes`` Meta of a function whose
+    parameter ``budget`` says where its run stops; TypeError when it cannot."""
+    import typing
+    from typing import Annotated
+
+    from experimaestro import Meta, Param, field
+
+    hint = hints.get(budget)
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if budget not in names or hint is not int:
+        raise TypeError(f"{where}: budget={budget!r} must name an int parameter of the function (where its run "
+                        f"stops, e.g. epochs: int = 10); its parameters: {', '.join(names) or 'none'}")
+    for name in ("horizon", "prefixes"):
+        if name in names:
+            raise TypeError(f"{where}: with budget={budget!r} the task has its own '{name}'; rename that "
+                            "parameter (read the schedule's span from ctx.horizon)")
+    annotations["horizon"] = Param[Optional[int]]
+    namespace["horizon"] = field(default=None, ignore_default=True)
+    annotations["prefixes"] = Meta[Optional[list[str]]]
+    namespace["prefixes"] = field(default=None, ignore_default=True)

@@ -29,6 +29,10 @@ context)::
   and ``ctx.device`` is its device; only rank 0's ``ctx.log`` writes and only
   rank 0's result is kept (see docs/distributed.md). A function not declared
   so is refused at ``submit()`` on several ranks.
+- ``@training_function(budget="epochs")`` names the parameter where the run
+  stops: the task gets a ``horizon`` Param (``ctx.horizon``) and a job of a
+  larger budget continues the done run of a smaller one from its
+  ``last.pt`` (prefix budgets, :mod:`xpm_train.budget`).
 
 The task process imports the function's module again: define the function in
 a module of an installed package, or in a top-level module (a ``.py`` file
@@ -63,7 +67,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
 from . import jobfolder
-from .checks import DeviceName
+from .checks import DeviceName, validated
 from .errors import UserError
 from .hooks import Tracking, Trial
 
@@ -124,6 +128,11 @@ class Context:
 
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The function's parameters by name (as passed to it)"""
+
+    horizon: Optional[int] = None
+    """Epochs the schedule spans, for a function declared with a budget
+    (``@training_function(budget="epochs")``): the task's ``horizon``, else
+    its budget; build the learning-rate schedule over it (None: no budget declared)"""
 
     def should_prune(self, epoch: int, value: float) -> bool:
         """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
@@ -236,11 +245,20 @@ class TrainingFunction(ResumableTask):
     final_path: Meta[Path] = field(default_factory=PathGenerator(jobfolder.FINAL))
     """Result written at the end"""
 
-    # Set by make_task: the function, the names of its task parameters, and
-    # whether it runs on several ranks
+    # Set by make_task: the function, the names of its task parameters,
+    # whether it runs on several ranks, and the parameter that is its budget
     __xpm_train_function__ = None
     __xpm_train_params__ = ()
     __xpm_train_distributed__ = False
+    __xpm_train_budget__ = None
+
+    def __validate__(self):
+        """With a budget (``@training_function(budget=...)``): refuse one beyond
+        the horizon and record the jobs of smaller budgets it may continue
+        (installed on each such function's config class: :func:`~xpm_train.checks.validated`)."""
+        from . import budget
+
+        budget.plan(self)
 
     # --- The TrainingTask protocol (xpm_train/training.py)
 
@@ -292,7 +310,7 @@ class TrainingFunction(ResumableTask):
     def execute(self):
         import torch
 
-        from . import distributed, summary
+        from . import budget, distributed, summary
         from .learn import cap_gpu_memory
         from .metrics import lifecycle, open_log
 
@@ -302,14 +320,19 @@ class TrainingFunction(ResumableTask):
         torch.manual_seed(self.seed)
         random.seed(self.seed)
 
-        log = open_log(self, ranks)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+        budgeted = type(self).__xpm_train_budget__ is not None
+        # a job of a larger budget continues the done run of a smaller one (xpm_train.budget)
+        prefix = budget.continuation(self, ranks, self.checkpoints / jobfolder.LAST) if budgeted else None
+        log = open_log(self, ranks)
         ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
-                      log=log, seed=self.seed, trial=self.trial, ranks=ranks)
+                      log=log, seed=self.seed, trial=self.trial, ranks=ranks,
+                      horizon=budget.horizon_of(self) if budgeted else None)
         function = type(self).__xpm_train_function__
         kwargs = ctx.params = {name: getattr(self, name) for name in self.__xpm_train_params__}
         name = f"{function.__module__}.{function.__qualname__}"
-        with lifecycle(log, ranks, device=str(device), function=name) as job:  # start, then end or error
+        extent = budget.summary_fields(self, prefix) if budgeted else {}
+        with lifecycle(log, ranks, device=str(device), function=name, **extent) as job:  # start, then end or error
             result = as_result(function(ctx, **kwargs), function)
             ranks.close()
             if not ranks.is_main:
@@ -317,7 +340,7 @@ class TrainingFunction(ResumableTask):
             wall = log.elapsed()
             final = {**summary.score_fields("objective", result.objective, type(self).direction),
                      "objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
-                     "wall_time": wall}
+                     "wall_time": wall, **extent}
             summary.write(self.final_path, final)
             job.end(wall_time=wall, objective=result.objective)
         logger.info("objective %.4f", result.objective)
@@ -361,7 +384,7 @@ def param_annotation(annotation: Any) -> Any:
 
 
 def training_function(function: Callable | None = None, *, version: str = "1",
-                      distributed: bool = False, direction: str = "maximize"):
+                      distributed: bool = False, direction: str = "maximize", budget: Optional[str] = None):
     """Decorator: a typed function ``f(ctx, a: T, b: U = default, ...) -> Result``
     becomes a task class named like the function (see the module documentation).
 
@@ -371,19 +394,25 @@ def training_function(function: Callable | None = None, *, version: str = "1",
     several (``ctx.ranks``); it does not change the task ID.
     ``direction``: ``maximize`` (an accuracy) or ``minimize`` (a loss) the
     objective: the best run, ``results --sort score`` and Tune follow it.
+    ``budget``: the name of the function's integer parameter that says where
+    the run stops (e.g. ``"epochs"``): the task gets a ``horizon`` Param (the
+    epochs its schedule spans, ``ctx.horizon``; None: the budget), and a job
+    of a larger budget with a horizon starts from the end-of-run checkpoint of
+    the done job of the largest smaller one (prefix budgets, docs/workflows.md).
     """
     if direction not in ("maximize", "minimize"):
         raise ValueError(f"@training_function(direction={direction!r}): use 'maximize' or 'minimize'")
 
     def decorate(function: Callable) -> type[TrainingFunction]:
-        task = make_task(function, version, distributed)
+        task = make_task(function, version, distributed, budget)
         task.direction = direction
         return task
 
     return decorate(function) if function is not None else decorate
 
 
-def make_task(function: Callable, version: str, distributed: bool = False) -> type[TrainingFunction]:
+def make_task(function: Callable, version: str, distributed: bool = False,
+              budget: Optional[str] = None) -> type[TrainingFunction]:
     """The task class of ``function``; raises TypeError for unusable signatures."""
     where = f"@training_function {function.__module__}.{function.__qualname__}"
     if "<locals>" in function.__qualname__ or function.__name__ == "<lambda>":
@@ -414,6 +443,10 @@ def make_task(function: Callable, version: str, distributed: bool = False) -> ty
     if "seed" not in names:
         annotations["seed"] = Param[int]
         namespace["seed"] = field(default=0, ignore_default=True)
+    if budget is not None:
+        from .budget import function_params
+
+        function_params(where, budget, hints, names, annotations, namespace)
     annotations["version"] = Constant[str]
     namespace.update(
         version=version,
@@ -424,6 +457,9 @@ def make_task(function: Callable, version: str, distributed: bool = False) -> ty
         __xpm_train_function__=staticmethod(function),
         __xpm_train_params__=names,
         __xpm_train_distributed__=distributed,
+        __xpm_train_budget__=budget,
         __wrapped__=function,
     )
-    return type(function.__name__, (TrainingFunction,), namespace)
+    task = type(function.__name__, (TrainingFunction,), namespace)
+    return validated(task) if budget is not None else task
+

@@ -36,7 +36,7 @@ from .data.stream import Streaming
 from .augment import Augment
 from .distill import Distillation
 from .models import LoadWeights, Model
-from .jobfolder import current_experiment, done_in_current_workspace
+from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, ObjectiveError, check_model_outputs, objective_of
 from .optim import Optimizer, Schedule
 from .hooks import Tracking, Trial
@@ -189,12 +189,7 @@ class Learn(ResumableTask):
         """Refuse, when the plan submits it, a budget beyond the horizon, an
         objective that does not fit the data, or a model whose output size does
         not fit the objective; record the jobs a budget may continue."""
-        budget.check(self)
-        if self.horizon is not None:
-            self.prefixes = budget.prefix_ids(self)
-            xp = current_experiment()
-            if xp is not None and not done_in_current_workspace(self):
-                budget.wait_for_submitted(self, Path(xp.workspace.path), xp.scheduler.jobs)
+        budget.plan(self)
         objective = objective_of(self)
         where = f"Learn(model={config_name(self.model)}, data={config_name(self.data)})"
         objective.check_data(self.data.targets(), where)

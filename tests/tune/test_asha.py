@@ -191,6 +191,21 @@ def test_asha_rungs_and_study_checks():
         Study(label="s", base=_with(base, horizon=5), space=space, scheduler=ASHA(1, 9, 3))
 
 
+def test_asha_refuses_the_trials_of_a_training_function_even_with_a_budget():
+    import sys
+
+    from helpers import REPO
+    from xpm_train.tune import ASHA, Float, NoPruner, Space, Study
+    from xpm_train.tune.study import StudyError
+
+    sys.path.insert(0, str(REPO / "tests" / "budgetplan"))
+    from budgetfn import budgeted
+
+    space = Space([Float("lr", 1e-3, 0.1, log=True)])
+    with pytest.raises(StudyError, match="ASHA: trials of the training function budgeted are not supported yet"):
+        Study(label="s", base=budgeted.C(epochs=9), space=space, pruner=NoPruner.C(), scheduler=ASHA(1, 9, 3))
+
+
 def _with(config, **values):
     copy = config.copy()
     for key, value in values.items():
