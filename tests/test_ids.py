@@ -102,7 +102,7 @@ def lightning_configs():
 
 def more_configs(mlp, train):
     """One entry for each exported class not pinned above (added 2026-12-01)."""
-    from xpm_train import (CIFAR10, CNN, MNIST, SGD, Adam, AdamW, Augment, Constant, Cosine, Distillation,
+    from xpm_train import (CIFAR10, CNN, MNIST, SGD, Adam, AdamW, Augment, ConstantRate, Cosine, Distillation,
                            ExportBest, FashionMNIST, HeldOut, Hyperband, Learn, LoadWeights, MedianPruner,
                            MLflowTracking, NoPruner, StepDecay, Streaming, SuccessiveHalving, Synthetic, TPE, Tune)
 
@@ -112,7 +112,7 @@ def more_configs(mlp, train):
         "adam": Adam.C(lr=3e-3),
         "adamw": AdamW.C(lr=1e-3, weight_decay=0.01),
         "sgd": SGD.C(lr=0.1, momentum=0.9, nesterov=True),
-        "constant": Constant.C(warmup_epochs=2),
+        "constant": ConstantRate.C(warmup_epochs=2),
         "step-decay": StepDecay.C(milestones=[0.5, 0.8], gamma=0.1),
         "cosine": Cosine.C(min_factor=0.01),
         "cnn": CNN.C(n_layers=2, hidden_dim=32, kernel_size=5),

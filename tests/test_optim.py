@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from xpm_train.optim import SGD, Adam, AdamW, Constant, Cosine, StepDecay
+from xpm_train.optim import SGD, Adam, AdamW, ConstantRate, Cosine, StepDecay
 
 
 def factors(schedule, total=100, per_epoch=10):
@@ -11,7 +11,7 @@ def factors(schedule, total=100, per_epoch=10):
 
 
 def test_constant_with_warmup():
-    values = factors(Constant.C(warmup_epochs=1))
+    values = factors(ConstantRate.C(warmup_epochs=1))
     assert values[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
     assert set(values[10:]) == {1.0}
 
@@ -66,3 +66,12 @@ def test_fused_adam_is_the_default_and_trains_alike(kind):
             optimizer.step()
         results.append(net.weight.detach().clone())
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+def test_the_constant_schedule_renamed_keeps_its_identifier_and_old_name():
+    import xpm_train
+    from xpm_train.optim import Constant
+
+    assert Constant is ConstantRate is xpm_train.Constant  # the params.json of older jobs name it
+    assert "ConstantRate" in xpm_train.__all__ and "Constant" not in xpm_train.__all__  # experimaestro's name
+    assert str(ConstantRate.C().__xpmtype__.identifier) == "xpm_train.optim.constant"

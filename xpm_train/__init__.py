@@ -52,7 +52,7 @@ _EXPORTS = {
     "SGD": "xpm_train.optim",
     "Adam": "xpm_train.optim",
     "AdamW": "xpm_train.optim",
-    "Constant": "xpm_train.optim",
+    "ConstantRate": "xpm_train.optim",
     "StepDecay": "xpm_train.optim",
     "Cosine": "xpm_train.optim",
     # tasks
@@ -110,6 +110,7 @@ _EXPORTS = {
 }
 
 _INTERNAL = {
+    "Constant": "xpm_train.optim",  # ConstantRate's old name
     "LoadWeights": "xpm_train.models",
     "Tune": "xpm_train.tune",
     "Context": "xpm_train.custom",

@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Annotated
 
 from experimaestro import Config, Param, field
-from experimaestro import Constant as Fixed  # `Constant` is the schedule below
+from experimaestro import Constant as Fixed  # the alias `Constant` below is the old name of ConstantRate
 
 from .checks import NonNegative, Positive, Range
 
@@ -114,11 +114,20 @@ class Schedule(Config):
 
 
 
-class Constant(Schedule):
+class ConstantRate(Schedule):
     """The base learning rate throughout (after the warm-up)."""
+
+    __xpmid__ = "xpm_train.optim.constant"
+    # The identifier of the class when it was named Constant (an identifier is
+    # the module and class name by default): the IDs of its jobs stay the same
 
     def decay(self, progress):
         return 1.0
+
+
+Constant = ConstantRate
+"""The old name of :class:`ConstantRate` (it shadowed experimaestro's
+``Constant``): the params.json of the jobs made before the rename name it"""
 
 
 class StepDecay(Schedule):

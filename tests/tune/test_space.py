@@ -138,3 +138,37 @@ def test_held_out_is_the_part_learn_validates_on():
     assert torch.equal(part.images, arrays.images[indices])
     with pytest.raises(ValueError, match="val_fraction=0"):
         Learn.C(model=MLP.C(), data=train, optimizer=Adam.C(), val_fraction=0.0).held_out()
+
+
+def test_options_are_keyword_only_as_in_optuna():
+    """``log``/``step``/``when`` by name (Optuna's ``suggest_float(name, low, high, *, step, log)``),
+    and a study's options (Optuna's ``create_study(*, ...)``)."""
+    import inspect
+
+    from xpm_train.tune import optimize
+
+    with pytest.raises(TypeError):
+        Float("optimizer.lr", 1e-4, 1e-1, True)
+    with pytest.raises(TypeError):
+        Int("batch_size", 16, 128, False, 16)
+    with pytest.raises(TypeError):
+        Categorical("model.hidden_dims", [[32]], {})
+    with pytest.raises(TypeError):
+        Study("s", base(), Space([Float("optimizer.lr", 1e-4, 1e-1)]), TPE.C())
+    options = inspect.signature(optimize).parameters
+    assert [name for name, p in options.items() if p.kind != p.KEYWORD_ONLY] == ["study", "n_trials"]
+
+
+def test_the_tuning_loop_uses_public_optuna_api_only():
+    """No private attribute of another object (Optuna's ``_storage``, ``_trial_id``...) in xpm_train/tune."""
+    import ast
+    from pathlib import Path
+
+    import xpm_train.tune
+
+    private = [f"{path.name}:{node.lineno}: .{node.attr}"
+               for path in sorted(Path(xpm_train.tune.__file__).parent.glob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+               and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert not private, private

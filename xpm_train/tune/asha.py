@@ -206,7 +206,7 @@ class Ladder:
                 continue
             logger.info("Trial %d was interrupted in its %s-epoch rung: submitting it again", trial.number,
                         epochs or self.asha.rungs[0])
-            self.resume.append((trial.number, trial._trial_id, values, epochs or self.asha.rungs[0]))
+            self.resume.append((trial.number, self.loop.trial_id(trial.number), values, epochs or self.asha.rungs[0]))
 
     def next_work(self, n_trials: int) -> Optional[tuple[int, int, dict[str, Any], int]]:
         """What a free slot runs: an interrupted rung, a promotion, or a new configuration."""
@@ -219,7 +219,7 @@ class Ladder:
             return None
         trial = self.ostudy.ask()
         trial.set_user_attr("driver", self.loop.lock.id)
-        return trial.number, trial._trial_id, self.loop.study.space.sample(trial), self.asha.rungs[0]
+        return trial.number, self.loop.trial_id(trial.number), self.loop.study.space.sample(trial), self.asha.rungs[0]
 
     def promotion(self) -> Optional[tuple[int, int, dict[str, Any], int]]:
         """The best paused trial of the top ``1/eta`` of the highest rung that has one."""
@@ -238,7 +238,7 @@ class Ladder:
                         and trial.user_attrs.get(EPOCHS_ATTR) == rungs[k] and self.ours(trial)):
                     values = self.loop.study.space.decode(trial.params)
                     logger.info("Trial %d promoted from %d to %d epochs", trial.number, rungs[k], rungs[k + 1])
-                    return trial.number, trial._trial_id, values, rungs[k + 1]
+                    return trial.number, self.loop.trial_id(trial.number), values, rungs[k + 1]
         return None
 
     def launch(self, number: int, trial_id: int, values: dict[str, Any], epochs: int) -> None:

@@ -43,6 +43,7 @@ from .trial import OptunaTrial
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import JournalStorage
 
     from ..learn import Learn
     from ..models import LoadWeights
@@ -108,7 +109,7 @@ class TuneResult:
                       best_trial=self.best_number, tracking=tracking)
 
 
-def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
+def optimize(study: Study, n_trials: int, *, n_parallel: int = 1, launcher=None,
              tags: Optional[dict[str, Any]] = None, enqueue: Optional[list[dict[str, Any]]] = None) -> TuneResult:
     """Run ``study`` until it holds ``n_trials`` trials (any state), with up
     to ``n_parallel`` Learn jobs in flight; returns the best trial.
@@ -136,7 +137,7 @@ def optimize(study: Study, n_trials: int, n_parallel: int = 1, launcher=None,
             ostudy.set_user_attr("label", study.label)
         for values in enqueue or []:
             ostudy.enqueue_trial(study.space.encode(values), skip_if_exists=True)
-        loop = Loop(study, ostudy, journal, lock, launcher, tags or {}, workspace)
+        loop = Loop(study, ostudy, storage, journal, lock, launcher, tags or {}, workspace)
         if study.scheduler is not None:
             from .asha import Ladder
 
@@ -168,18 +169,21 @@ def run_trials(loop: "Loop", n_trials: int, n_parallel: int) -> None:
 class Loop:
     """State of one driver: the trials it has in flight."""
 
-    def __init__(self, study: Study, ostudy: "optuna.Study", journal: Path, lock: DriverLock, launcher, tags,
-                 workspace: Path):
+    def __init__(self, study: Study, ostudy: "optuna.Study", storage: "JournalStorage", journal: Path,
+                 lock: DriverLock, launcher, tags, workspace: Path):
         self.study, self.ostudy, self.journal, self.workspace = study, ostudy, journal, workspace
+        self.storage = storage
+        """The study's storage, as opened (Optuna's public storage API: trial IDs, user attributes)"""
+        self.study_id = storage.get_study_id_from_name(study.name)
         self.lock, self.launcher, self.tags = lock, launcher, tags
         self.in_flight: dict[concurrent.futures.Future, Pending] = {}
         self.launched: list[str] = []
         self.outputs: dict[str, tuple["Learn", "LoadWeights"]] = {}
         """Learn job ID -> (config, output) of every Learn this run submitted"""
 
-    @property
-    def storage(self):
-        return self.ostudy._storage
+    def trial_id(self, number: int) -> int:
+        """The storage's ID of trial ``number`` (what its user attributes are set by)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     def started(self) -> int:
         """Trials of the study asked so far, by any driver (enqueued ones not
@@ -193,7 +197,7 @@ class Loop:
         trial = self.ostudy.ask()
         trial.set_user_attr("driver", self.lock.id)  # first: an interrupted trial can be adopted
         values = self.study.space.sample(trial)
-        self.launch(trial.number, trial._trial_id, values)
+        self.launch(trial.number, self.trial_id(trial.number), values)
 
     def adopt_interrupted(self) -> None:
         """Submit again the RUNNING trials of drivers that no longer run."""
@@ -206,8 +210,9 @@ class Loop:
             logger.info("Trial %d was interrupted (driver %s): submitting it again", frozen.number, driver)
             # Sampling again returns the values it already has (and samples
             # those a driver killed while sampling had not drawn yet)
-            values = self.study.space.sample(optuna.trial.Trial(self.ostudy, frozen._trial_id))
-            self.launch(frozen.number, frozen._trial_id, values)
+            trial_id = self.trial_id(frozen.number)
+            values = self.study.space.sample(optuna.trial.Trial(self.ostudy, trial_id))
+            self.launch(frozen.number, trial_id, values)
 
     def launch(self, number: int, trial_id: int, values: dict[str, Any]) -> None:
         """Submit the trial's Learn, or follow it when another live driver of

@@ -25,7 +25,7 @@ text and decoded when the Learn config is built.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import UserError
@@ -50,6 +50,7 @@ class Float:
     path: str
     low: float
     high: float
+    _: KW_ONLY  # as Optuna's suggest_float(name, low, high, *, step, log)
     log: bool = False
     step: float | None = None
     when: dict[str, list] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class Int:
     path: str
     low: int
     high: int
+    _: KW_ONLY  # as Optuna's suggest_int(name, low, high, *, step, log)
     log: bool = False
     step: int = 1
     when: dict[str, list] = field(default_factory=dict)
@@ -115,6 +117,7 @@ class Categorical:
 
     path: str
     choices: list
+    _: KW_ONLY
     when: dict[str, list] = field(default_factory=dict)
 
     def check(self):

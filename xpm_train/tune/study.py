@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import UserError
@@ -47,6 +47,8 @@ class Study:
 
     space: Space
     """What varies"""
+
+    _: KW_ONLY  # the options, by name (as Optuna's create_study)
 
     sampler: Sampler = None  # type: ignore[assignment]
     """Optuna sampler (default: TPE with seed 0)"""

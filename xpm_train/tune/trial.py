@@ -38,8 +38,8 @@ class OptunaTrial(Trial):
     def should_prune(self, epoch: int, value: float) -> bool:
         import optuna
 
-        study, trial_id = self._open()
-        frozen = study._storage.get_trial(trial_id)
+        study, storage, trial_id = self._open()
+        frozen = storage.get_trial(trial_id)
         if frozen.state.is_finished():
             # Already answered (e.g. the driver gave up on it): just train on
             logger.warning("trial %d of %s is already %s: not reporting", self.number, self.study_name,
@@ -54,8 +54,9 @@ class OptunaTrial(Trial):
                     "prune" if prune else "continue")
         return prune
 
-    def _open(self) -> tuple[Any, int]:
-        """The study (with its pruner) and this trial's ID, loaded once."""
+    def _open(self) -> tuple[Any, Any, int]:
+        """The study (with its pruner), its storage and this trial's ID, loaded
+        once (Optuna's public API: the storage is the one opened here)."""
         cached = self.__dict__.get("_xpm_train_study")
         if cached is None:
             import optuna
@@ -63,8 +64,10 @@ class OptunaTrial(Trial):
             from .storage import open_storage
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.journal),
+            storage = open_storage(self.journal)
+            study = optuna.load_study(study_name=self.study_name, storage=storage,
                                       sampler=optuna.samplers.RandomSampler(), pruner=self.pruner.create())
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, self.number)
-            cached = self.__dict__["_xpm_train_study"] = (study, trial_id)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name(self.study_name), self.number)
+            cached = self.__dict__["_xpm_train_study"] = (study, storage, trial_id)
         return cached
