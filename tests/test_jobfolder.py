@@ -56,6 +56,8 @@ ALLOWED = {
     ("tune/storage.py", "study.json"): "a study's description, in WORKSPACE/tune/NAME (storage.DESCRIPTION)",
     ("launchers/testing.py", "record.json"): "the output of a task that exists for the launcher tests only",
     ("launchers/testing.py", "result.json"): "the output of a task that exists for the launcher tests only",
+    ("launchers/pool/registry.py", "*.json"): "a Slurm pool's records of what its jobs hold, in the pool's folder",
+    ("launchers/pool/registry.py", ".json"): "a Slurm pool's records of what its jobs hold, in the pool's folder",
 }
 """File-name literals outside jobfolder.py that are no job folder's, each with why"""
 
