@@ -181,7 +181,10 @@ def function_runs(tmp_path_factory):
         for epochs in budgets:
             result = run_experiment(FUNCTIONS, root / name, f"epochs={epochs}")
             assert result.returncode == 0, result.stderr[-3000:]
-    return {name: function_jobs(root / name) for name in plans}
+    runs = {name: function_jobs(root / name) for name in plans}
+    runs["forgetful"] = run_experiment(FUNCTIONS, root / "forgetful", "epochs=[1, 2]", "forgetful=true"), \
+        root / "forgetful"
+    return runs
 
 
 def test_a_functions_larger_budget_continues_the_done_smaller_one(function_runs):
@@ -250,3 +253,17 @@ def test_a_function_without_a_budget_has_no_horizon_and_a_bad_budget_is_refused(
                             ("lr", "budget='lr' must name an int parameter")):
         with pytest.raises(TypeError, match=message):
             training_function(train, budget=budget)
+
+
+def test_a_function_that_never_resumes_fails_when_asked_to_continue(function_runs):
+    """budgetfn.forgetful (budget="epochs", no ctx.load_checkpoint()) with
+    epochs 1 then 2 in one plan run: the second job continues the first's run,
+    ignores it, and fails instead of writing a folder with epoch 0 twice."""
+    result, workdir = function_runs["forgetful"]
+    assert result.returncode != 0
+    jobs = {json.loads((p / "params.json").read_text())["objects"][-1]["fields"]["epochs"]: p
+            for p in (workdir / "jobs" / "budgetfn.forgetful").iterdir()}
+    assert jobfolder.is_done(jobs[1]) and not jobfolder.is_done(jobs[2])
+    (error,) = events(jobs[2], "error")
+    assert ("BudgetError: budgetfn.forgetful was given the run of budgetfn.forgetful/" in error["error"]
+            and "never called ctx.load_checkpoint()" in error["error"]), error

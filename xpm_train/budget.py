@@ -219,6 +219,17 @@ def adopt(prefix: Prefix, checkpoints: Path, metrics_path: Path) -> None:
     atomic_write_bytes(Path(metrics_path), metrics.read_bytes() if metrics.is_file() else b"")
 
 
+def check_resumed(function: str, prefix: Prefix, loaded: bool) -> None:
+    """Fail the job of a training function that was given a prefix's run to
+    continue and never read it (``ctx.load_checkpoint()``): it trained from
+    scratch, and its folder would hold the prefix's epochs and its own."""
+    if not loaded:
+        raise BudgetError(
+            f"{function} was given the run of {prefix.id} ({prefix.budget} epochs) to continue but never called "
+            "ctx.load_checkpoint(): it trained from scratch; resume from ctx.load_checkpoint() at its start "
+            "(docs/workflows.md, prefix budgets) or declare it without budget=")
+
+
 def adopt_function(prefix: Prefix, last_path: Path) -> None:
     """A training function's job also takes the prefix's end-of-run state
     (its ``last.pt``) and the description of its saved model's data."""

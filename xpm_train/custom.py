@@ -134,6 +134,10 @@ class Context:
     (``@training_function(budget="epochs")``): the task's ``horizon``, else
     its budget; build the learning-rate schedule over it (None: no budget declared)"""
 
+    checkpoint_loaded: bool = False
+    """Whether the function called :meth:`load_checkpoint` (a job that
+    continues a smaller budget's run must: :func:`xpm_train.budget.check_resumed`)"""
+
     def should_prune(self, epoch: int, value: float) -> bool:
         """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
         trial; True when the trial is pruned: return a :class:`Result` now."""
@@ -215,6 +219,7 @@ class Context:
         from scratch). Use it to resume a job that was stopped."""
         from . import checkpoint
 
+        self.checkpoint_loaded = True
         return checkpoint.load_latest(self.checkpoints / jobfolder.LAST)
 
 
@@ -334,6 +339,8 @@ class TrainingFunction(ResumableTask):
         extent = budget.summary_fields(self, prefix) if budgeted else {}
         with lifecycle(log, ranks, device=str(device), function=name, **extent) as job:  # start, then end or error
             result = as_result(function(ctx, **kwargs), function)
+            if prefix is not None:
+                budget.check_resumed(name, prefix, ctx.checkpoint_loaded)
             ranks.close()
             if not ranks.is_main:
                 return

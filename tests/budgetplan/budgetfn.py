@@ -45,3 +45,12 @@ def budgeted(ctx, lr: float = 0.1, epochs: int = 2) -> Result:
         ctx.save_checkpoint({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                              "accuracy": accuracy, "rng": torch.get_rng_state()})
     return Result(objective=accuracy, metrics={"val_accuracy": accuracy})
+
+
+@training_function(budget="epochs")
+def forgetful(ctx, epochs: int = 1) -> Result:
+    """Declares a budget but never resumes from its checkpoint: continuing it is refused."""
+    for epoch in range(epochs):
+        ctx.log.log(epoch=epoch, step=epoch, split="val", accuracy=0.5)
+        ctx.save_checkpoint({"epoch": epoch})
+    return Result(objective=0.5)
