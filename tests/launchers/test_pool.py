@@ -228,3 +228,36 @@ def test_the_allocation_ends_itself_when_idle(pooled_study):
     log = next((pooled_study["root"] / "a" / "pools").glob(f"*-{allocation}.out"), None) or \
         next((pooled_study["root"] / "b" / "pools").glob(f"*-{allocation}.out"))
     assert "idle for 3s: releasing the allocation" in log.read_text()
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_pools_lists_an_allocation_and_stops_it(slurm_cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from xpm_train.cli import main
+    from xpm_train.launchers.pool.allocations import allocations, request
+
+    launchers = tmp_path / "launchers.yaml"
+    launchers.write_text("launchers:\n" + slurm_cluster.launcher_yaml(
+        "listed", extra="pool: {time: 10m, idle: 1m}"))
+    jobid = request(load_file(launchers).get("listed"), tmp_path / "pools")
+    deadline = time.monotonic() + 30
+    while not any(a.running for a in allocations(slurm_cluster.binpath, "listed")):
+        assert time.monotonic() < deadline, "the allocation never ran"
+        time.sleep(0.2)
+    listed = CliRunner().invoke(main, ["pools", "--file", str(launchers)])
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.output.splitlines()
+    assert header.split() == ["LAUNCHER", "JOB", "ID", "STATE", "NODES", "TIME", "LEFT", "STEPS",
+                              "IDLE", "SINCE"]
+    name, shown_id, state, _nodes, left, steps, since = row.split()
+    assert (name, shown_id, state, steps) == ("listed", jobid, "RUNNING", "0")
+    assert left.startswith("9m") and since[:2] == "20"  # 10 min limit; idle since its start
+    stopped = CliRunner().invoke(main, ["pools", "stop", "--file", str(launchers)])
+    assert stopped.output == f"stopped allocation {jobid} of pool listed\n"
+    deadline = time.monotonic() + 30
+    while allocations(slurm_cluster.binpath, "listed"):
+        assert time.monotonic() < deadline, "still listed after pools stop"
+        time.sleep(0.2)

@@ -2,6 +2,7 @@
 
 - :mod:`.jobs`: ``run``, ``results``, ``show``, ``export``, ``reproduce`` (plans and their jobs);
 - :mod:`.launchers`: ``launchers list|explain``;
+- :mod:`.pools`: ``pools [list]|stop`` (allocations of the Slurm pools);
 - :mod:`.tracking`: ``mlflow ui|sync``, ``plot``;
 - :mod:`.tune`: ``tune list|show``;
 - :mod:`.watch`: ``watch`` (a live table of a sweep's jobs);
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import click
 
-from . import jobs, launchers, tracking, tune, watch, workflows
+from . import jobs, launchers, pools, tracking, tune, watch, workflows
 from .common import UserErrorGroup
 
 
@@ -27,7 +28,8 @@ def main(debug: bool):
     """xpm-train: reproducible, deduplicated deep-learning experiments."""
 
 
-for command in (*jobs.COMMANDS, launchers.launchers_group, tracking.mlflow_group,
+for command in (*jobs.COMMANDS, launchers.launchers_group, pools.pools_group,
+                tracking.mlflow_group,
                 tracking.plot_command, tune.tune_group, watch.watch_command, *workflows.COMMANDS):
     main.add_command(command)
 

@@ -150,3 +150,34 @@ def command(binpath: str, name: str, *args: str) -> str:
     if done.returncode != 0:
         raise OSError(f"{name} failed (exit {done.returncode}): {done.stderr.strip()}")
     return done.stdout
+
+
+@dataclass(frozen=True)
+class Status:
+    """One allocation as ``xpm-train pools`` lists it."""
+
+    allocation: Allocation
+    steps: int
+    """Job steps running"""
+    idle_since: str
+    """When its last step ended (or it started), ``-`` while steps run"""
+
+
+def status(binpath: str, launcher: str) -> list[Status]:
+    """The allocations of ``launcher`` with their running steps and idle time."""
+    found = allocations(binpath, launcher)
+    running = steps(binpath, [a.jobid for a in found])
+    result = []
+    for allocation in found:
+        count = len(running.get(allocation.jobid, []))
+        result.append(Status(allocation, count, "-" if count else idle_since(binpath, allocation.jobid)))
+    return result
+
+
+def idle_since(binpath: str, jobid: str) -> str:
+    """The end of the allocation's last step, else its start (``sacct``)."""
+    out = command(binpath, "sacct", "-n", "-P", "-j", jobid, "--format=JobID,Start,End")
+    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
+    ends = [end for step, _, end in rows if re.fullmatch(rf"{jobid}\.\d+", step) and end[:1].isdigit()]
+    starts = [start for step, start, _ in rows if step == jobid]
+    return max(ends) if ends else (starts[0] if starts else "?")
