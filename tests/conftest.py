@@ -35,6 +35,21 @@ def private_warm_servers(tmp_path_factory):
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_carbon_pause():
+    """The experiments the tests open in this process (``with experiment(...)``)
+    run with carbon tracking off, as xpm_train.preflight turns it off for the
+    plans: experimaestro 2.7 otherwise pauses 3 s with a warning in each one
+    when CodeCarbon is missing."""
+    from experimaestro.settings import get_settings
+
+    carbon = get_settings().carbon
+    saved = carbon.enabled
+    carbon.enabled = False
+    yield
+    carbon.enabled = saved
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_tracking_uri():
     """A test that sets MLFLOW_TRACKING_URI in this process must not send the

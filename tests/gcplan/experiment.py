@@ -8,10 +8,16 @@ from pathlib import Path
 
 from experimaestro.experiments import ExperimentHelper, configuration
 from experimaestro.experiments.configuration import ConfigurationBase
+from experimaestro.settings import get_settings
 
 from xpm_train import MLP, MNIST, Adam, Evaluate, Learn, Streaming, Synthetic, find_launcher
 from xpm_train.plan import finish
 from xpm_train.tune import Float, MedianPruner, Space, Study, TPE, optimize
+
+# Carbon tracking off, as xpm_train.preflight turns it off for the real plans
+# (this plan runs without preflight): experimaestro 2.7 would pause 3 s with a
+# warning in every run when CodeCarbon is missing
+get_settings().carbon.enabled = False
 
 
 @configuration()
