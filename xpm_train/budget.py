@@ -18,6 +18,11 @@ the same: a ``horizon`` Param, and the prefix's ``last.pt`` becomes its job's
 own, which the function's ``ctx.load_checkpoint()`` resumes from (bit for
 bit when its checkpoint holds everything its next epoch depends on).
 
+So does a ``LightningFit`` (``horizon``; ``max_epochs`` is its budget): the
+Trainer runs with ``max_epochs=horizon``, a callback stops it at the budget,
+and the prefix's ``last.ckpt`` becomes its job's own, which Lightning resumes
+from as after a preemption.
+
 Each budget is its own job: ``epochs`` stays a Param (its own ID, folder and
 cache), and ``horizon=None``, the default, keeps today's meaning (the horizon
 is ``epochs``) and IDs. Such a run cannot be continued: a longer run has
@@ -77,8 +82,10 @@ def is_function(config) -> bool:
 
 
 def task_name(config) -> str:
-    """``Learn``, or the training function's name, for messages."""
-    return type(config).__xpm_train_function__.__name__ if is_function(config) else "Learn"
+    """``Learn``, ``LightningFit`` or the training function's name, for messages."""
+    if is_function(config):
+        return type(config).__xpm_train_function__.__name__
+    return "LightningFit" if getattr(config, "training_kind", None) == "lightning" else "Learn"
 
 
 def check(learn) -> None:
@@ -163,10 +170,12 @@ class Prefix:
         return int(self.state["run"]["epoch"])
 
 
-def find(workspace: Path, ids: list[str], epochs: int, learn: bool = True) -> Optional[Prefix]:
+def find(workspace: Path, ids: list[str], epochs: int, learn: bool = True,
+         last_name: str = jobfolder.LAST) -> Optional[Prefix]:
     """The first of the jobs ``ids`` (the budgets ``epochs - 1`` down to 1)
-    that is done, not pruned, and has an intact end-of-run checkpoint (a
-    Learn's: short of ``epochs``); None: train from scratch."""
+    that is done, not pruned, and has an intact end-of-run checkpoint
+    (``last_name`` in its checkpoints; a Learn's: short of ``epochs``); None:
+    train from scratch."""
     from .checkpoint import load_latest
     from .summary import read
 
@@ -174,10 +183,10 @@ def find(workspace: Path, ids: list[str], epochs: int, learn: bool = True) -> Op
         folder = jobfolder.job_path(workspace, job)
         if not jobfolder.is_done(folder) or read(folder).get("pruned") is True:
             continue
-        last = folder / jobfolder.CHECKPOINTS / jobfolder.LAST
+        last = folder / jobfolder.CHECKPOINTS / last_name
         state = load_latest(last, on_corrupt=lambda path, error: logger.warning("%s: %s", path, error))
         if state is None:
-            logger.info("Prefix %s has no intact %s (removed by xpm-train gc?): skipped", job, jobfolder.LAST)
+            logger.info("Prefix %s has no intact %s (removed by xpm-train gc?): skipped", job, last_name)
             continue
         if not learn or int(state["run"]["epoch"]) < epochs:
             return Prefix(job, folder, state, epochs - 1 - index)
@@ -190,19 +199,20 @@ def continuation(learn, ranks, last_path: Path) -> Optional[Prefix]:
     of its own (``last_path``) and a prefix is done; None: resume from its own
     checkpoint, or start from scratch. A training function's job also gets the
     prefix's end-of-run state as its own ``last.pt``: ``ctx.load_checkpoint()``
-    returns it, and the function goes on as after a stop."""
+    returns it, and the function goes on as after a stop; so does a
+    LightningFit's (``last.ckpt``), which then resumes from it."""
     from .checkpoint import previous_path
 
     if not learn.prefixes or last_path.exists() or previous_path(last_path).exists():
         return None
-    function = is_function(learn)
+    own_state = getattr(learn, "training_kind", None) != "learn"  # its state as its own last checkpoint
     prefix = find(jobfolder.workspace_of(Path(learn.final_path).parent), learn.prefixes, budget_of(learn),
-                  learn=not function)
+                  learn=not own_state, last_name=last_path.name)
     if not agreed(ranks, prefix.budget if prefix else 0):
         return None  # a prefix finished while the ranks looked: every rank starts from scratch
     if prefix is not None and ranks.is_main:
         adopt(prefix, learn.checkpoints, learn.metrics_path)
-        if function:
+        if own_state:
             adopt_function(prefix, last_path)
     return prefix
 
@@ -231,8 +241,9 @@ def check_resumed(function: str, prefix: Prefix, loaded: bool) -> None:
 
 
 def adopt_function(prefix: Prefix, last_path: Path) -> None:
-    """A training function's job also takes the prefix's end-of-run state
-    (its ``last.pt``) and the description of its saved model's data."""
+    """A training function's (or LightningFit's) job also takes the prefix's
+    end-of-run state as its own (``last.pt``, ``last.ckpt``: ``last_path``)
+    and the description of its saved model's data."""
     from .atomic import atomic_write_bytes
     from .checkpoint import save
 
@@ -262,8 +273,9 @@ def continuable(summary: dict[str, Any]) -> bool:
 
 
 def summary_fields(task, prefix: Optional[Prefix]) -> dict[str, Any]:
-    """What the ``start`` event and ``final.json`` of a function with a
-    budget say of it: its horizon and budget, and the job it continued."""
+    """What the ``start`` event and ``final.json`` of a function (or a
+    LightningFit) with a horizon say of it: its horizon and budget, and the
+    job it continued."""
     if task.horizon is None:
         return {}
     return {"horizon": task.horizon, "budget": budget_of(task), **({"continued_from": prefix.id} if prefix else {})}

@@ -202,7 +202,7 @@ def test_asha_refuses_the_trials_of_a_training_function_even_with_a_budget():
     from budgetfn import budgeted
 
     space = Space([Float("lr", 1e-3, 0.1, log=True)])
-    with pytest.raises(StudyError, match="ASHA: trials of the training function budgeted are not supported yet"):
+    with pytest.raises(StudyError, match="ASHA: trials of budgeted are not supported yet"):
         Study(label="s", base=budgeted.C(epochs=9), space=space, pruner=NoPruner.C(), scheduler=ASHA(1, 9, 3))
 
 

@@ -98,6 +98,18 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1}
 
 
+class StopAtBudget(Callback):
+    """Stop after ``epochs`` epochs a Trainer whose ``max_epochs`` is the
+    schedule's horizon (``LightningFit.horizon``: prefix budgets)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
 class JobCheckpoint(Checkpoint):
     """``last.ckpt`` every epoch, ``best.pt`` on a better ``monitor``.
 

@@ -57,6 +57,19 @@ class LightningFit(ResumableTask):
     max_epochs: Annotated[Param[int], Positive()] = field(default=10, ignore_default=True)
     """Number of passes over the training data (``Trainer(max_epochs=...)``)"""
 
+    horizon: Param[Optional[int]] = field(default=None, ignore_default=True)
+    """Epochs the schedule spans: ``Trainer(max_epochs=horizon)``, so that
+    ``trainer.max_epochs`` and ``estimated_stepping_batches`` give the module
+    the horizon, and the run stops after ``max_epochs`` (its budget, at most
+    ``horizon``); a larger budget continues the done run of a smaller one
+    (prefix budgets, :mod:`xpm_train.budget`). None: ``max_epochs``"""
+
+    prefixes: Meta[Optional[list[str]]] = field(default=None, ignore_default=True)
+    """Set by the plan when ``horizon`` is set, not by hand: the IDs of this
+    config with each smaller ``max_epochs``, the runs it may continue"""
+
+    __xpm_train_budget__: ClassVar[str] = "max_epochs"
+
     seed: Param[int] = field(default=0, ignore_default=True)
     """Seed of the initialisation, the sample order and dropout (``seed_everything``)"""
 
@@ -159,15 +172,18 @@ class LightningFit(ResumableTask):
         problem = precision_problem(self.precision, self.accelerator)
         if problem:
             raise PrecisionError(problem)
+        from .. import budget
+
+        budget.plan(self)  # a budget beyond the horizon; the runs a larger budget may continue
 
     def execute(self):
         require_lightning()
         import lightning.pytorch as pl
 
-        from .. import atomic, checkpoint, distributed, summary as summaries
+        from .. import atomic, budget, checkpoint, distributed, summary as summaries
         from ..metrics import lifecycle, open_log
         from . import ddp
-        from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, TrialPruning
+        from .callbacks import STATE_KEY, JobCheckpoint, JobCheckpointIO, Preemption, StopAtBudget, TrialPruning
         from .logger import JobLogger
 
         # --- One process, or this process's rank of a job the launcher gave
@@ -181,10 +197,13 @@ class LightningFit(ResumableTask):
             parallel, environments = {"devices": self.devices}, slurm_plugins()
 
         # --- The job folder (only rank 0 writes it): logger, last checkpoint (if any)
-        log = open_log(self, ranks)
         last_path = self.checkpoints / jobfolder.LAST_LIGHTNING
         if ranks.is_main:
             atomic.remove_stale_temporaries(self.checkpoints)
+        # a smaller budget's run becomes this job's last.ckpt, and its metrics.jsonl (before the log opens it)
+        prefix = budget.continuation(self, ranks, last_path)
+        extent = budget.summary_fields(self, prefix)
+        log = open_log(self, ranks)
         state = checkpoint.load_latest(
             last_path,
             on_corrupt=lambda path, error: log.event("corrupt_checkpoint", path=str(path), error=str(error)),
@@ -200,10 +219,10 @@ class LightningFit(ResumableTask):
         module = build_checked(self.module, self.module.module)
         datamodule = build_checked(self.datamodule, self.datamodule.datamodule)
         count = {"ranks": ranks.world_size} if ranks.distributed else {}
-        if state is None:
+        if state is None or prefix is not None:
             kind, details = "start", dict(module=type(module).__qualname__,
                                           datamodule=type(datamodule).__qualname__, max_epochs=self.max_epochs,
-                                          **count)
+                                          **count, **extent)
         else:
             kind, details = "resume", dict(epoch=state.get("epoch"), step=state.get("global_step"), **count)
             logger.info("Resuming at epoch %s (step %s)", state.get("epoch"), state.get("global_step"))
@@ -217,9 +236,10 @@ class LightningFit(ResumableTask):
             preemption = Preemption(log)
             pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
             own = [saver, preemption] + ([pruning] if pruning else [])
+            own += [StopAtBudget(self.max_epochs)] if self.horizon is not None else []
             job_logger = JobLogger(log)
             trainer = pl.Trainer(
-                max_epochs=self.max_epochs,
+                max_epochs=budget.horizon_of(self),  # the schedule's span; StopAtBudget stops at max_epochs
                 max_steps=self.max_steps if self.max_steps is not None else -1,
                 limit_train_batches=batch_limit(self.limit_train_batches),
                 limit_val_batches=batch_limit(self.limit_val_batches),
@@ -269,6 +289,7 @@ class LightningFit(ResumableTask):
             wall = log.elapsed()
             final = summary(saver.run, self.monitor, trainer.current_epoch, trainer.global_step, wall, pruned,
                             self.mode)
+            final.update(extent)
             if tested is not None:
                 final["test"] = tested
             summaries.write(self.final_path, final)

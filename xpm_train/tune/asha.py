@@ -98,9 +98,11 @@ class ASHA:
     def check(self, study) -> None:
         """Refuse a study whose trials cannot train rung by rung."""
         base = study.base
-        if getattr(base, "training_kind", None) == "function":
-            raise StudyError(f"ASHA: trials of the training function {type(base).__xpm_train_function__.__name__} "
-                             "are not supported yet (a Learn's only); use a pruner instead (Study(pruner=...))")
+        if getattr(base, "training_kind", None) in ("function", "lightning"):
+            from ..budget import task_name
+
+            raise StudyError(f"ASHA: trials of {task_name(base)} are not supported yet (a Learn's only); use a "
+                             "pruner instead (Study(pruner=...))")
         if not hasattr(base, "horizon"):
             raise StudyError(f"ASHA: the trials' {type(base).__qualname__} has no horizon (only Learn can continue "
                              "a shorter run); use a pruner instead (Study(pruner=...))")
