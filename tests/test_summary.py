@@ -4,12 +4,14 @@ non-finite score."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from xpm_train import summary
 from xpm_train.errors import UserError
+from xpm_train.extend import Objective
 
 
 @pytest.mark.parametrize("value, ok", [
@@ -32,3 +34,77 @@ def test_a_non_finite_score_is_never_written(tmp_path, score):
 def test_a_finite_score_is_written(tmp_path):
     summary.write(tmp_path / "final.json", summary.score_fields("val_mse", 0.25, "minimize"))
     assert summary.read(tmp_path)["score"] == 0.25
+
+
+# --- Directions: declared by what measured, carried by the summary (issue 27 item 1)
+
+class Quantile(Objective):
+    """A user objective with metrics of its own: ``pinball`` (its score) and ``width``, both better low."""
+
+    score: ClassVar[str] = "pinball"
+    directions: ClassVar[dict] = {"loss": "minimize", "pinball": "minimize", "width": "minimize"}
+
+
+def quantile_jobs(workspace, values):
+    """Finished Learn job folders whose final.json Learn's writer (runstate.summary) wrote for :class:`Quantile`."""
+    from xpm_train.runstate import RunState, summary as learn_summary
+
+    folders = []
+    for name, (pinball, width) in zip("abc", values):
+        folder = workspace / "jobs" / "xpm_train.learn.learn" / (name * 64)
+        folder.mkdir(parents=True)
+        (folder / "learn.done").touch()
+        run = RunState()
+        run.consider(0, {"pinball": pinball, "width": width, "loss": pinball}, Quantile.C())
+        summary.write(folder / "final.json", learn_summary(run, True, 1.0, Quantile.C()))
+        folders.append(folder)
+    return folders
+
+
+def test_a_metric_of_a_user_objective_ranks_in_its_declared_direction(tmp_path, monkeypatch):
+    """``results --sort`` and export's best job follow the directions the
+    objective declares, for names xpm-train does not know (no table to edit)."""
+    import xpm_train
+    from xpm_train.analysis import sort_best
+    from xpm_train.export import best_job
+
+    folders = quantile_jobs(tmp_path, [(0.3, 0.5), (0.1, 0.7), (0.2, 0.4)])
+    frame = xpm_train.results(tmp_path)
+    assert [job[-1] for job in sort_best(frame, "best.val_width")["job"]] == ["c", "a", "b"]
+    assert [job[-1] for job in sort_best(frame, "best.val_pinball")["job"]] == ["b", "c", "a"]
+    assert [job[-1] for job in sort_best(frame, "score")["job"]] == ["b", "c", "a"]
+
+    # export's and ExportBest's best job, among the trainings' folders
+    monkeypatch.setattr("xpm_train.jobfolder.job_id", lambda folder: folder.name)
+    monkeypatch.setattr("xpm_train.jobfolder.job_path", lambda workspace, job: folders[0].parent / job)
+    assert best_job(folders, "best.val_pinball", tmp_path) == folders[1]
+    assert best_job(folders, "best.val_width", tmp_path) == folders[2]
+    read = summary.read(folders[0])
+    assert read.direction("best.val_width") == "minimize" and read.direction("final.val_width") == "minimize"
+    assert "directions" not in read and "directions" in (folders[0] / "final.json").read_text()
+    assert not any(key.startswith("directions") for key in summary.flatten(read))
+
+
+def test_directions_rank_and_refuse_what_is_not_one():
+    assert summary.Direction.of("minimize") is summary.MINIMIZE and str(summary.MAXIMIZE) == "maximize"
+    with pytest.raises(ValueError, match="'maximize' or 'minimize'"):
+        summary.Direction.of("max")
+    rows = [{"v": 2.0}, {"v": float("nan")}, {"v": 1.0}, {"v": None}]
+    assert summary.MINIMIZE.ranked(rows, lambda r: r["v"]) == [{"v": 1.0}, {"v": 2.0}]
+    assert summary.MAXIMIZE.best(rows, lambda r: r["v"]) == {"v": 2.0}
+    assert summary.MAXIMIZE.better(1.0, None) and not summary.MAXIMIZE.better(float("nan"), 0.0)
+
+
+def test_an_objective_declares_the_direction_of_its_score():
+    from typing import ClassVar
+
+    from xpm_train.extend import Objective
+
+    class OnlyItsScore(Objective):  # written before directions: its score's direction
+        score: ClassVar[str] = "pinball"
+        direction: ClassVar[str] = "minimize"
+
+    assert OnlyItsScore.directions == {"loss": "minimize", "pinball": "minimize"}
+    with pytest.raises(TypeError, match="lacks its score 'f1'"):
+        class Undeclared(Objective):
+            score: ClassVar[str] = "f1"

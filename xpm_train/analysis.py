@@ -197,29 +197,37 @@ def results(workspace: Path | str = "workspace", experiment: str | None = None,
         known = sorted(p.name for p in (workspace / "experiments").glob("*"))
         raise JobNotFound(f"no experiment '{experiment}' in {workspace} (known: {', '.join(known) or 'none'})")
     filters = parse_where(where)
-    rows = []
+    rows, directions = [], {}
     for path in all_jobs(workspace):
         if experiment and path.name not in members:
             continue
         info = job_info(path, tags.get(path.name, {}))
-        row = job_row(info)
+        summary = info.metrics()
+        row = job_row(info, summary)
         if all(matches(info.tags, row, k, v) for k, v in filters.items()):
             rows.append(row)
-    return integers_as_integers(pandas.DataFrame(rows), rows)
+            directions[row["job"]] = summary.directions
+    frame = integers_as_integers(pandas.DataFrame(rows), rows)
+    frame.attrs[DIRECTIONS] = directions
+    return frame
 
 
 TAG_PREFIX = "tag:"
 """Column name prefix of a tag named like one of the job's own columns, with another value"""
 
 
-def job_row(info: JobInfo) -> dict[str, Any]:
+DIRECTIONS = "directions"
+"""``frame.attrs`` key of :func:`results`: each row's job -> the directions its summary declares"""
+
+
+def job_row(info: JobInfo, summary: "Summary | None" = None) -> dict[str, Any]:
     """A job's row: its own columns (``job``, ``task``, ``state``, ``model``:
     the class of its model config, and its summary's metrics), then its tags.
     A tag named like an own column keeps that column (a fact of the job): it
     shows as ``tag:<name>`` when its value differs, and fills the column when
     the job has none (a task without a model config)."""
     own = {"job": f"{info.task}/{info.hash[:12]}", "task": info.task, "state": info.state,
-           "model": model_class(info), **flatten(info.metrics())}
+           "model": model_class(info), **flatten(summary if summary is not None else info.metrics())}
     row = {key: own[key] for key in ("job", "task", "state", "model")}
     for key, value in info.tags.items():
         mine = own.get(key)
@@ -261,19 +269,17 @@ def integers_as_integers(frame: "pandas.DataFrame", rows: list[dict[str, Any]]) 
 
 def sort_best(frame: "pandas.DataFrame", column: str) -> "pandas.DataFrame":
     """``frame`` sorted by ``column``, best first: ascending for a metric
-    that is better low, descending otherwise, in the direction each job
-    declares for its score (``score``, and the metric it names, e.g. a
-    training function's ``objective``: :func:`xpm_train.summary.direction`),
-    else by the metric's name (``mse``, ``loss``...); jobs without a value last."""
-    from .objectives import MINIMIZE
-    from .summary import direction
+    that is better low, descending otherwise, in the direction each job's
+    summary declares for it (:meth:`xpm_train.summary.Summary.direction`: its
+    objective's metrics, its score, a training function's ``objective``...),
+    else that of a metric of xpm-train's objectives (``mse``, ``loss``...);
+    jobs without a value last (:func:`xpm_train.summary.direction_among`)."""
+    from .summary import MINIMIZE, Summary, direction_among
 
+    declared = frame.attrs.get(DIRECTIONS, {})
     rows = frame[frame[column].notna()].to_dict("records") if column in frame else []
-    directions = {d for d in (direction(row, column) for row in rows) if isinstance(d, str)}
-    if len(directions) > 1:
-        raise UserError(f"these jobs' {column} values go different ways (some maximize, some minimize): keep "
-                        "one kind with --task or --where, or sort by another column")
-    return frame.sort_values(column, ascending=directions == {MINIMIZE}, na_position="last")
+    way = direction_among((Summary(row, declared.get(row.get("job"), {})) for row in rows), column)
+    return frame.sort_values(column, ascending=way is MINIMIZE, na_position="last")
 
 
 COUNT_COLUMNS = ("samples", "epochs", "steps", "best_epoch")

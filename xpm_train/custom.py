@@ -345,9 +345,9 @@ class TrainingFunction(ResumableTask):
             if not ranks.is_main:
                 return
             wall = log.elapsed()
-            final = {**summary.score_fields("objective", result.objective, type(self).direction),
-                     "objective": result.objective, "final": result.metrics, "pruned": ctx.pruned,
-                     "wall_time": wall, **extent}
+            final = summary.make("objective", result.objective, type(self).direction, {},
+                                 objective=result.objective, final=result.metrics, pruned=ctx.pruned,
+                                 wall_time=wall, **extent)
             summary.write(self.final_path, final)
             job.end(wall_time=wall, objective=result.objective)
         logger.info("objective %.4f", result.objective)

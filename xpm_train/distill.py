@@ -22,12 +22,13 @@ and ``metrics.jsonl`` gets its ``ce`` and ``kl`` parts in the ``train`` records.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from experimaestro import Config, Param, field
 
 from .checks import Positive, Range
 from .models import Model
+from .summary import MINIMIZE, Direction
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 class Distillation(Config):
     """Distil a trained ``teacher`` into the model a ``Learn`` trains."""
+
+    directions: ClassVar[dict[str, Direction]] = {"ce": MINIMIZE, "kl": MINIMIZE}
+    """Which way the parts of the loss it logs are better (as an objective's :attr:`directions`)"""
 
     teacher: Param[Model]
     """The teacher model; its trained weights come from the init task (the

@@ -197,8 +197,10 @@ class Evaluate(Task):
                                                       ranks=ranks if ranks.distributed else None))
             if kept is not None and ranks.is_main:
                 save_predictions(self.results_path.with_name("predictions.npz"), kept)
-            metrics.update(summary.score_fields(f"eval_{objective.score}", metrics[objective.score],
-                                                objective.direction))
+            metrics = summary.Summary(
+                {**metrics, **summary.score_fields(summary.key("eval", objective.score), metrics[objective.score],
+                                                   objective.direction)},
+                summary.split_directions(objective.directions, ("",)))
             if ranks.is_main:
                 summary.write(self.results_path, metrics)
             scalars = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "score"}

@@ -265,17 +265,10 @@ def best_job(trainings: list, metric: str, workspace: Path) -> Path:
     highest, or the lowest for a metric that is better low, e.g. ``score`` of
     a regression)."""
     from .jobfolder import job_id, job_path
-    from .objectives import MINIMIZE
-    from .summary import direction, flatten, read
+    from .summary import ranked, read
 
-    scored = []
-    for config in trainings:
-        folder = job_path(workspace, job_id(config))
-        summary = read(folder)
-        value = flatten(summary).get(metric)
-        if isinstance(value, (int, float)):
-            sign = -1 if direction(summary, metric) == MINIMIZE else 1
-            scored.append((sign * value, folder))
-    if not scored:
+    folders = [job_path(workspace, job_id(config)) for config in trainings]
+    best = ranked([(folder, read(folder)) for folder in folders], metric, lambda entry: entry[1])
+    if not best:
         raise ExportError(f"none of the {len(trainings)} trainings has finished with a '{metric}' metric")
-    return max(scored, key=lambda item: item[0])[1]
+    return best[0][0]

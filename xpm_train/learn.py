@@ -382,7 +382,7 @@ class Learn(ResumableTask):
                     if val is not None:
                         record = split_metrics(net, val, objective)  # the whole split on every rank: the same values
                         log.log(epoch=epoch, step=run.step, split="val", **record)
-                    run.last = {f"{'val' if val else 'train'}_{k}": v for k, v in record.items()}
+                    run.last = {summaries.key("val" if val else "train", k): v for k, v in record.items()}
                     score = record[objective.score]
                     if run.consider(epoch, record, objective):  # (a NaN score never is the best)
                         if ranks.is_main:
@@ -407,7 +407,8 @@ class Learn(ResumableTask):
             if not ranks.is_main:
                 return
             wall = log.elapsed()
-            final = summary(run, val is not None, wall, objective)
+            final = summary(run, val is not None, wall, objective,
+                            self.distill.directions if self.distill is not None else None)
             if self.distill is not None:
                 final["distillation"] = self.distill.summary()
             if self.horizon is not None:

@@ -31,6 +31,7 @@ from experimaestro import Config, Param, field
 
 from .checks import OneOf
 from .errors import UserError, config_name
+from .summary import MAXIMIZE, MINIMIZE, Direction
 
 if TYPE_CHECKING:
     import torch
@@ -39,29 +40,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("xpm_train.objectives")
 
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
-
-METRIC_DIRECTIONS = {
-    "accuracy": MAXIMIZE, "top5_accuracy": MAXIMIZE, "r2": MAXIMIZE, "objective": MAXIMIZE,
-    "loss": MINIMIZE, "mse": MINIMIZE, "mae": MINIMIZE, "ce": MINIMIZE, "kl": MINIMIZE,
-}
-"""Direction of the metrics the built-in objectives log (by name, without
-the ``val_``/``train_``/``best.`` prefixes)"""
 
 
 class ObjectiveError(UserError, ValueError):
     """An objective that does not fit the data or the model (the message says which config to change)."""
-
-
-def direction_of(column: str) -> Optional[str]:
-    """``maximize``/``minimize`` for a metric column (``best.val_mse``,
-    ``eval_accuracy``, ``mse``...), None when the name is not a known metric."""
-    name = column.rsplit(".", 1)[-1]
-    for prefix in ("val_", "train_", "eval_", "test_"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    return METRIC_DIRECTIONS.get(name)
 
 
 class Objective(Config):
@@ -70,8 +52,28 @@ class Objective(Config):
     score: ClassVar[str] = "loss"
     """Name of the metric runs are compared by"""
 
-    direction: ClassVar[str] = MINIMIZE
-    """Whether a higher (``maximize``) or lower score is better"""
+    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE}
+    """Which way each metric :meth:`metrics` (and Evaluate) gives is better:
+    the summaries of Learn and Evaluate carry them (:mod:`xpm_train.summary`),
+    so that results, Tune and export rank every metric the right way"""
+
+    direction: ClassVar[Direction] = MINIMIZE
+    """Which way the score is better (set from :attr:`directions`)"""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not {"score", "directions", "direction"} & set(cls.__dict__):
+            return  # declares nothing (e.g. experimaestro's XPMConfig class of an objective): inherits
+        directions = dict(cls.directions)
+        if "directions" not in cls.__dict__ and "direction" in cls.__dict__:  # its score's direction only
+            directions[cls.score] = cls.direction
+        if cls.score not in directions:
+            raise TypeError(f"{cls.__qualname__}.directions ({directions}) lacks its score {cls.score!r}: declare "
+                            f"which way each metric it gives is better, e.g. directions = {{{cls.score!r}: "
+                            "'minimize', ...}")
+        cls.directions = {name: Direction.of(way, f"{cls.__qualname__}.directions[{name!r}]")
+                          for name, way in directions.items()}
+        cls.direction = cls.directions[cls.score]
 
     targets: ClassVar[str] = "values"
     """What the targets of the data must be: ``"classes"`` or ``"values"``
@@ -80,13 +82,7 @@ class Objective(Config):
     def better(self, value: float, than: Optional[float]) -> bool:
         """Whether score ``value`` beats ``than`` (None: anything does); a
         non-finite score (NaN, inf) never does, and any finite one beats it."""
-        from .summary import is_result
-
-        if not is_result(value):
-            return False
-        if than is None or not is_result(than):
-            return True
-        return value > than if self.direction == MAXIMIZE else value < than
+        return self.direction.better(value, than)
 
     def check_data(self, kind: Optional[str], where: str) -> None:
         """Refuse data whose targets (``Dataset.targets()``) this objective cannot use."""
@@ -134,7 +130,7 @@ class Objective(Config):
 
     def summary(self) -> dict:
         """What ``final.json`` records of the objective."""
-        return {"name": config_name(self), "score": self.score, "direction": self.direction}
+        return {"name": config_name(self), "score": self.score, "direction": str(self.direction)}
 
 
 def flat(x: "torch.Tensor") -> "torch.Tensor":
@@ -146,7 +142,8 @@ class Classification(Objective):
     """Cross-entropy over ``num_classes`` logits; score: accuracy (higher is better)."""
 
     score: ClassVar[str] = "accuracy"
-    direction: ClassVar[str] = MAXIMIZE
+    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "accuracy": MAXIMIZE,
+                                                  "top5_accuracy": MAXIMIZE}  # top-5: Evaluate's
     targets: ClassVar[str] = "classes"
 
     def describe(self, arrays):
@@ -185,7 +182,8 @@ class Regression(Objective):
     (averaged over target values, as scikit-learn's ``r2_score``); score: mse."""
 
     score: ClassVar[str] = "mse"
-    direction: ClassVar[str] = MINIMIZE
+    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "mse": MINIMIZE, "mae": MINIMIZE,
+                                                  "r2": MAXIMIZE}
     targets: ClassVar[str] = "values"
 
     criterion: Annotated[Param[str], OneOf("mse", "l1")] = field(default="mse", ignore_default=True)
@@ -233,7 +231,7 @@ class Reconstruction(Objective):
     [0, 1]); metrics loss and mse (of the reconstruction); score: mse."""
 
     score: ClassVar[str] = "mse"
-    direction: ClassVar[str] = MINIMIZE
+    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "mse": MINIMIZE}
     targets: ClassVar[str] = "any"
 
     criterion: Annotated[Param[str], OneOf("mse", "bce")] = field(default="mse", ignore_default=True)
@@ -321,3 +319,16 @@ def objective_of(config) -> Objective:
     """The objective of a Learn or Evaluate (Classification when not set)."""
     objective = getattr(config, "objective", None)
     return objective if objective is not None else Classification.C()
+
+
+def declared_directions() -> dict[str, Direction]:
+    """The metrics xpm-train's own objectives, distillation and training
+    functions declare, with their directions (what
+    :func:`xpm_train.summary.known_direction` knows by name)."""
+    from .custom import TrainingFunction
+    from .distill import Distillation
+
+    declared: dict[str, Direction] = {"objective": Direction.of(TrainingFunction.direction)}
+    for declaring in (Classification, Regression, Reconstruction, Distillation):
+        declared.update(declaring.directions)
+    return declared

@@ -233,6 +233,7 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
 def outside_best(workspace: Path, k: int) -> list[Path]:
     """The trial job folders (Learn and Evaluate) of every study outside its
     best ``k`` complete trials; a job among the best k of any study stays."""
+    from .summary import Direction
     from .tune.report import load_trials
     from .tune.storage import journal_path, list_studies, read_description
 
@@ -241,9 +242,8 @@ def outside_best(workspace: Path, k: int) -> list[Path]:
         if not journal_path(workspace, name).exists():
             continue
         rows = load_trials(journal_path(workspace, name), name)
-        maximize = read_description(workspace, name)["direction"] == "maximize"
-        complete = sorted((r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None),
-                          key=lambda r: r["value"], reverse=maximize)
+        direction = Direction.of(read_description(workspace, name)["direction"])
+        complete = direction.ranked((r for r in rows if r["state"] == "COMPLETE"), lambda r: r["value"])
         kept_numbers = {r["number"] for r in complete[:k]}
         for row in rows:
             target = best if row["number"] in kept_numbers else rest

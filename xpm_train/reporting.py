@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import UserError
+from .summary import DIRECTIONS, SCORE_KEYS
 
-RESERVED = ("score", "score_metric", "direction")
+RESERVED = (*SCORE_KEYS, DIRECTIONS)
 """Summary keys that a reported metric cannot be named (:mod:`xpm_train.summary`)"""
 
 
@@ -76,7 +77,7 @@ def write_report(folder: Path, values: dict[str, float], score: str, direction: 
     with MetricsLogger(folder / METRICS, folder / EVENTS) as log:
         log.elapsed_offset = process_seconds()
         log.log(epoch=step, step=step, split="", **values)
-    final = {**summary.score_fields(score, values[score], direction), **values}
+    final = summary.make(score, values[score], direction, {}, **values)
     summary.write(folder / FINAL, final)
     return final
 
@@ -125,17 +126,19 @@ def score_of(values: dict[str, float], score: Optional[str], task: Any) -> str:
     return score
 
 
-def direction_for(score: str, direction: Optional[str]) -> str:
-    """``direction``, else the direction of a known metric name."""
-    from .objectives import MAXIMIZE, MINIMIZE, direction_of
+def direction_for(score: str, direction: Optional[str]) -> "Direction":
+    """``direction``, else the direction of a metric of xpm-train's
+    objectives (:func:`xpm_train.summary.known_direction`)."""
+    from .summary import Direction, known_direction
 
-    direction = direction or direction_of(score)
+    direction = direction or known_direction(score)
     if direction is None:
         raise ReportError(f"is a higher {score!r} better? say report(..., direction='maximize') "
                           "(or 'minimize')")
-    if direction not in (MAXIMIZE, MINIMIZE):
-        raise ReportError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
-    return direction
+    try:
+        return Direction.of(direction)
+    except ValueError as error:
+        raise ReportError(str(error)) from None
 
 
 def process_seconds() -> float:

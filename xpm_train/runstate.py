@@ -134,24 +134,27 @@ def restore(state: dict[str, Any], net, optimizer) -> RunState:
     return RunState.from_checkpoint(state["run"])
 
 
-def summary(run: RunState, has_val: bool, wall: float, objective: Optional["Objective"] = None) -> dict[str, Any]:
-    """Content of ``final.json`` (schema: :mod:`xpm_train.summary`; ``objective``: Classification when None)."""
+def summary(run: RunState, has_val: bool, wall: float, objective: Optional["Objective"] = None,
+            directions: Optional[dict[str, Any]] = None) -> "Summary":
+    """``final.json`` (schema: :mod:`xpm_train.summary`; ``objective``: Classification when None;
+    ``directions``: of the metrics logged besides the objective's, e.g. distillation's)."""
     from .objectives import Classification
-    from .summary import score_fields
+    from .summary import PARTS, key, make, split_directions
 
     objective = objective if objective is not None else Classification.C()
 
     split = "val" if has_val else "train"
     best = run.best or {}
-    return {
-        **score_fields(f"{split}_{objective.score}", best.get(objective.score), objective.direction),
-        "final": run.last,
-        "best": {f"{split}_{k}": v for k, v in best.items() if k != "epoch"},
-        "best_epoch": best.get("epoch"),
-        "epochs": run.epoch,
-        "steps": run.step,
-        "wall_time": wall,
-        "samples_per_s": run.samples_seen / wall if wall > 0 else None,
-        "pruned": run.pruned,
+    declared = split_directions({**objective.directions, **(directions or {})}, ("train", split), PARTS)
+    return make(
+        key(split, objective.score), best.get(objective.score), objective.direction, declared,
+        final=run.last,
+        best={key(split, k): v for k, v in best.items() if k != "epoch"},
+        best_epoch=best.get("epoch"),
+        epochs=run.epoch,
+        steps=run.step,
+        wall_time=wall,
+        samples_per_s=run.samples_seen / wall if wall > 0 else None,
+        pruned=run.pruned,
         **({"continued_from": run.continued_from} if run.continued_from else {}),
-    }
+    )

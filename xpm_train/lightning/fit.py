@@ -360,18 +360,19 @@ def summary(run: dict[str, Any], monitor: str, epochs: int, steps: int, wall: fl
     metrics of the last epoch (``*_step`` values left out), ``best`` those of
     the best epoch that share the monitor's split (``val_*`` for ``val_accuracy``);
     and the score keys of every summary (:mod:`xpm_train.summary`): the best ``monitor``."""
-    from ..summary import score_fields
+    from ..summary import MAXIMIZE, MINIMIZE, PARTS, make, split_directions
 
     split = monitor.split("_", 1)[0] + "_" if "_" in monitor else monitor
     best = run["best"] or {}
-    return {
-        **score_fields(monitor, best.get(monitor), "maximize" if mode == "max" else "minimize"),
-        "final": {key: value for key, value in run["last"].items() if not key.endswith("_step")},
-        "best": {key: value for key, value in best.items() if key.startswith(split) and not key.endswith("_step")},
-        "best_epoch": run["best_epoch"],
-        "monitor": monitor,
-        "epochs": epochs,
-        "steps": steps,
-        "wall_time": wall,
-        "pruned": pruned,
-    }
+    direction = MAXIMIZE if mode == "max" else MINIMIZE
+    return make(
+        monitor, best.get(monitor), direction, split_directions({monitor: direction}, ("",), PARTS),
+        final={key: value for key, value in run["last"].items() if not key.endswith("_step")},
+        best={key: value for key, value in best.items() if key.startswith(split) and not key.endswith("_step")},
+        best_epoch=run["best_epoch"],
+        monitor=monitor,
+        epochs=epochs,
+        steps=steps,
+        wall_time=wall,
+        pruned=pruned,
+    )

@@ -468,19 +468,22 @@ def epoch_values(metrics_path: Path, score_metric: Optional[str] = "val_accuracy
     rows, or training rows when there is no validation split); ``score_metric``
     is the summary's (``val_mse``...). Empty for a job that logs no such rows
     (a training function reports its own values through ``ctx.should_prune``)."""
-    from ..metrics import read_metrics
+    from ..metrics import metric_names, read_metrics
+    from ..summary import key
 
     if not metrics_path.exists() or not score_metric:
         return {}
-    name = score_metric.split("_", 1)[1] if score_metric.startswith(("val_", "train_")) else score_metric
     rows = read_metrics(metrics_path)
     split = "val" if any(r.get("split") == "val" for r in rows) else "train"
-    return {int(r["epoch"]) + 1: float(r[name]) for r in rows
-            if r.get("split") == split and isinstance(r.get(name), (int, float))}
+    return {int(r["epoch"]) + 1: float(r[name]) for r in rows if r.get("split") == split
+            for name in metric_names(r) if score_metric in (name, key(split, name))
+            and isinstance(r[name], (int, float))}
 
 
 def progress_line(ostudy, number: int, n_trials: int) -> str:
     """``trial 7 PRUNED 0.81 | 8/20 finished (5 complete, 3 pruned, 0 failed), best 0.97``."""
+    from ..summary import Direction
+
     trials = ostudy.get_trials(deepcopy=False)
     trial = trials[number]
     counts = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
@@ -489,7 +492,7 @@ def progress_line(ostudy, number: int, n_trials: int) -> str:
     complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     best = ""
     if complete:
-        best = f", best {(max if ostudy.direction.name == 'MAXIMIZE' else min)(complete):.4f}"
+        best = f", best {Direction.of(ostudy.direction.name.lower()).best(complete, float):.4f}"
     return (f"trial {number} {trial.state.name}{value} | {finished}/{n_trials} finished "
             f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed){best}")
 

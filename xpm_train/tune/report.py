@@ -26,11 +26,10 @@ def load_trials(journal: Path | str, name: str) -> list[dict[str, Any]]:
 
 
 def best_row(rows: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
-    complete = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
-    if not complete:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(complete, key=lambda r: r["value"])
+    from ..summary import Direction
+
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    return Direction.of(direction).best(complete, lambda r: r["value"])
 
 
 def format_trials(rows: list[dict[str, Any]]) -> str:

@@ -121,22 +121,23 @@ def objective_defaults(base, metric: Optional[str], direction: Optional[str]) ->
     """``(metric, direction)`` of a study, defaults filled from the base: a
     training task's ``study_score()`` (:mod:`xpm_train.training`), else the
     score a plain task declares."""
-    from ..objectives import direction_of
     from ..reporting import declared_score
+    from ..summary import known_direction
     from ..training import is_training_task
 
     if is_training_task(base):
         score, score_direction = base.study_score()
     else:  # a plain Task declaring the score it reports
         score, score_direction = declared_score(type(base)), None
-    score_direction = score_direction or direction_of(score)
+    score_direction = score_direction or known_direction(score)
     metric = metric or score
     if direction is None:
-        direction = score_direction if metric in (score, "score", "objective") else direction_of(metric)
+        direction = (score_direction if metric in (score, "score", "objective")
+                     else known_direction(metric.removeprefix(EVALUATE_PREFIX)))  # evaluate.<key of results.json>
     if direction is None:
         raise StudyError(f"metric {metric!r}: say whether to maximize or minimize it "
                          "(Study(direction=...), in params.yaml: direction: minimize)")
-    return metric, direction
+    return metric, str(direction)
 
 
 def check_reports(base) -> None:

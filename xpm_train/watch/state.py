@@ -186,17 +186,17 @@ class JobWatch:
             self.samples_per_s = self.train_samples * self.epoch / self.elapsed
 
     def update_best(self) -> None:
-        from ..summary import direction
+        from ..summary import known_direction
 
         if self.metric is not None and self.direction is None:
-            self.direction = direction({}, self.metric)
+            self.direction = known_direction(self.metric)
         if self.values:
             pick = min if self.direction == "minimize" else max
             self.best = pick(self.values.values())
 
     def read_summary(self) -> bool:
         """Take the score, its direction and the totals from the job's summary; False when it has none."""
-        from ..summary import direction, read
+        from ..summary import read
 
         try:
             summary = read(self.folder)
@@ -211,7 +211,7 @@ class JobWatch:
         named = summary.get("score_metric")
         if isinstance(named, str) and named != self.metric:
             self.metric, self.latest = named, None
-        self.direction = direction(summary, "score") or self.direction
+        self.direction = summary.direction("score") or self.direction
         if is_number(summary.get("score")):
             self.best = summary["score"]
         final = summary.get("final")
@@ -249,20 +249,21 @@ def is_number(value: Any) -> bool:
 
 def qualified(point: dict[str, Any], name: str) -> str:
     """``val_accuracy`` for metric ``accuracy`` of split ``val`` (a summary's name for it)."""
-    split = point.get("split")
-    return f"{split}_{name}" if split else name
+    from ..summary import key
+
+    return key(point.get("split") or "", name)
 
 
 def score_metric(point: dict[str, Any]) -> Optional[str]:
     """The score a running job is watched by, before its summary names it:
     a validation (else evaluation, else unsplit) point's ``objective``, or
     its first metric of known direction other than the loss, or its loss."""
-    from ..objectives import direction_of
+    from ..summary import known_direction
 
     if point.get("split") not in ("val", "eval", "", None):
         return None
     names = metric_names(point)
-    known = [name for name in names if name == "objective" or direction_of(qualified(point, name)) is not None]
+    known = [name for name in names if name == "objective" or known_direction(qualified(point, name)) is not None]
     for name in sorted(known, key=lambda name: (name != "objective", name == "loss")):
         return qualified(point, name)
     return None
