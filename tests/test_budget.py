@@ -267,3 +267,22 @@ def test_a_function_that_never_resumes_fails_when_asked_to_continue(function_run
     (error,) = events(jobs[2], "error")
     assert ("BudgetError: budgetfn.forgetful was given the run of budgetfn.forgetful/" in error["error"]
             and "never called ctx.load_checkpoint()" in error["error"]), error
+
+
+def test_a_continued_job_resumed_after_a_stop_still_names_its_prefix(tmp_path):
+    """A function's or LightningFit's job stopped after it continued a prefix,
+    then resumed from its own checkpoint (no prefix then): its final.json still
+    says which job it continued (the epoch counts of the bench and tests need it)."""
+    from types import SimpleNamespace
+
+    from xpm_train.budget import Prefix, summary_fields
+
+    events = tmp_path / jobfolder.EVENTS
+    task = SimpleNamespace(horizon=4, epochs=3, events_path=events)
+    events.write_text('{"event": "start", "continued_from": "t/abc"}\n{"event": "checkpoint"}\n'
+                      '{"event": "start"}\n')
+    assert summary_fields(task, None) == {"horizon": 4, "budget": 3, "continued_from": "t/abc"}
+    assert summary_fields(task, Prefix("t/def", tmp_path, {}, 2))["continued_from"] == "t/def"
+    events.write_text('{"event": "start"}\n')
+    assert summary_fields(task, None) == {"horizon": 4, "budget": 3}
+    assert summary_fields(SimpleNamespace(horizon=None, epochs=3, events_path=events), None) == {}

@@ -275,10 +275,23 @@ def continuable(summary: dict[str, Any]) -> bool:
 def summary_fields(task, prefix: Optional[Prefix]) -> dict[str, Any]:
     """What the ``start`` event and ``final.json`` of a function (or a
     LightningFit) with a horizon say of it: its horizon and budget, and the
-    job it continued."""
+    job it continued: ``prefix``, or, for a job resumed after it continued
+    one (stopped, then run again from its own checkpoint), the prefix its
+    first ``start`` event names."""
     if task.horizon is None:
         return {}
-    return {"horizon": task.horizon, "budget": budget_of(task), **({"continued_from": prefix.id} if prefix else {})}
+    continued_from = prefix.id if prefix is not None else recorded_prefix(Path(task.events_path))
+    return {"horizon": task.horizon, "budget": budget_of(task),
+            **({"continued_from": continued_from} if continued_from else {})}
+
+
+def recorded_prefix(events_path: Path) -> Optional[str]:
+    """The ``continued_from`` of the first ``start`` event of a job's ``events.jsonl`` (None: none)."""
+    from .metrics import read_jsonl
+
+    starts = [event for event in read_jsonl(events_path) if event.get("event") == "start"] \
+        if events_path.is_file() else []
+    return starts[0].get("continued_from") if starts else None
 
 
 def function_params(where: str, budget: str, hints: dict[str, Any], names: tuple[str, ...],
