@@ -156,6 +156,25 @@ def test_signals_are_forwarded_and_sigkill_of_the_job_leaves_no_orphan(warm_env,
     assert gone(pid), "the forked job outlived its client"
 
 
+def test_a_forked_job_killed_by_sigkill_is_reported_killed(warm_env, tmp_path):
+    """The OOM killer (or a user) SIGKILLs the forked job itself: the client dies
+    of SIGKILL too, as experimaestro would see a cold job die (found by the study
+    chaos test: the client's ``signal.signal(SIGKILL, ...)`` raised, and the
+    plan reported the job failed with "OSError: [Errno 22] Invalid argument")."""
+    ready(warm_env)
+    script = job_script(tmp_path, f"""
+        open({str(tmp_path / 'pid')!r}, "w").write(f"{{os.getpid()}}\\n")
+        while True:
+            time.sleep(0.05)
+    """)
+    process = client(script, warm_env)
+    pid = int(wait_for(tmp_path / "pid"))
+    os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, err
+    assert "Traceback" not in err, err
+
+
 def test_the_servers_death_kills_no_job_and_leaves_none_hanging(warm_env, tmp_path):
     files = ready(warm_env)
     server = int(Path(files["pid"]).read_text())

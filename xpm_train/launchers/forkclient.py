@@ -317,7 +317,8 @@ def main(argv: list[str]) -> None:
         os.execv(script, [script, *argv[1:]])
     code = wait(sock, pid)
     if code < 0:  # die of the job's signal, as the job did
-        signal.signal(-code, signal.SIG_DFL)
+        if -code != signal.SIGKILL:  # SIGKILL's action cannot be set (nor caught: no need)
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
 
