@@ -30,10 +30,27 @@ def workspace(tmp_path) -> Path:
     return ws
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """The database of a workspace store created once, as a plan creates it,
+    before any experiment: MLflow's schema migrations (seconds) run once."""
+    from xpm_train.tracking import store as store_module
+
+    workspace = tmp_path_factory.mktemp("empty-store")
+    store_module.client(store_module.workspace_uri(workspace))
+    return Path(store_module.sqlite_path(store_module.workspace_uri(workspace)))
+
+
 @pytest.fixture
-def store(workspace):
-    """``(uri, experiment_id)`` of a workspace store created as a plan does."""
+def store(workspace, empty_store):
+    """``(uri, experiment_id)`` of a fresh workspace store (a copy of
+    ``empty_store``) whose experiment is created as a plan does."""
+    import shutil
+
     from xpm_train.tracking import store as store_module
 
     uri = store_module.workspace_uri(workspace)
+    database = store_module.sqlite_path(uri)
+    database.parent.mkdir(parents=True)
+    shutil.copyfile(empty_store, database)
     return uri, store_module.ensure_experiment(uri, "sim")
