@@ -1,6 +1,7 @@
 """The job folder: IDs from configs, state from experimaestro's marker files, paths."""
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -76,10 +77,17 @@ def docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
-def file_name_literals(source: str) -> list[tuple[int, str]]:
+@functools.cache
+def package_trees() -> dict[str, ast.AST]:
+    """``{module path in xpm_train/: its syntax tree}``, parsed once for the scans below."""
+    return {path.relative_to(PACKAGE).as_posix(): ast.parse(path.read_text())
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def file_name_literals(source: "str | ast.AST") -> list[tuple[int, str]]:
     """``(line, name)`` of every ``.jsonl``/``.json``/``.pt`` name in a string
-    literal of ``source`` that is not a docstring (f-string parts included)."""
-    tree = ast.parse(source)
+    literal of ``source`` (text or tree) that is not a docstring (f-string parts included)."""
+    tree = ast.parse(source) if isinstance(source, str) else source
     skipped = docstrings(tree)
     return sorted((node.lineno, match.group(0)) for node in ast.walk(tree)
                   if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped
@@ -94,11 +102,10 @@ def test_the_scan_sees_literals_and_skips_docstrings():
 
 def test_job_folder_file_names_are_spelt_in_jobfolder_only():
     found, used = [], set()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = path.relative_to(PACKAGE).as_posix()
+    for module, tree in package_trees().items():
         if module == "jobfolder.py":
             continue
-        for line, name in file_name_literals(path.read_text()):
+        for line, name in file_name_literals(tree):
             if (module, name) in ALLOWED:
                 used.add((module, name))
             else:
@@ -110,9 +117,8 @@ def test_job_folder_file_names_are_spelt_in_jobfolder_only():
 
 def test_files_are_renamed_into_place_by_atomic_only():
     renames = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = path.relative_to(PACKAGE).as_posix()
-        for node in ast.walk(ast.parse(path.read_text())):
+    for module, tree in package_trees().items():
+        for node in ast.walk(tree):
             if (isinstance(node, ast.Attribute) and node.attr in ("replace", "rename")
                     and isinstance(node.value, ast.Name) and node.value.id == "os"):
                 renames.setdefault(module, []).append(node.lineno)
