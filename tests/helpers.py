@@ -69,3 +69,17 @@ def log_redone_run(folder: Path) -> None:
         epoch(log, 1, 0.9, 0.5)
         epoch(log, 2, 0.95, 0.25)
         log.event("end")
+
+
+def reset_scheduler() -> None:
+    """Drop the scheduler's in-memory jobs and experiments (not the running loop)."""
+    from experimaestro.scheduler.base import Scheduler
+
+    scheduler = Scheduler._instance
+    if scheduler is None:
+        return
+    for job in scheduler.jobs.values():
+        job.experiments.clear()
+    scheduler.jobs.clear()
+    scheduler.waitingjobs.clear()
+    scheduler.experiments.clear()

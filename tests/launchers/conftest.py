@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import reset_scheduler
 from slurmhelpers import PARTITION_ENV, SLURM_ENV, SlurmCluster, find_slurm, run  # noqa: F401
 
 LOCAL = """\
@@ -111,20 +112,6 @@ def fresh_scheduler():
     reset_scheduler()
     yield reset_scheduler
     reset_scheduler()
-
-
-def reset_scheduler() -> None:
-    """Drop the scheduler's in-memory jobs and experiments (not the running loop)."""
-    from experimaestro.scheduler.base import Scheduler
-
-    scheduler = Scheduler._instance
-    if scheduler is None:
-        return
-    for job in scheduler.jobs.values():
-        job.experiments.clear()
-    scheduler.jobs.clear()
-    scheduler.waitingjobs.clear()
-    scheduler.experiments.clear()
 
 
 @pytest.fixture

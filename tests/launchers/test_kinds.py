@@ -44,7 +44,7 @@ def test_the_fields_are_the_allowed_keys():
     assert entry_keys(SlurmLauncherConfig) == (
         "type", "name", "tags", "priority", "max_time", "partition", "account", "qos",
         "constraint", "features", "cpu", "gpus", "sbatch", "signal", "poll_interval", "binpath",
-        "max_submitted", "pool")
+        "max_submitted", "max_jobs", "pool")
 
 
 def test_a_new_type_is_read_and_checked(cpuonly):

@@ -32,6 +32,7 @@ GOOD = textwrap.dedent("""\
         signal: B:USR1@120
         poll_interval: 5
         max_submitted: 100
+        max_jobs: 20
     """)
 
 
@@ -47,7 +48,7 @@ def test_good_file_is_read():
     assert slurm.gpus.count == 8 and slurm.gpus.request == "gpus-per-node"
     assert slurm.max_time == 2 * 86400 and slurm.signal == "B:USR1@120"
     assert slurm.sbatch == ("--exclusive",) and slurm.poll_interval == 5.0
-    assert slurm.max_submitted == 100 and config.get("workstation") is local
+    assert slurm.max_submitted == 100 and slurm.max_jobs == 20 and config.get("workstation") is local
     assert local.where == "good.yaml:3"
 
 
@@ -156,6 +157,15 @@ def problems_of(text: str, file: str = "launchers.yaml") -> list[str]:
             max_submitted: lots
         """, "launchers.yaml:6: launchers[0].max_submitted: must be an integer, got 'lots'",
         id="max-submitted-text"),
+    pytest.param("""\
+        launchers:
+          - name: s
+            type: slurm
+            partition: p
+            cpu: {cores: 4, memory: 8G}
+            max_jobs: -2
+        """, "launchers.yaml:6: launchers[0].max_jobs: must be a positive integer, got -2",
+        id="max-jobs-negative"),
     pytest.param("""\
         launchers:
           - {name: a, type: local}

@@ -16,7 +16,10 @@ watches the jobs this process's Slurm launchers submitted:
   jobs) which of the others are still queued or running; only those that left
   the queue without a marker (cancelled, out of memory, node failure, time
   limit) are looked up in ``sacct`` (one ``sacct -j id1,id2,...`` call per
-  :data:`SACCT_BATCH` jobs). Such a job gets the ``.failed`` marker it could
+  :data:`SACCT_BATCH` jobs). A task of a job array (:mod:`.slurmarray`) is
+  ``MASTER_INDEX`` (``123_4``, as ``squeue -r`` and ``sacct`` list it); its
+  array is looked up whole, and a row of pending tasks (``123_[5-9%2]``)
+  tells each of them. Such a job gets the ``.failed`` marker it could
   not write, in experimaestro's format, with Slurm's state as its message
   (``CANCELLED by 1000``), so the plan, ``xpm-train show`` and experimaestro
   all read it failed, for the reason Slurm gives.
@@ -55,6 +58,10 @@ SACCT_BATCH = 500
 SACCT_TRIES = 5
 """Queue checks after which a job gone from ``squeue`` that ``sacct`` does not
 know (or still shows running) is declared failed"""
+REMOVED_TRIES = 2
+"""Queue checks after which an array task gone from ``squeue`` while ``sacct``
+lists its array but not the task is declared cancelled: a pending task
+cancelled alone (``scancel 123_4``) leaves no record in Slurm"""
 ENDED = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "OUT_OF_MEMORY": "memory",
          "DEADLINE": "timeout", "COMPLETED": "failed"}
 """experimaestro failure reason of a Slurm end state (``failed`` for the others);
@@ -147,24 +154,32 @@ class SlurmWatcher(threading.Thread):
         """The jobs of ``jobs`` that left the queue without a marker, with sacct's word on them."""
         if not jobs:
             return {}
-        queued = set(self.command("squeue", "-h", "-o", "%i", "-u", getpass.getuser()).split())
+        # -r: one line per array task (123_4), pending ones included
+        queued = set(self.command("squeue", "-h", "-r", "-o", "%i", "-u", getpass.getuser()).split())
         gone = [w for w in jobs if w.jobid not in queued]
         ended = {w.jobid: e for w in gone if (e := marker_ending(w.folder))}  # ended meanwhile
         gone = [w for w in gone if w.jobid not in ended]
         states = {}
-        for start in range(0, len(gone), SACCT_BATCH):
-            ids = ",".join(w.jobid for w in gone[start:start + SACCT_BATCH])
+        masters = sorted({master_of(w.jobid) for w in gone})
+        for start in range(0, len(masters), SACCT_BATCH):
+            ids = ",".join(masters[start:start + SACCT_BATCH])
             states.update(sacct_states(self.command("sacct", "-X", "-n", "-P", "-j", ids,
                                                     "--format=JobID,State,ExitCode")))
+        known = {master_of(jobid) for jobid in states}
         for watched in gone:
             state = states.get(watched.jobid, "")
             if state and not state.startswith(RUNNING_STATES):
                 ended[watched.jobid] = record_failure(watched, state)
-            else:
-                watched.misses += 1
-                if watched.misses >= SACCT_TRIES:
-                    ended[watched.jobid] = record_failure(
-                        watched, state or "not in squeue, unknown to sacct")
+                continue
+            watched.misses += 1
+            removed = "_" in watched.jobid and not state and master_of(watched.jobid) in known
+            if removed and watched.misses >= REMOVED_TRIES:
+                ended[watched.jobid] = record_failure(
+                    watched, f"CANCELLED (removed from array {master_of(watched.jobid)} while "
+                             "pending: Slurm keeps no record of such a task)")
+            elif watched.misses >= SACCT_TRIES:
+                ended[watched.jobid] = record_failure(
+                    watched, state or "not in squeue, unknown to sacct")
         return ended
 
     def command(self, name: str, *args: str) -> str:
@@ -189,9 +204,39 @@ def marker_ending(folder: Path) -> Ending | None:
 
 
 def sacct_states(output: str) -> dict[str, str]:
-    """``JobID -> State`` of ``sacct -X -n -P --format=JobID,State,...`` output."""
-    rows = (line.split("|") for line in output.splitlines() if "|" in line)
-    return {row[0]: row[1] for row in rows}
+    """``JobID -> State`` of ``sacct -X -n -P --format=JobID,State,...`` output;
+    a row of array tasks not started (``123_[0,2-3%2]``) gives each task
+    (``123_0``, ``123_2``, ``123_3``) its state."""
+    states = {}
+    for line in output.splitlines():
+        if "|" not in line:
+            continue
+        jobid, state = line.split("|")[:2]
+        tasks = ARRAY_ROW.fullmatch(jobid)
+        if tasks is None:
+            states[jobid] = state
+            continue
+        for index in array_indices(tasks.group(2)):
+            states.setdefault(f"{tasks.group(1)}_{index}", state)
+    return states
+
+
+ARRAY_ROW = re.compile(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]")
+"""``sacct``'s or ``squeue``'s row of the tasks of an array not started"""
+
+
+def array_indices(ranges: str) -> list[int]:
+    """``0,2-3`` -> ``[0, 2, 3]`` (Slurm's array index set, without ``%K``)."""
+    indices = []
+    for part in filter(None, ranges.split(",")):
+        first, _, last = part.partition("-")
+        indices.extend(range(int(first), int(last or first) + 1))
+    return indices
+
+
+def master_of(jobid: str) -> str:
+    """The job ID of an array task's array (``123_4`` -> ``123``); a job's own ID otherwise."""
+    return jobid.split("_", 1)[0]
 
 
 def record_failure(watched: Watched, state: str) -> Ending:
@@ -240,18 +285,24 @@ class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
     def start(self, task_mode: bool = False):
         if not task_mode:
             return super().start(task_mode)
-        command = [f"{self.launcher.binpath}/sbatch", "--parsable", *map(str, self.command)]
-        logger.info("slurm sbatch command: %s", " ".join(command))
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, **(self.launcher.launcherenv or {})})
-        if done.returncode != 0:
-            raise SubmissionRefused(refusal(done.stderr, self.launcher.name,
-                                            self.launcher.max_submitted))
-        jobid = re.match(r"(\d+)", done.stdout.strip())
-        if jobid is None:
-            raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
+        jobid = sbatch(self.launcher, *map(str, self.command))
         folder = Path(self.command[-1]).parent  # the job script is in the job folder
-        return WatchedSlurmProcess(self.launcher, jobid.group(1), folder)
+        return WatchedSlurmProcess(self.launcher, jobid, folder)
+
+
+def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
+    """``sbatch --parsable ARGUMENTS`` for ``launcher``: the job ID it printed;
+    a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
+    command = [f"{launcher.binpath}/sbatch", "--parsable", *arguments]
+    logger.info("slurm sbatch command: %s", " ".join(command))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(launcher.launcherenv or {})})
+    if done.returncode != 0:
+        raise SubmissionRefused(refusal(done.stderr, launcher.name, launcher.max_submitted))
+    jobid = re.match(r"(\d+)", done.stdout.strip())
+    if jobid is None:
+        raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
+    return jobid.group(1)
 
 
 class SubmissionRefused(RuntimeError):

@@ -4,7 +4,9 @@ An entry offers one partition: ``partition``, ``account``, ``qos``,
 ``constraint`` (or ``features``), per-node ``cpu.cores`` and ``cpu.memory``,
 ``gpus: {count, model, memory, request, gres_type}``, ``max_time``, plus
 ``sbatch`` (extra options), ``signal`` (preemption signal), ``max_submitted``
-(jobs submitted at once; more wait for room), ``pool`` (jobs run as
+(jobs submitted at once; more wait for room), ``max_jobs`` (tasks of one job
+array running at once: jobs ready together go out as one array, see
+:mod:`..slurmarray`), ``pool`` (jobs run as
 job steps of shared allocations, see :mod:`..pool`), ``poll_interval``
 (seconds between queue checks: a job's end is read from its folder, see
 :mod:`..slurmstate`) and ``binpath`` (folder of sbatch/sacct).
@@ -103,6 +105,9 @@ class SlurmLauncherConfig(Common):
     max_submitted: int | None
     """At most this many jobs of this launcher submitted and not ended at once,
     counted host-wide (a site's MaxSubmitJobs); None: no limit"""
+    max_jobs: int | None = None
+    """At most this many tasks of one job array running at once (``--array=...%K``);
+    None: as many as Slurm allows"""
     pool: "PoolConfig | None" = None
     """Jobs run as job steps of allocations shared by the user's plans (:mod:`..pool`)"""
 
@@ -125,6 +130,7 @@ class SlurmLauncherConfig(Common):
                                      DEFAULT_POLL_INTERVAL),
             binpath=r.optional(node, "binpath", problems, r.text, _default_binpath()),
             max_submitted=r.optional(node, "max_submitted", problems, r.integer(1), None),
+            max_jobs=r.optional(node, "max_jobs", problems, r.integer(1), None),
         )
         values["pool"] = r.optional(node, "pool", problems, read_pool(common["max_time"]), None)
         if cpu is r.Missing or r.Missing in values.values():
@@ -175,10 +181,10 @@ class SlurmLauncherConfig(Common):
             from ..pool.steps import PoolLauncher
 
             return PoolLauncher(self, requirement)
-        from ..slurmstate import WatchedSlurmLauncher
+        from ..slurmarray import ArraySlurmLauncher
 
-        launcher = WatchedSlurmLauncher(
-            self.name, self.max_submitted,
+        launcher = ArraySlurmLauncher(
+            self.name, self.max_submitted, self.max_jobs,
             options=SbatchOptions(tuple(sbatch_options(self, requirement, layout))),
             interval=self.poll_interval,
             binpath=self.binpath,

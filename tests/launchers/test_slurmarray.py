@@ -1,0 +1,359 @@
+"""Jobs ready together go out as one Slurm job array: batching, splitting and
+refusals in-process (a fake ``sbatch``), then a grid of 200 jobs on the real
+Slurm (``XPM_TRAIN_SLURM=1``), run once by one module fixture."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from xpm_train import jobfolder
+from xpm_train.launchers.kinds.slurm import SbatchOptions
+from xpm_train.launchers.slurmarray import ArraySlurmLauncher, max_array_size
+from xpm_train.launchers.slurmstate import array_indices, sacct_states
+
+SPEC = "duration=10m & cpu(cores=1, mem=100M)"
+TASK = "xpm_train.launchers.testing.square"
+
+
+def test_sacct_rows_of_array_tasks():
+    """A task's own row, and a row of tasks not started, tell each task's state."""
+    assert array_indices("0,2-4,7") == [0, 2, 3, 4, 7]
+    out = "12_1|COMPLETED|0:0\n12_[0,2-3%2]|CANCELLED by 0|0:0\n13|RUNNING|0:0\n"
+    assert sacct_states(out) == {"12_1": "COMPLETED", "12_0": "CANCELLED by 0",
+                                 "12_2": "CANCELLED by 0", "12_3": "CANCELLED by 0",
+                                 "13": "RUNNING"}
+
+
+def test_the_queue_check_follows_array_tasks(tmp_path):
+    """``squeue`` shows pending tasks as one line unless ``-r``; ``sacct`` is asked
+    about whole arrays: a pending task stays watched, a task of an array cancelled
+    whole ends with sacct's state, one removed alone while pending (no record) ends
+    at the second check, saying so."""
+    from xpm_train.launchers.slurmstate import SACCT_TRIES, SlurmWatcher, Watched
+
+    binpath = tmp_path / "bin"
+    binpath.mkdir()
+    (binpath / "squeue").write_text('#!/bin/sh\ncase "$*" in *-r*) echo 7_1; echo 7_2 ;; '
+                                    '*) echo "7_[1-2]" ;; esac\n')
+    (binpath / "sacct").write_text("#!/bin/sh\necho '7_0|COMPLETED|0:0'\necho '7_[1-2]|PENDING|0:0'\n"
+                                   "echo '8_[0-1]|CANCELLED by 0|0:0'\n")
+    for name in ("squeue", "sacct"):
+        (binpath / name).chmod(0o755)
+    watcher = SlurmWatcher(str(binpath))
+    jobs = {}
+    for jobid in ("7_1", "7_3", "8_0"):
+        folder = tmp_path / "ws" / "jobs" / TASK / jobid
+        folder.mkdir(parents=True)
+        jobs[jobid] = Watched(jobid, folder, None)
+    ended = watcher.check_queue(list(jobs.values()))
+    assert set(ended) == {"8_0"} and ended["8_0"].slurm_state == "CANCELLED by 0"
+    ended = watcher.check_queue([jobs["7_1"], jobs["7_3"]])
+    assert set(ended) == {"7_3"} and "removed from array 7 while pending" in ended["7_3"].slurm_state
+    for _ in range(SACCT_TRIES):
+        assert watcher.check_queue([jobs["7_1"]]) == {}
+    failed = json.loads(jobfolder.marker(jobs["8_0"].folder, "failed").read_text())
+    assert failed == {"code": 1, "reason": "cancelled", "message": "Slurm job 8_0: CANCELLED by 0 (sacct)"}
+
+
+def fake_slurm(folder: Path, max_array_size: int = 3, refuse: str = "") -> Path:
+    """A binpath whose ``sbatch`` records each call (and the script's ``--array``
+    line) and prints job IDs 100, 101, ...; ``scontrol`` tells ``max_array_size``."""
+    folder.mkdir(parents=True)
+    sbatch = folder / "sbatch"
+    if refuse:
+        sbatch.write_text(f"#!/bin/sh\necho 'sbatch: error: {refuse}' >&2\nexit 1\n")
+    else:
+        sbatch.write_text('#!/bin/sh\nn=$(cat "$0.count" 2>/dev/null || echo 100)\n'
+                          'echo $((n + 1)) > "$0.count"\n'
+                          'echo "$(grep "^#SBATCH --array" "$2" || echo "$2")" >> "$0.calls"\n'
+                          'echo "$n"\n')
+    (folder / "scontrol").write_text(f"#!/bin/sh\necho 'MaxArraySize            = {max_array_size}'\n")
+    for name in ("sbatch", "scontrol"):
+        (folder / name).chmod(0o755)
+    return folder
+
+
+def job_script(workspace: Path, index: int) -> Path:
+    folder = workspace / "jobs" / TASK / f"{index:064x}"
+    folder.mkdir(parents=True)
+    script = folder / "square.sh"
+    script.write_text("#!/bin/sh\nsrun ./square.py\n")
+    return script
+
+
+def start(launcher, script: Path):
+    builder = launcher.processbuilder()
+    builder.command = [str(script)]
+    return builder.start(True)
+
+
+def test_jobs_ready_together_go_out_as_arrays_of_the_sites_size(tmp_path, caplog):
+    """7 jobs within the window: arrays of 3, 3 and 1 (the site's MaxArraySize is 3),
+    said in one log line, ``%2`` from max_jobs; a job ready later goes out alone."""
+    binpath = fake_slurm(tmp_path / "bin")
+    launcher = ArraySlurmLauncher("grid", max_jobs=2, binpath=str(binpath),
+                                  options=SbatchOptions(("--partition=p", "--time=10:00")))
+    scripts = [job_script(tmp_path / "ws", index) for index in range(8)]
+
+    async def main():
+        together = [start(launcher, script) for script in scripts[:7]]
+        ids = await asyncio.gather(*(process.submitted for process in together))
+        alone = start(launcher, scripts[7])
+        return ids, await alone.submitted
+
+    with caplog.at_level(logging.INFO, "xpm_train.launchers"):
+        ids, alone = asyncio.run(main())
+    assert ids == ["100_0", "100_1", "100_2", "101_0", "101_1", "101_2", "102_0"] and alone == "103"
+    assert (binpath / "sbatch.calls").read_text().splitlines() == [
+        "#SBATCH --array=0-2%2", "#SBATCH --array=0-2%2", "#SBATCH --array=0-0", str(scripts[7])]
+    split = [r.getMessage() for r in caplog.records if "go out as" in r.getMessage()]
+    assert split == ["Slurm launcher 'grid': 7 jobs ready together go out as 3 arrays "
+                     "(the site's MaxArraySize is 3)"]
+    # each job's .pid names its task; the array's task i runs job i's own script in its folder
+    assert json.loads(jobfolder.marker(scripts[4].parent, "pid").read_text())["pid"] == "101_1"
+    first, = (tmp_path / "ws" / "slurm-arrays").glob("*-0")
+    text = (first / "array.sh").read_text()
+    assert f"1) cd {scripts[1].parent} && exec /bin/sh ./square.sh ;;" in text
+    assert "#SBATCH --partition=p" in text and f"#SBATCH --error={first}/%a.err" in text
+    assert (first / "2.err").readlink() == scripts[2].parent / "square.err"
+
+
+def test_a_refused_array_fails_each_job_with_the_reason(tmp_path):
+    """sbatch's refusal of an array: each job fails, its ``.failed`` marker says why."""
+    binpath = fake_slurm(tmp_path / "bin", refuse="QOSMaxSubmitJobPerUserLimit")
+    launcher = ArraySlurmLauncher("grid", max_submitted=10, binpath=str(binpath))
+    scripts = [job_script(tmp_path / "ws", index) for index in range(2)]
+
+    async def main():
+        processes = [start(launcher, script) for script in scripts]
+        return [await process.aio_wait() for process in processes]
+
+    assert asyncio.run(main()) == [1, 1]
+    for script in scripts:
+        failed = json.loads(jobfolder.marker(script.parent, "failed").read_text())
+        assert "QOSMaxSubmitJobPerUserLimit was hit" in failed["message"]
+        assert "set max_submitted (now 10)" in failed["message"]
+
+
+# --- on the real Slurm: one grid of 200 trivial jobs, run once for the tests below
+
+GRID = 200
+SITE_LIMIT = 101
+"""The site's MaxArraySize of the cluster started for the module: 200 jobs, 2 arrays"""
+KEPT = 50
+"""Tasks of the first array not cancelled while pending (the CI's budget: the others never run)"""
+
+
+class Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def slurm_ids(jobs, seen: dict, old: set = frozenset()) -> dict:
+    """``seen`` updated with job -> its Slurm ID (not in ``old``) from the ``.pid``
+    files that name one (a job's ``.pid`` goes when it ends: keep every one seen)."""
+    for job in jobs:
+        try:
+            jobid = json.loads(job.pidpath.read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if jobid and jobid not in old:
+            seen[job] = jobid
+    return seen
+
+
+def wait_until(condition, what: str, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def submit_grid(launcher):
+    from xpm_train.launchers.testing import RecordDevices, Square
+
+    hold = RecordDevices.C(index=0, hold=60).submit(launcher=launcher)  # cancelled while it runs
+    return [hold] + [Square.C(x=x).submit(launcher=launcher) for x in range(GRID - 1)]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """Run 1: 200 jobs (arrays A of 101 and B of 99); B is cancelled whole while
+    pending, A's tasks from KEPT on one by one while pending, and A's first task
+    (a 60 s job) while running. Run 2 (a new
+    scheduler, as a new process): the same plan, whose arrays are cancelled once
+    submitted, and a chain of 2 jobs on a launcher polling Slurm every 60 s
+    (its own ``binpath``, a link: its own watcher)."""
+    from experimaestro import experiment
+    from helpers import reset_scheduler
+    from slurmhelpers import Shape, cluster_shape
+    from xpm_train.launchers import find_launcher, tokens
+    from xpm_train.launchers.testing import RecordDevices
+
+    root = tmp_path_factory.mktemp("grid").resolve()
+    recorder, logger = Recorder(), logging.getLogger("xpm_train.launchers")
+    level = logger.level
+    logger.addHandler(recorder)
+    logger.setLevel(logging.INFO)  # the sbatch lines
+    started = time.monotonic()
+    with cluster_shape(Shape(cpus=12, extra=f"MaxArraySize={SITE_LIMIT}")) as cluster, \
+            pytest.MonkeyPatch.context() as patch:
+        (root / "bin").symlink_to(cluster.binpath)  # the chain's launcher: its own watcher
+        chain = cluster.launcher_yaml("chain", poll_interval=60, tags=("chain",)).replace(
+            f"binpath: {cluster.binpath}", f"binpath: {root / 'bin'}")
+        (root / "launchers.yaml").write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=1)
+                                             + chain)
+        patch.setenv("XPM_TRAIN_LAUNCHERS", str(root / "launchers.yaml"))
+        patch.setenv("XPM_TRAIN_TOKENS_DIR", str(root / "tokens"))
+        tokens._tokens.clear()
+        workdir = root / "xp"
+        shaped = time.monotonic()
+
+        reset_scheduler()
+        with experiment(workdir, "grid", no_environmental_impact=True) as xp:
+            tasks = submit_grid(find_launcher(SPEC, tags=["slurm"]))
+            jobs = [task.__xpm__.job for task in tasks]
+            first_ids = {}
+            wait_until(lambda: len(slurm_ids(jobs, first_ids)) == GRID, "the grid's submission")
+            masters = sorted({jobid.split("_")[0] for jobid in first_ids.values()}, key=int)
+            subprocess.run(["scancel", masters[-1]], check=True, timeout=30)  # B, pending
+            subprocess.run(["scancel", f"{masters[0]}_[{KEPT}-{SITE_LIMIT - 1}]"], check=True, timeout=30)
+            hold = jobs[0]
+            wait_until(lambda: (hold.path / "pid").exists(), "the 60 s job's start")
+            subprocess.run(["scancel", first_ids[hold]], check=True, timeout=30)
+            xp.wait()
+        first_states = {job: jobfolder.state(job.path) for job in jobs}
+        first_failed = {job: json.loads(job.failedpath.read_text()) for job in jobs
+                        if first_states[job] == "failed"}
+        first_sacct = cluster.sacct_jobs(workdir, count=KEPT + 1)  # A's tasks that ran, B
+        done_before = {job: job.donepath.stat().st_mtime_ns for job in jobs if job.donepath.exists()}
+        first_done = time.monotonic()
+
+        reset_scheduler()
+        with experiment(workdir, "grid", no_environmental_impact=True) as xp:
+            learn = RecordDevices.C(index=1, hold=1).submit(launcher=find_launcher(SPEC, tags=["chain"]))
+            evaluate = RecordDevices.C(index=2, hold=0)
+            evaluate.add_dependencies(learn.__xpm__.dependency())
+            evaluate.submit(launcher=find_launcher(SPEC, tags=["chain"]))
+            again = [task.__xpm__.job for task in submit_grid(find_launcher(SPEC, tags=["slurm"]))]
+            missing = [job for job in again if not job.donepath.exists()]
+            old = set(first_ids.values())
+
+            second_ids = {}
+            wait_until(lambda: all(job in slurm_ids(again, second_ids, old) for job in missing),
+                       "the re-run's submission")
+            deadline = time.monotonic() + 1.5  # a job resubmitted by mistake: in the same batch
+            while time.monotonic() < deadline:
+                slurm_ids(again, second_ids, old)
+                time.sleep(0.05)
+            for master in sorted({jobid.split("_")[0] for jobid in second_ids.values()}):
+                subprocess.run(["scancel", master], check=True, timeout=30)
+            xp.wait()
+        done_after = {job: job.donepath.stat().st_mtime_ns for job in again if job.donepath.exists()}
+        second_done = time.monotonic()
+        chain = (learn.__xpm__.job, evaluate.__xpm__.job)
+    logger.removeHandler(recorder)
+    logger.setLevel(level)
+    print(f"grid fixture: shape {shaped - started:.0f}s, run 1 {first_done - shaped:.0f}s, "
+          f"run 2 and chain {second_done - first_done:.0f}s, back {time.monotonic() - second_done:.0f}s")
+    return {"jobs": jobs, "first_ids": first_ids, "masters": masters, "first_states": first_states,
+            "first_failed": first_failed,
+            "first_sacct": first_sacct, "done_before": done_before, "second_ids": second_ids,
+            "done_after": done_after, "chain": chain, "logs": recorder.records, "workdir": workdir}
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_a_grid_of_200_jobs_goes_out_in_two_sbatch_calls(grid):
+    """The site allows arrays of 101: 2 arrays (sacct lists 2 job IDs), said in one log line."""
+    masters = {row["id"].split("_")[0] for row in grid["first_sacct"]}
+    assert masters == set(grid["masters"]) and len(masters) == 2, grid["first_sacct"][:5]
+    sizes = sorted(sum(1 for jobid in grid["first_ids"].values() if jobid.startswith(f"{m}_"))
+                   for m in masters)
+    assert sizes == [GRID - SITE_LIMIT, SITE_LIMIT]
+    split = [r.getMessage() for r in grid["logs"] if "go out as" in r.getMessage()]
+    assert split[0] == (f"Slurm launcher 'slurm': {GRID} jobs ready together go out as 2 arrays "
+                        f"(the site's MaxArraySize is {SITE_LIMIT})"), split
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_each_task_ran_its_own_job_in_its_folder(grid):
+    """Array A's tasks not cancelled are done; each wrote its result, and its
+    task's log is in its folder."""
+    first, second = grid["masters"]
+    done = [job for job, state in grid["first_states"].items() if state == "done"]
+    assert sorted(grid["first_ids"][job] for job in done) == sorted(
+        f"{first}_{index}" for index in range(1, KEPT))
+    for job in done[:5]:
+        result = json.loads((job.path / "result.json").read_text())
+        assert result["square"] == result["x"] ** 2
+        assert "Task ended successfully" in job.stderr.read_text()
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_cancelled_array_tasks_fail_with_slurms_state(grid):
+    """Each cancelled job fails, cancelled: a pending array cancelled whole
+    (``scancel 123``) with sacct's state; pending tasks cancelled one by one
+    (``scancel 122_[50-100]``: Slurm keeps no record of them) saying so; a
+    running task (``scancel 122_0``) from its own marker (SIGTERM), sacct
+    listing it CANCELLED."""
+    hold, *_ = grid["jobs"]
+    first, second = grid["masters"]
+    ids, markers = grid["first_ids"], grid["first_failed"]
+    assert {ids[job] for job in markers} == {f"{first}_{index}" for index in (0, *range(KEPT, SITE_LIMIT))} | {
+        f"{second}_{index}" for index in range(GRID - SITE_LIMIT)}
+    assert all(marker["reason"] == "cancelled" for marker in markers.values()), markers
+    for job, marker in markers.items():
+        if ids[job].startswith(f"{second}_"):
+            assert marker["message"] == f"Slurm job {ids[job]}: CANCELLED by 0 (sacct)"
+        elif job is not hold:
+            assert marker["message"].startswith(f"Slurm job {ids[job]}: CANCELLED (removed from "
+                                                f"array {first} while pending")
+    assert "SIGTERM" in markers[hold]["message"]
+    assert f"{first}_0" in {row["id"] for row in grid["first_sacct"] if row["state"].startswith("CANCELLED")}
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_a_rerun_submits_exactly_the_missing_jobs(grid):
+    """Run again, the plan submits the 151 jobs not done, as arrays (2, or 3 when the
+    scheduler of a loaded host starts one of them more than 0.5 s apart from the
+    others); the done ones are not run again."""
+    resubmitted = {job.path for job in grid["second_ids"]}
+    missing = {job.path for job, state in grid["first_states"].items() if state != "done"}
+    assert resubmitted == missing and len(missing) == GRID - KEPT + 1
+    assert len({jobid.split("_")[0] for jobid in grid["second_ids"].values()}) in (2, 3)
+    before = {job.path: mtime for job, mtime in grid["done_before"].items()}
+    after = {job.path: mtime for job, mtime in grid["done_after"].items()}
+    assert {path: after.get(path) for path in before} == before
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_a_dependent_is_submitted_within_2s_of_its_dependencys_end(grid):
+    """``poll_interval: 60``: the dependent's sbatch comes from the marker, not from sacct."""
+    learn, evaluate = grid["chain"]
+    ended = learn.donepath.stat().st_mtime
+    submitted = [r.created for r in grid["logs"]
+                 if "sbatch command" in r.getMessage() and str(evaluate.path) in r.getMessage()]
+    assert len(submitted) == 1 and evaluate.donepath.exists()
+    assert 0 < submitted[0] - ended < 2, f"submitted {submitted[0] - ended:.2f}s after the end"
