@@ -40,7 +40,7 @@ def submit(workdir: Path, kill: bool = False) -> None:
     from tinyconfigs import KillOnce, LrMonitor
 
     observers = [LrMonitor.C()] + ([KillOnce.C(marker=workdir / "killed")] if kill else [])
-    with experiment(workdir, "tiny", port=None) as xp:
+    with experiment(workdir, "tiny", port=None, no_environmental_impact=True) as xp:
         xp.workspace.python_path.append(str(HERE))
         tiny_fit(observers=observers).submit()
 
