@@ -5,11 +5,14 @@ experimaestro: tests/reliability/test_kill_resume.py)."""
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from experimaestro import GracefulTimeout
+from helpers import REPO
 
 from xpm_train import Learn, MLP, SGD, Synthetic
 from xpm_train.checkpoint import load_latest
@@ -98,3 +101,42 @@ def test_a_resumed_run_reports_the_metrics_of_a_straight_run(runs):
     ours, theirs = (json.loads((folder / FINAL).read_text()) for folder in (stopped, straight))
     assert ours["final"] == theirs["final"] and ours["best"] == theirs["best"]
     assert ours["epochs"] == theirs["epochs"] == 3
+
+
+EARLY_SIGNAL = """
+import os, signal, types
+from xpm_train import distributed, learn as module
+from xpm_train.learn import Learn, PreemptionFlag
+
+class SetUp(Exception):
+    pass
+
+def start(device):  # the first step of the job's set-up
+    os.kill(os.getpid(), signal.SIGUSR1)  # Slurm's warning, early
+    raise SetUp
+
+flags = []
+class Recorded(PreemptionFlag):
+    def __init__(self):
+        super().__init__()
+        flags.append(self)
+
+distributed.start = start
+module.PreemptionFlag = Recorded
+learn = types.SimpleNamespace(device="cpu")
+learn._train = lambda stop: Learn._train(learn, stop)
+try:
+    Learn.execute(learn)
+except SetUp:
+    print("stopped by", flags[0].signal_name, "handler restored:",
+          signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL)
+"""
+
+
+def test_a_preemption_signal_during_the_set_up_is_kept_not_fatal():
+    """SIGUSR1 while the job loads its data (Slurm may send its warning up to a
+    minute early): the process survives and the training knows it must stop."""
+    done = subprocess.run([sys.executable, "-c", EARLY_SIGNAL], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "stopped by SIGUSR1 handler restored: True"

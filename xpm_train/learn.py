@@ -208,6 +208,16 @@ class Learn(ResumableTask):
         return HeldOut.C(data=self.data, fraction=self.val_fraction, seed=self.split_seed)
 
     def execute(self):
+        # From the start SIGTERM/SIGUSR1 stop the training after its next step:
+        # a signal that comes while the data loads (Slurm may send its warning
+        # up to a minute early) is neither lost nor fatal
+        stop = PreemptionFlag()
+        try:
+            self._train(stop)
+        finally:
+            stop.restore()
+
+    def _train(self, stop: "PreemptionFlag"):
         import torch
         from experimaestro import GracefulTimeout, progress
 
@@ -312,7 +322,6 @@ class Learn(ResumableTask):
                 log.event("checkpoint", epoch=run.epoch, batch=run.batch, step=run.step)
 
         # --- Training loop (the lifecycle writes start/resume, then end, or error on a failure)
-        stop = PreemptionFlag()
         with lifecycle(log, ranks, kind, **details) as job:
             try:
                 while run.epoch < self.epochs:
