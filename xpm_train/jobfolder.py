@@ -121,6 +121,25 @@ def finished_state(folder: Path) -> Optional[str]:
     return None
 
 
+def failure(folder: Path) -> Optional[dict]:
+    """What the ``.failed`` marker of the job in ``folder`` says
+    (experimaestro's ``{"code", "reason", "message"}``; ``{}`` when it is not
+    JSON); None when there is none, or while it is being written (in place)."""
+    import json
+
+    try:
+        text = marker(folder, "failed").read_text()
+    except OSError:
+        return None
+    if not text.strip():
+        return None
+    try:
+        said = json.loads(text)
+    except ValueError:
+        return None if text.lstrip().startswith("{") and not text.rstrip().endswith("}") else {}
+    return said if isinstance(said, dict) else {}
+
+
 def is_done(folder: Path) -> bool:
     """Whether the job in ``folder`` ended successfully."""
     return marker(folder, "done").exists()

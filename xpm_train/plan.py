@@ -65,16 +65,21 @@ def failure_of(job) -> str:
     RUNNING); the failure reason is read from the first."""
     from experimaestro.scheduler.jobs import JobFailureStatus
 
+    from . import jobfolder
+
     reason = getattr(scheduler_state(job), "failure_reason", None)
     log = Path(job.stderr)
     failed = failed_dependencies(job)
     if reason == JobFailureStatus.DEPENDENCY or (failed and not log.exists()):
         return "not run, a job it depends on failed" + (f" ({', '.join(failed)})" if failed else "")
     why = reason.name.lower() if reason is not None else "error"
+    folder = getattr(job, "path", None)
+    said = str((jobfolder.failure(Path(folder)) or {}).get("message", "")) if folder else ""
+    slurm = f"; {said}" if said.startswith("Slurm job ") else ""  # (xpm_train.launchers.slurmstate)
     if not log.exists():
-        return f"not run ({why} before it started: it wrote no log; see the plan's output above)"
+        return f"not run ({why} before it started: it wrote no log; see the plan's output above){slurm}"
     error = last_exception(log)
-    return f"{why} ({error}); log: {log}" if error else f"{why}; log: {log}"
+    return (f"{why} ({error}); log: {log}" if error else f"{why}; log: {log}") + slurm
 
 
 def last_exception(log: Path, tail: int = 1 << 16) -> str | None:

@@ -144,3 +144,61 @@ def test_max_submitted_makes_jobs_wait_for_room(use_slurm_launcher, fresh_schedu
     assert all(task.__xpm__.job.state == JobState.DONE for task in tasks)
     assert max(len(ids) for ids in seen) <= 2, seen
     assert len(set().union(*seen)) == 4, seen  # each was seen queued or running
+
+
+def fake_slurm(folder: Path, **outputs: str) -> Path:
+    """A binpath whose commands print ``outputs[name]`` and log their arguments to ``calls``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("squeue", "sacct", "scancel"):
+        script = folder / name
+        script.write_text(f"#!/bin/sh\necho {name} \"$@\" >> {folder}/calls\nprintf '%s' '{outputs.get(name, '')}'\n")
+        script.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("marker, squeue, sacct, reason, cancelled", [
+    ("timeout", "", "7|CANCELLED by 0|0:15|n1\n", "cancelled", False),  # scancel: not to be resubmitted
+    ("timeout", "PENDING\n", "", "timeout", True),  # requeued: Slurm's copy is cancelled, the plan resubmits
+    ("cancelled", "PENDING\n", "", "timeout", True),  # (a 2nd SIGTERM reached experimaestro's handler)
+    ("timeout", "", "7|FAILED|1:0|n1\n", "timeout", False),  # its time limit: resubmitted
+])
+def test_a_job_that_stopped_at_a_signal_is_settled_with_slurm(tmp_path, marker, squeue, sacct, reason,
+                                                              cancelled):
+    """The task saved a checkpoint and wrote a ``timeout`` marker: scancel sends
+    that signal too (the job is then marked cancelled, with Slurm's word), and a
+    requeued job would run again beside the one the plan submits."""
+    from xpm_train.launchers.slurmstate import SlurmWatcher, Watched
+
+    folder = tmp_path / "jobs" / "xpm_train.learn.learn" / "abc"
+    folder.mkdir(parents=True)
+    jobfolder.marker(folder, "failed").write_text(json.dumps({"code": 1, "reason": marker}))
+    binpath = fake_slurm(tmp_path / "bin", squeue=squeue, sacct=sacct)
+    ending = SlurmWatcher(str(binpath)).ended(Watched("7", folder, None))
+    assert ending.code == 1 and ending.reason == reason
+    failed = json.loads(jobfolder.marker(folder, "failed").read_text())
+    assert failed["reason"] == reason
+    if reason == "cancelled":
+        assert failed["message"] == ("Slurm job 7: CANCELLED by 0 on n1 (sacct); its task saved a checkpoint: "
+                                     "the next run of the plan resumes it")
+    assert ("scancel 7" in (binpath / "calls").read_text()) == cancelled
+
+
+def test_a_submission_waits_for_an_unreachable_controller(tmp_path, monkeypatch, caplog):
+    """sbatch's connection refused (slurmctld restarting) submitted nothing: it
+    is tried again, and the job is submitted once the controller answers."""
+    from xpm_train.launchers import slurmstate
+
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text(f"#!/bin/sh\necho x >> {tmp_path}/tries\n"
+                      f"if [ $(wc -l < {tmp_path}/tries) -lt 3 ]; then\n"
+                      "  echo 'sbatch: error: Batch job submission failed: Unable to contact slurm "
+                      "controller (connect failure)' >&2; exit 1\nfi\necho 42\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setattr(slurmstate.time, "sleep", lambda seconds: None)
+    builder = slurmstate.WatchedSlurmLauncher("gpu", binpath=str(tmp_path)).processbuilder()
+    builder.command = [str(tmp_path / "job" / "task.sh")]
+    with caplog.at_level("WARNING", logger="xpm_train.launchers"):
+        process = builder.start(True)
+    assert process.jobid == "42"
+    assert (tmp_path / "tries").read_text().count("x") == 3
+    assert sum("controller does not answer" in r.getMessage() for r in caplog.records) == 2

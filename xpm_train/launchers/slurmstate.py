@@ -23,6 +23,14 @@ watches the jobs this process's Slurm launchers submitted:
   not write, in experimaestro's format, with Slurm's state as its message
   (``CANCELLED by 1000``), so the plan, ``xpm-train show`` and experimaestro
   all read it failed, for the reason Slurm gives.
+- a job that stopped itself at a signal (a resumable task checkpoints and
+  writes a ``.failed`` marker saying ``timeout``: experimaestro submits it
+  again) is first settled with Slurm (:meth:`SlurmWatcher.settle`): ``scancel``
+  also sends that signal, and a job Slurm cancelled is marked ``cancelled``
+  with Slurm's word (not submitted again: the next run of the plan resumes it);
+  a job Slurm requeued (``scontrol requeue``, preemption in ``REQUEUE`` mode)
+  would run again in its folder once Slurm lets it (about 2 minutes later)
+  beside the one the plan submits at once: the requeued copy is cancelled.
 
 :class:`WatchedSlurmProcessBuilder` submits as experimaestro does and returns
 a :class:`WatchedSlurmProcess`, whose ``aio_wait`` (what the scheduler awaits)
@@ -66,6 +74,12 @@ ENDED = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "OUT_OF_MEMORY": "memor
          "DEADLINE": "timeout", "COMPLETED": "failed"}
 """experimaestro failure reason of a Slurm end state (``failed`` for the others);
 a job COMPLETED without ``.done`` marker ended without running its task"""
+SETTLE = 30.0
+"""Seconds a job that stopped itself at a signal may stay in ``squeue`` before its
+marker is believed (the job step ends a moment after the marker is written)"""
+REQUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED")
+"""``squeue`` states of a job that Slurm requeued after its task stopped"""
+SACCT_FORMAT = "JobID,State,ExitCode,NodeList"
 RUNNING_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUE", "RESIZING",
                   "SUSPENDED", "STAGE_OUT", "SIGNALING")
 
@@ -76,6 +90,8 @@ class Ending:
 
     code: int
     """0: ``.done`` marker; 1: failed"""
+    reason: str = ""
+    """The ``.failed`` marker's reason (``timeout``: the task stopped at a signal)"""
     slurm_state: str = ""
     """``sacct``'s State (``CANCELLED by 1000``), only for a job that wrote no marker"""
 
@@ -88,6 +104,8 @@ class Watched:
     futures: list = field(default_factory=list)
     misses: int = 0
     """Queue checks at which it was gone from squeue without sacct telling its end"""
+    settle_until: float = 0.0
+    """While its ``timeout`` marker is being settled with Slurm: when to stop waiting"""
 
 
 class SlurmWatcher(threading.Thread):
@@ -105,6 +123,8 @@ class SlurmWatcher(threading.Thread):
         self.jobs: dict[str, Watched] = {}
         self.wake = threading.Condition()
         self.next_queue_check = 0.0
+        self.silent_since = 0.0
+        """When Slurm's commands started failing (0: they answer)"""
 
     @classmethod
     def of(cls, binpath, interval: float) -> "SlurmWatcher":
@@ -133,16 +153,75 @@ class SlurmWatcher(threading.Thread):
             with self.wake:
                 self.wake.wait_for(lambda: self.jobs, timeout=None)
                 jobs = list(self.jobs.values())
-            ended = {w.jobid: e for w in jobs if (e := marker_ending(w.folder))}
-            if time.monotonic() >= self.next_queue_check:
+            ended = {w.jobid: e for w in jobs if (e := self.ended(w))}
+            waiting = [w for w in jobs if w.jobid not in ended and not w.settle_until]
+            if waiting and time.monotonic() >= self.next_queue_check:
                 self.next_queue_check = time.monotonic() + self.interval
                 try:
-                    ended.update(self.check_queue([w for w in jobs if w.jobid not in ended]))
+                    ended.update(self.check_queue(waiting))
                 except (OSError, subprocess.SubprocessError) as error:
-                    logger.warning("Slurm job states: %s (trying again in %ss)", error, self.interval)
+                    self.unanswered(error)
+                else:
+                    self.answered()
             for jobid, ending in ended.items():
                 self.finish(jobid, ending)
             time.sleep(TICK)
+
+    def unanswered(self, error: Exception) -> None:
+        """Said once per outage: the controller restarting, the accounting down..."""
+        if not self.silent_since:
+            self.silent_since = time.monotonic()
+            logger.warning("Slurm does not answer (%s): its jobs are followed by their markers "
+                           "meanwhile; asking again every %ss", error, self.interval)
+
+    def answered(self) -> None:
+        if self.silent_since:
+            logger.warning("Slurm answers again after %.0fs: the jobs it ended meanwhile are "
+                           "read from it now", time.monotonic() - self.silent_since)
+            self.silent_since = 0.0
+
+    def ended(self, watched: Watched) -> Ending | None:
+        """How ``watched`` ended, from its marker (settled with Slurm when it says
+        ``timeout``); None: not yet."""
+        ending = marker_ending(watched.folder)
+        if ending is None or ending.reason not in ("timeout", "cancelled"):
+            return ending
+        if not watched.settle_until:
+            watched.settle_until = time.monotonic() + SETTLE
+        try:
+            return self.settle(watched, ending.reason)
+        except (OSError, subprocess.SubprocessError) as error:
+            if time.monotonic() < watched.settle_until:
+                return None  # asked again at the next tick
+            logger.warning("Slurm job %s stopped at a signal; Slurm does not say why (%s)",
+                           watched.jobid, error)
+            return ending
+
+    def settle(self, watched: Watched, reason: str) -> Ending | None:
+        """A job whose task stopped at a signal (its marker says ``reason``:
+        ``timeout`` when it saved a checkpoint, ``cancelled`` when experimaestro's
+        own SIGTERM handler wrote it, e.g. at a second SIGTERM), once Slurm says why
+        (see the module); None while Slurm still lists it running, for up to :data:`SETTLE` s."""
+        listed = self.command("squeue", "-h", "-j", watched.jobid, "-o", "%T", check=False).split()
+        state = listed[0] if listed else ""
+        if state.startswith(REQUEUED_STATES):
+            self.command("scancel", watched.jobid)
+            logger.warning("Slurm job %s was requeued (%s) after its task stopped: it is cancelled, "
+                           "the plan submits the job again at once", watched.jobid, state)
+            if reason != "timeout":  # experimaestro resubmits a job whose marker says timeout
+                atomic_write_json(jobfolder.marker(watched.folder, "failed"), {
+                    "code": 1, "reason": "timeout",
+                    "message": f"Slurm job {watched.jobid}: requeued ({state}), submitted again"})
+            return Ending(1, reason="timeout", slurm_state=f"REQUEUED ({state})")
+        if state and time.monotonic() < watched.settle_until:
+            return None  # still running or completing
+        said = self.command("sacct", "-X", "-n", "-P", "-j", watched.jobid, f"--format={SACCT_FORMAT}")
+        state = sacct_states(said).get(watched.jobid, "")
+        if state.startswith("CANCELLED"):
+            saved = "its task saved a checkpoint: " if reason == "timeout" else ""
+            return record_failure(watched, state, sacct_nodes(said).get(watched.jobid, ""),
+                                  f"; {saved}the next run of the plan resumes it")
+        return Ending(1, reason=reason)
 
     def finish(self, jobid: str, ending: Ending) -> None:
         with self.wake:
@@ -159,17 +238,18 @@ class SlurmWatcher(threading.Thread):
         gone = [w for w in jobs if w.jobid not in queued]
         ended = {w.jobid: e for w in gone if (e := marker_ending(w.folder))}  # ended meanwhile
         gone = [w for w in gone if w.jobid not in ended]
-        states = {}
+        states, nodes = {}, {}
         masters = sorted({master_of(w.jobid) for w in gone})
         for start in range(0, len(masters), SACCT_BATCH):
             ids = ",".join(masters[start:start + SACCT_BATCH])
-            states.update(sacct_states(self.command("sacct", "-X", "-n", "-P", "-j", ids,
-                                                    "--format=JobID,State,ExitCode")))
+            said = self.command("sacct", "-X", "-n", "-P", "-j", ids, f"--format={SACCT_FORMAT}")
+            states.update(sacct_states(said))
+            nodes.update(sacct_nodes(said))
         known = {master_of(jobid) for jobid in states}
         for watched in gone:
             state = states.get(watched.jobid, "")
             if state and not state.startswith(RUNNING_STATES):
-                ended[watched.jobid] = record_failure(watched, state)
+                ended[watched.jobid] = record_failure(watched, state, nodes.get(watched.jobid, ""))
                 continue
             watched.misses += 1
             removed = "_" in watched.jobid and not state and master_of(watched.jobid) in known
@@ -182,10 +262,10 @@ class SlurmWatcher(threading.Thread):
                     watched, state or "not in squeue, unknown to sacct")
         return ended
 
-    def command(self, name: str, *args: str) -> str:
+    def command(self, name: str, *args: str, check: bool = True) -> str:
         done = subprocess.run([str(self.binpath / name), *args], capture_output=True, text=True,
                               timeout=60)
-        if done.returncode != 0:
+        if done.returncode != 0 and check:
             raise OSError(f"{name} failed (exit {done.returncode}): {done.stderr.strip()}")
         return done.stdout
 
@@ -196,11 +276,12 @@ def _set(future: asyncio.Future, ending: Ending) -> None:
 
 
 def marker_ending(folder: Path) -> Ending | None:
-    """The end a job's marker tells (None: no marker yet, or ``.failed`` still empty)."""
+    """The end a job's marker tells (None: no marker yet, or ``.failed`` being written)."""
     state = jobfolder.finished_state(folder)
-    if state == "failed" and jobfolder.marker(folder, "failed").stat().st_size == 0:
-        return None  # being written (experimaestro writes it in place)
-    return None if state is None else Ending(0 if state == "done" else 1)
+    if state != "failed":
+        return None if state is None else Ending(0)
+    said = jobfolder.failure(folder)
+    return None if said is None else Ending(1, str(said.get("reason", "")))
 
 
 def sacct_states(output: str) -> dict[str, str]:
@@ -239,14 +320,22 @@ def master_of(jobid: str) -> str:
     return jobid.split("_", 1)[0]
 
 
-def record_failure(watched: Watched, state: str) -> Ending:
-    """Write the ``.failed`` marker a job killed by Slurm could not write."""
+def sacct_nodes(output: str) -> dict[str, str]:
+    """``JobID -> NodeList`` of ``sacct -X -n -P --format=`` :data:`SACCT_FORMAT` output."""
+    rows = (line.split("|") for line in output.splitlines() if line.count("|") >= 3)
+    return {row[0]: row[3] for row in rows if row[3] and row[3] != "None assigned"}
+
+
+def record_failure(watched: Watched, state: str, nodes: str = "", more: str = "") -> Ending:
+    """Write the ``.failed`` marker a job killed by Slurm could not write (or
+    could not know: ``more`` adds what its own marker said), with the nodes it ran on."""
     reason = ENDED.get(state.split()[0], "failed")
-    message = f"Slurm job {watched.jobid}: {state} (sacct)"
-    logger.warning("%s, no marker in %s", message, watched.folder)
+    where = f" on {nodes}" if nodes else ""
+    message = f"Slurm job {watched.jobid}: {state}{where} (sacct){more}"
+    logger.warning("%s (job folder %s)", message, watched.folder)
     atomic_write_json(jobfolder.marker(watched.folder, "failed"),
                       {"code": 1, "reason": reason, "message": message})
-    return Ending(1, state)
+    return Ending(1, reason, state)
 
 
 class WatchedSlurmProcess(BatchSlurmProcess):
@@ -295,14 +384,33 @@ def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
     a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
     command = [f"{launcher.binpath}/sbatch", "--parsable", *arguments]
     logger.info("slurm sbatch command: %s", " ".join(command))
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(launcher.launcherenv or {})})
+    done = submit(command, {**os.environ, **(launcher.launcherenv or {})})
     if done.returncode != 0:
         raise SubmissionRefused(refusal(done.stderr, launcher.name, launcher.max_submitted))
     jobid = re.match(r"(\d+)", done.stdout.strip())
     if jobid is None:
         raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
     return jobid.group(1)
+
+
+UNREACHABLE_RE = re.compile(r"Unable to contact slurm controller \(connect failure\)|Connection refused")
+"""What sbatch says when the controller is not there (the job was not submitted)"""
+UNREACHABLE_WAIT = 120.0
+"""Seconds a submission waits for an unreachable controller (restarting) before failing"""
+
+
+def submit(command: list[str], env: dict) -> subprocess.CompletedProcess:
+    """``sbatch``, tried again every 5 s for up to :data:`UNREACHABLE_WAIT` s while
+    the controller cannot be reached (a refused connection submitted nothing, so
+    trying again never submits a job twice)."""
+    deadline = time.monotonic() + UNREACHABLE_WAIT
+    while True:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        if done.returncode == 0 or not UNREACHABLE_RE.search(done.stderr) or time.monotonic() > deadline:
+            return done
+        logger.warning("sbatch: Slurm's controller does not answer (%s): trying again in 5 s",
+                       done.stderr.strip().splitlines()[-1])
+        time.sleep(5)
 
 
 class SubmissionRefused(RuntimeError):
