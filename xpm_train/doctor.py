@@ -1,7 +1,7 @@
 """``xpm-train doctor``: is this machine ready to run plans? And ``xpm-train
 gpus``: which GPUs it has and how busy they are.
 
-Each check gives one :class:`Check`: OK, WARN (works, but not as well as it
+Each check gives one :class:`~xpm_train.diagnosis.Check`: OK, WARN (works, but not as well as it
 could: no GPU, no Slurm on this host, MLflow server down) or FAIL (plans will
 fail: invalid ``launchers.yaml``, workspace not writable), with the fix.
 """
@@ -17,24 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
+from .diagnosis import FAIL, OK, WARN, Check  # noqa: F401 - the checks' outcome, also this module's API
+
 GIB = 2**30
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of one check."""
-
-    name: str
-    status: str
-    """OK, WARN or FAIL"""
-    message: str
-    fix: str = ""
-
-    def line(self) -> str:
-        """One line: status, name, what was found and, unless OK, the fix."""
-        fix = f" -> fix: {self.fix}" if self.fix and self.status != OK else ""
-        return f"{self.status:<4}  {self.name:<13} {self.message}{fix}"
 
 
 # --- Python, torch, CUDA

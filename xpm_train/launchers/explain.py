@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from .lookup import BUILTIN
+from .lookup import BUILTIN, resolve_config
 from .match import Choice, Spec, Verdict, choose, describe, judge, laid_out
 from .ranks import Layout
 from .schema import LaunchersConfig
@@ -92,8 +92,6 @@ def explain(spec: Spec, tags: Iterable[str] = (), *,
             config: LaunchersConfig | Path | None = None,
             start: Path | None = None) -> Explanation:
     """Explain where ``spec`` would run (same decision as ``find_launcher``)."""
-    from .finder import resolve_config
-
     config = resolve_config(config, start)
     tags = tuple(tags)
     verdicts = tuple(

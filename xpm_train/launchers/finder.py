@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..errors import UserError
+from .lookup import resolve_config  # noqa: F401 - also this module's API (xpm-train launchers)
 from .match import Choice, Spec, choose
 from .schema import LaunchersConfig
 
@@ -110,19 +111,6 @@ def refusing_launcher(message: str) -> "Launcher":
             raise NoLauncherError(message)
 
     return NoLauncherForTasksWithoutOne(LocalConnector.instance())
-
-
-def resolve_config(config: LaunchersConfig | Path | None, start: Path | None) -> LaunchersConfig:
-    """A ``LaunchersConfig`` from a config, a file path, or the lookup order."""
-    if isinstance(config, LaunchersConfig):
-        return config
-    if config is not None:
-        from .loader import load_file
-
-        return load_file(Path(config))
-    from .lookup import load_launchers
-
-    return load_launchers(start)
 
 
 def build_launcher(choice: Choice) -> "Launcher":

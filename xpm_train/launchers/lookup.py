@@ -115,6 +115,17 @@ def load_launchers(start: Path | None = None) -> LaunchersConfig:
     return config
 
 
+def resolve_config(config: LaunchersConfig | Path | None, start: Path | None) -> LaunchersConfig:
+    """A ``LaunchersConfig`` from a config, a file path, or the lookup order."""
+    if isinstance(config, LaunchersConfig):
+        return config
+    if config is not None:
+        from .loader import load_file
+
+        return load_file(Path(config))
+    return load_launchers(start)
+
+
 def once(source: str, message: str, *args) -> None:
     """Log ``message`` the first time ``source`` is used by this process."""
     if source not in _logged:

@@ -38,11 +38,13 @@ from experimaestro.launchers import Launcher
 from experimaestro.scriptbuilder import PythonScriptBuilder
 
 from .gpurun import lock_dir
-from .kinds.local import THREAD_VARIABLES, LocalLauncherConfig, Reservation
 from .ranks import Layout
+from .reservation import THREAD_VARIABLES, Reservation
 
 if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement
+
+    from .kinds.local import LocalLauncherConfig
 
 logger = logging.getLogger("xpm_train.launchers")
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement, HostSpecification
     from experimaestro.launchers import Launcher
 
-    from ..doctor import Check
+    from ..diagnosis import Check
     from .ranks import Layout
     from .yamlnodes import Node, Problems
 

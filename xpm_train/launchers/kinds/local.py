@@ -26,19 +26,15 @@ from .. import readers as r
 from ..gpurun import lock_dir
 from ..gpus import Gpu
 from ..ranks import Layout
+from ..reservation import THREAD_VARIABLES, Reservation
 from ..schema import NOT_IN_FILE, Common, allowed_keys, key
-from ..units import format_memory, mebibytes
+from ..units import format_memory
 from ..yamlnodes import Node, Problems
 
 if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement, HostSpecification
 
     from ..process import LocalLauncher
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-"""Thread-pool sizes set to the job's cores: torch would otherwise use every
-core of the host in each job, and concurrent jobs would slow each other down"""
-
 
 @dataclass(frozen=True)
 class LocalLauncherConfig(Common):
@@ -136,31 +132,6 @@ class LocalLauncherConfig(Common):
     def doctor(cls, launchers, which) -> None:
         """Nothing to check: ``launchers list`` shows what was detected."""
         return None
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What one job holds while it runs, per counter: (name, job's share, total)."""
-
-    shares: tuple[tuple[str, int, int], ...]
-    gpus: int
-
-    @property
-    def cores(self) -> int:
-        """Cores reserved (the size of the job's thread pools)."""
-        return next(share for resource, share, _ in self.shares if resource == "cores")
-
-    @staticmethod
-    def of(config: LocalLauncherConfig, requirement: "HostSimpleRequirement") -> "Reservation":
-        gpus = len(requirement.accelerators)
-        shares = [
-            ("cores", max(1, requirement.cpu.cores), config.cores),
-            ("memory-mib", mebibytes(requirement.cpu.memory), mebibytes(config.memory)),
-            ("gpus", gpus, len(config.gpus)),
-        ]
-        if config.max_jobs:
-            shares.append(("jobs", 1, config.max_jobs))
-        return Reservation(tuple(s for s in shares if s[1] > 0), gpus)
 
 
 def _gpus(node: Node, problems: Problems):

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement, HostSpecification
     from experimaestro.launchers.slurm import SlurmLauncher
 
-    from ...doctor import Check
+    from ...diagnosis import Check
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -75,6 +75,15 @@ class SlurmGpus:
     """How to ask sbatch: ``--gres=gpu[:type]:N`` or ``--gpus-per-node=N``"""
     gres_type: str = ""
     """Optional GRES type (``--gres=gpu:<gres_type>:N``)"""
+
+    def options(self, count: int) -> list[str]:
+        """The sbatch/srun options asking for ``count`` GPUs of a node (none for 0)."""
+        if not count:
+            return []
+        if self.request == "gpus-per-node":
+            return [f"--gpus-per-node={count}"]
+        kind = f"gpu:{self.gres_type}" if self.gres_type else "gpu"
+        return [f"--gres={kind}:{count}"]
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,7 @@ class SlurmLauncherConfig(Common):
     def doctor(cls, launchers: Sequence["SlurmLauncherConfig"],
                which: Callable[[str], str | None] = shutil.which) -> "Check":
         """Slurm's commands are reachable and the declared partitions are up."""
-        from ...doctor import OK, WARN, Check
+        from ...diagnosis import OK, WARN, Check
 
         names = ", ".join(launcher.name for launcher in launchers)
         missing = [command for command in SLURM_COMMANDS if which(command) is None]
@@ -252,7 +261,7 @@ def sbatch_options(config: SlurmLauncherConfig, requirement: "HostSimpleRequirem
     options.append(f"--cpus-per-task={max(1, requirement.cpu.cores // layout.processes)}")
     if requirement.cpu.memory:
         options.append(f"--mem={mebibytes(requirement.cpu.memory)}M")
-    options.extend(_gpu_options(config, len(requirement.accelerators)))
+    options.extend(config.gpus.options(len(requirement.accelerators)))
     for key in ("account", "qos", "constraint"):
         if getattr(config, key):
             options.append(f"--{key}={getattr(config, key)}")
@@ -294,15 +303,6 @@ def warn_if_resumable(name: str, why: str) -> Callable:
                        "in launchers.yaml)", name, why, type(job.config).__qualname__.removesuffix(".XPMConfig"))
 
     return check
-
-
-def _gpu_options(config: SlurmLauncherConfig, count: int) -> list[str]:
-    if not count:
-        return []
-    if config.gpus.request == "gpus-per-node":
-        return [f"--gpus-per-node={count}"]
-    kind = f"gpu:{config.gpus.gres_type}" if config.gpus.gres_type else "gpu"
-    return [f"--gres={kind}:{count}"]
 
 
 def sbatch_command_line(config: SlurmLauncherConfig, requirement: "HostSimpleRequirement",

@@ -94,9 +94,7 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
                f"--mem={mebibytes(config.memory)}M", f"--time={slurm_time(pool.time)}",
                f"--output={logs}/%x-%j.out", f"--chdir={logs.parent}"]
     if config.gpus.count:
-        from ..kinds.slurm import _gpu_options
-
-        options.extend(_gpu_options(config, config.gpus.count))
+        options.extend(config.gpus.options(config.gpus.count))
     for key in ("account", "qos", "constraint"):
         if getattr(config, key):
             options.append(f"--{key}={getattr(config, key)}")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from experimaestro.launchers import Launcher
 
 from ..process import AdoptingScriptBuilder, JobConnector, SharedWaitProcessBuilder
+from ..reservation import THREAD_VARIABLES
 from ..units import mebibytes
 from . import allocations as slurm
 from . import registry
@@ -116,8 +117,6 @@ class PoolLauncher(Launcher):
 
     def launcher_info_code(self) -> str:
         """Job-script lines sizing the job's thread pools to its cores."""
-        from ..kinds.local import THREAD_VARIABLES
-
         return (f"    import os\n    for _name in {THREAD_VARIABLES!r}:\n"
                 f"        os.environ.setdefault(_name, '{self.need.cores}')\n")
 
@@ -176,9 +175,7 @@ class PoolLauncher(Launcher):
             srun.append(f"--nodelist={place.node}")
         env = {}
         if need.gpus and config.pool.jobs_per_gpu == 1:
-            from ..kinds.slurm import _gpu_options
-
-            srun.extend(_gpu_options(config, need.gpus))
+            srun.extend(config.gpus.options(need.gpus))
         elif need.gpus:  # shared GPUs: xpm-train's slots, Slurm's whole-GPU binding left out
             srun.append("--gres=none")
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in sorted({s // config.pool.jobs_per_gpu
