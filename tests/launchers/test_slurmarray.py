@@ -266,6 +266,8 @@ def grid(tmp_path_factory):
         chain = (learn.__xpm__.job, evaluate.__xpm__.job)
     logger.removeHandler(recorder)
     logger.setLevel(level)
+    print("sacct of run 1 (JobID|JobName|State):", *(f"{r['id']}|{r['name']}|{r['state']}" for r in
+                                                     first_sacct[:3] + first_sacct[-3:]), sep="\n  ")
     print(f"grid fixture: shape {shaped - started:.0f}s, run 1 {first_done - shaped:.0f}s, "
           f"run 2 and chain {second_done - first_done:.0f}s, back {time.monotonic() - second_done:.0f}s")
     return {"jobs": jobs, "first_ids": first_ids, "masters": masters, "first_states": first_states,
