@@ -488,7 +488,7 @@ def exit_code(code) -> int:
 
 
 def main(argv: list[str]) -> None:
-    import fcntl
+    from ..locks import take
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s warm[{os.getpid()}] %(message)s")
     key = argv[0]
@@ -496,10 +496,8 @@ def main(argv: list[str]) -> None:
         logger.error("this interpreter/environment is not the one of key %s: exiting", key)
         sys.exit(2)
     files = forkclient.paths(key)
-    lock_fd = os.open(files["lock"], os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock_fd = take(files["lock"], 0o600)
+    if lock_fd is None:
         sys.exit(0)  # another server of this key is starting or serving
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"  # no thread pool in the server (each job sets its own)

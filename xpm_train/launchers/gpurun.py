@@ -27,13 +27,14 @@ touch a GPU that another job was given.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import socket
 import sys
 import time
 from pathlib import Path
+
+from ..locks import take
 
 logger = logging.getLogger("xpm_train.launchers.gpurun")
 
@@ -99,11 +100,8 @@ def _try_lock(count: int, devices: list[str], folder: Path) -> list[tuple[str, i
     """Lock the first ``count`` free devices, or lock nothing and return None."""
     taken: list[tuple[str, int]] = []
     for device in devices:
-        fd = os.open(lock_path(folder, device), os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = take(lock_path(folder, device), 0o666)
+        if fd is None:
             continue
         taken.append((device, fd))
         if len(taken) == count:

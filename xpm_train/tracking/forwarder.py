@@ -27,7 +27,6 @@ pushes the rest later.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -331,16 +330,14 @@ def forward(workspace: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
+    from ..locks import take
     from . import store
 
     workspace = Path(argv[0])
     folder = spool(workspace)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = os.open(folder / "forwarder.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return  # another forwarder serves this workspace
+    if take(folder / "forwarder.lock", 0o644) is None:
+        return  # another forwarder serves this workspace (the lock is held until exit)
     try:
         os.nice(10)  # MLflow takes the CPU the trainings leave
     except OSError:

@@ -123,13 +123,12 @@ class DriverLock:
         if driver in self.held:
             return True
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = open(self.folder / f"{driver}.lock", "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+        from ..locks import take
+
+        fd = take(self.folder / f"{driver}.lock", 0o666)
+        if fd is None:
             return False
-        self.held[driver] = handle
+        self.held[driver] = fd
         return True
 
     def alive(self, driver: Optional[str]) -> bool:
@@ -154,8 +153,7 @@ class DriverLock:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def release(self):
-        for driver, handle in self.held.items():
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+        for driver, fd in self.held.items():
+            os.close(fd)  # drops the lock
             (self.folder / f"{driver}.lock").unlink(missing_ok=True)
         self.held = {}
