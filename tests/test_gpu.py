@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from xpm_train.learn import autocast_bf16, mixed_precision
+from xpm_train.runtime import autocast_bf16, mixed_precision
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -123,7 +123,7 @@ class Recorded(PreemptionFlag):
 
 distributed.start = start
 module.PreemptionFlag = Recorded
-learn = types.SimpleNamespace(device="cpu")
+learn = types.SimpleNamespace(device="cpu", gpu_memory_fraction=None, seed=0, deterministic=False)
 learn._train = lambda stop: Learn._train(learn, stop)
 try:
     Learn.execute(learn)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from xpm_train.objectives import Classification, Regression
-from xpm_train.runstate import RunState, check_loss, summary
+from xpm_train.runstate import RunState, summary
+from xpm_train.runtime import check_loss
 from xpm_train.summary import NonFiniteResult
 
 NAN = float("nan")

@@ -313,16 +313,12 @@ class TrainingFunction(ResumableTask):
         return dep(LoadWeights.C(model=self.saved_model(), path=self.checkpoints / BEST.name))
 
     def execute(self):
-        import torch
-
-        from . import budget, distributed, summary
-        from .learn import cap_gpu_memory
+        from . import budget, runtime, summary
         from .metrics import lifecycle, open_log
 
-        ranks = distributed.start(self.device)  # one process unless the launcher gave several
+        # One process unless the launcher gave several; GPU memory capped, torch seeded
+        ranks = runtime.start(self.device, gpu_memory_fraction=self.gpu_memory_fraction, seed=self.seed)
         device = ranks.device
-        cap_gpu_memory(device, self.gpu_memory_fraction)
-        torch.manual_seed(self.seed)
         random.seed(self.seed)
 
         self.checkpoints.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,7 @@ class Evaluate(Task):
     def execute(self):
         from experimaestro import progress
 
-        from . import distributed, summary
+        from . import runtime, summary
         from .learn import check_outputs
         from .metrics import lifecycle, open_log
         from .models import build
@@ -171,7 +171,7 @@ class Evaluate(Task):
         from .pipeline import DeviceData
 
         objective = objective_of(self)
-        ranks = distributed.start(self.device)  # one process unless the launcher gave several
+        ranks = runtime.start(self.device)  # one process unless the launcher gave several
         log = open_log(self, ranks)
         with lifecycle(log, ranks):  # start, then end, or error on a failure
             device = ranks.device

@@ -19,10 +19,8 @@ checkpoint after the current step and stop with experimaestro's
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import signal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -39,6 +37,7 @@ from .models import LoadWeights, Model
 from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, ObjectiveError, check_model_outputs, objective_of
 from .optim import Optimizer, Schedule
+from .runtime import PreemptionFlag  # stdlib only: installed first thing in execute()
 from .hooks import Tracking, Trial
 
 logger = logging.getLogger("xpm_train.learn")
@@ -221,26 +220,24 @@ class Learn(ResumableTask):
         import torch
         from experimaestro import GracefulTimeout, progress
 
-        from . import distributed, summary as summaries
+        from . import summary as summaries
         from .evaluate import split_metrics
         from .metrics import lifecycle, open_log
         from .models import build
         from .data.stream import PREPARED_KEY, open_split
         from .pipeline import DeviceData, split_indices
-        from .runstate import RunState, check_loss, restore, snapshot, summary
+        from .runstate import RunState, restore, snapshot, summary
+        from .runtime import autocast_bf16, check_loss, mixed_precision, start
         from .sampler import batch_length, check_shards, epoch_order
         from .trained import write_data
 
         # One process, or this process's rank of a job the launcher gave several
         # (see xpm_train.distributed: only rank 0 writes)
-        ranks = distributed.start(self.device)
+        # (xpm_train.runtime: device, GPU memory cap, seed, deterministic CUDA, precision)
+        ranks = start(self.device, gpu_memory_fraction=self.gpu_memory_fraction, seed=self.seed,
+                      deterministic=self.deterministic)
         device = ranks.device
-        cap_gpu_memory(device, self.gpu_memory_fraction)
-        torch.manual_seed(self.seed)
         use_bf16 = autocast_bf16(self.amp, device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = not self.deterministic
-            torch.use_deterministic_algorithms(self.deterministic, warn_only=False)
 
         # --- Data: decoded once, held on the device; the objective says what
         # the network must output for it
@@ -426,42 +423,6 @@ class Learn(ResumableTask):
             job.end(wall_time=wall)
 
 
-def mixed_precision(bf16: bool, device):
-    """The context of a forward pass: bf16 autocast, or none at all (a disabled
-    ``torch.autocast`` still costs tens of microseconds per step)."""
-    import torch
-
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
-def autocast_bf16(amp: str, device) -> bool:
-    """Whether to train under bf16 autocast (see ``Learn.amp``)."""
-    if amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp={amp!r}: use 'auto', 'bf16' or 'off'")
-    if amp == "off":
-        return False
-    if device.type == "cuda":
-        import torch
-
-        return amp == "bf16" or torch.cuda.is_bf16_supported()
-    if amp == "bf16":
-        logger.warning("bf16 autocast on %s: slower than float32 on CPUs without AMX/AVX512-BF16", device)
-    return amp == "bf16"
-
-
-def cap_gpu_memory(device, fraction: float | None) -> None:
-    """Limit this process to ``fraction`` of ``device``'s memory (CUDA only)."""
-    if fraction is None:
-        return
-    if not 0 < fraction <= 1:
-        raise ValueError(f"gpu_memory_fraction must be in (0, 1], got {fraction}")
-    if device.type != "cuda":
-        return
-    import torch
-
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
-
-
 def add_sums(sums: dict[str, Any], batch: dict[str, Any]) -> None:
     """Add a batch's :meth:`Objective.sums` to the epoch's (on the device)."""
     for key, value in batch.items():
@@ -479,34 +440,3 @@ def check_outputs(net, objective: Objective, info, data, model) -> None:
         outputs = net(inputs)
     net.train()
     objective.check_outputs(outputs, info, model)
-
-
-class PreemptionFlag:
-    """Turns SIGTERM and SIGUSR1 into a flag checked after each step."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-    def __init__(self):
-        self.signal_name: str | None = None
-        self._previous = {}
-        try:
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not in the main thread: no preemption support
-            self._previous = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_name is not None
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def reinstall(self) -> None:
-        """Handle the signals again, alone (a library replaced the handlers since)."""
-        for sig in self._previous:
-            signal.signal(sig, self._handle)
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)

@@ -89,26 +89,6 @@ class RunState:
         return cls(**{k: v for k, v in run.items() if k in known})
 
 
-def check_loss(sums: dict[str, Any], epoch: int, step: int, checked_every: int, ranks=None) -> None:
-    """Fail when the epoch's sums (device tensors, :meth:`Objective.sums`,
-    the loss included) hold a NaN or inf, on some rank: the training loss
-    diverged. One host synchronisation: Learn calls it where it synchronises
-    anyway (every ``log_interval`` steps, at the end of an epoch, before a
-    preemption checkpoint), so the step is known within ``checked_every``."""
-    import torch
-
-    from .summary import DIVERGED_FIX, NonFiniteResult
-
-    local = bool(sums) and not bool(torch.stack([torch.isfinite(v).all() for v in sums.values()]).all())
-    if ranks.any(local) if ranks is not None else local:
-        loss = float(sums["loss"]) if "loss" in sums else float("nan")
-        raise NonFiniteResult(
-            f"Learn: the training loss became non-finite (summed loss {loss}{'' if local else ' on another rank'}) "
-            f"in epoch {epoch}, at or before step {step} (checked every {checked_every} steps): every later step "
-            "would train on broken weights, so the job stops and ends failed (never cached as done). "
-            f"Fix: {DIVERGED_FIX}")
-
-
 def snapshot(net, optimizer, run: RunState, elapsed: float) -> dict[str, Any]:
     """Everything a resumed run needs (weights, optimizer, RNG, counters)."""
     import torch

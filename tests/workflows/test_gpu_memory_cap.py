@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xpm_train.learn import cap_gpu_memory
+from xpm_train.runtime import cap_gpu_memory
 
 
 def test_cap_is_checked_and_ignored_on_cpu():

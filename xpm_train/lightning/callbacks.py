@@ -40,7 +40,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from .. import checkpoint, jobfolder
 from ..hooks import Trial
 from .ddp import gather
-from ..learn import PreemptionFlag
+from ..runtime import PreemptionFlag
 from ..metrics import MetricsLogger
 from ..summary import check_result
 
