@@ -36,14 +36,15 @@ def test_classification_metrics_match_scikit_learn(batch_size):
     import torch
 
     from xpm_train import Synthetic
-    from xpm_train.evaluate import classification_metrics
+    from xpm_train.measure import split_metrics
+    from xpm_train.objectives import Classification
     from xpm_train.pipeline import DeviceData
 
     arrays = Synthetic.C(split="test", num_samples=203, num_classes=10, channels=3).instance().arrays()
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))  # untrained: errors in every cell
     data = DeviceData(arrays, torch.device("cpu"))
-    ours = classification_metrics(net, data, arrays.num_classes, batch_size=batch_size)
+    ours = split_metrics(net, data, Classification.C().instance(), batch_size=batch_size, details=True)
 
     with torch.no_grad():
         (images, labels), = data.batches(len(data))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, Task, field
 
@@ -27,78 +27,7 @@ from . import jobfolder
 from .jobfolder import done_in_current_workspace
 from .objectives import Classification, Objective, check_model_outputs, objective_of
 
-if TYPE_CHECKING:
-    import torch
-
-    from .distributed import Ranks
-    from .pipeline import DeviceData
-
 logger = logging.getLogger("xpm_train.evaluate")
-
-
-def split_metrics(net: "torch.nn.Module", data: "DeviceData", objective: Objective,
-                  batch_size: int = 1024, keep: Optional[dict] = None) -> dict[str, float]:
-    """The objective's metrics of ``net`` on ``data`` (the network is put in
-    eval mode and left so); ``keep``: a dict receiving the ``outputs`` and
-    ``targets`` of every batch (on the CPU)."""
-    import torch
-
-    net.eval()
-    sums: dict[str, Any] = {}
-    with torch.no_grad():
-        for inputs, targets in data.batches(batch_size):
-            target = objective.target(inputs, targets, data)
-            outputs = net(inputs).float()
-            for key, value in objective.sums(outputs, target).items():
-                sums[key] = sums[key] + value if key in sums else value
-            if keep is not None:
-                keep.setdefault("outputs", []).append(outputs.cpu())
-                keep.setdefault("targets", []).append(target.cpu())
-    return objective.metrics(sums)
-
-
-def classification_metrics(net: "torch.nn.Module", data: "DeviceData", num_classes: int,
-                           batch_size: int = 1024, ranks: "Ranks | None" = None) -> dict[str, Any]:
-    """Loss, top-1/top-5 accuracy, per-class accuracy and confusion matrix of
-    ``net`` on ``data`` (the network is put in eval mode and left so).
-
-    With ``ranks`` of a distributed job, each rank evaluates its shard of
-    ``data`` and the sums are added over the ranks: every rank returns the
-    metrics of the whole of ``data``."""
-    import torch
-
-    net.eval()
-    device = data.device
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
-    top5_hits = torch.zeros((), dtype=torch.long, device=device)
-    with torch.no_grad():
-        shard = {"rank": ranks.rank, "world": ranks.world_size} if ranks is not None else {}
-        for images, labels in data.batches(batch_size, **shard):
-            logits = net(images).float()
-            loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
-            predicted = logits.argmax(dim=1)
-            confusion += torch.bincount(
-                labels * num_classes + predicted, minlength=num_classes**2
-            ).view(num_classes, num_classes)
-            if num_classes > 5:
-                top5 = logits.topk(5, dim=1).indices
-                top5_hits += (top5 == labels[:, None]).any(dim=1).sum()
-    if ranks is not None:
-        ranks.sum_(confusion, loss_sum, top5_hits)
-    confusion = confusion.cpu()
-    n = max(int(confusion.sum()), 1)
-    per_class_total = confusion.sum(dim=1).clamp(min=1)
-    metrics = {
-        "loss": float(loss_sum) / n,
-        "accuracy": float(confusion.diagonal().sum()) / n,
-        "per_class_accuracy": (confusion.diagonal() / per_class_total).tolist(),
-        "confusion_matrix": confusion.tolist(),
-        "samples": n,
-    }
-    if num_classes > 5:
-        metrics["top5_accuracy"] = float(top5_hits) / n
-    return metrics
 
 
 @validated
@@ -164,7 +93,7 @@ class Evaluate(Task):
         from experimaestro import progress
 
         from . import runtime, summary
-        from .learn import check_outputs
+        from .measure import check_outputs, split_metrics
         from .metrics import lifecycle, open_log
         from .models import build
         from .data.stream import PREPARED_KEY, open_split
@@ -188,13 +117,9 @@ class Evaluate(Task):
                     else streamed.data(None, device, channels_last=layout))
             check_outputs(net, objective, info, data, self.model)
             kept: Optional[dict] = {} if self.predictions else None
-            classes = isinstance(objective, Classification)
-            metrics: dict[str, Any] = {}
-            if kept is not None or not classes:
-                metrics = {**split_metrics(net, data, objective, self.batch_size, kept), "samples": len(data)}
-            if classes:  # top-5, per class, confusion matrix
-                metrics.update(classification_metrics(net, data, arrays.num_classes, self.batch_size,
-                                                      ranks=ranks if ranks.distributed else None))
+            # each rank its shard, the sums added (the whole split when rank 0 keeps every prediction)
+            shards = ranks if ranks.distributed and kept is None else None
+            metrics = split_metrics(net, data, objective, self.batch_size, kept, shards, details=True)
             if kept is not None and ranks.is_main:
                 save_predictions(self.results_path.with_name("predictions.npz"), kept)
             metrics = summary.Summary(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, ClassVar, Optional
 
 from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, field
 
@@ -221,7 +221,7 @@ class Learn(ResumableTask):
         from experimaestro import GracefulTimeout, progress
 
         from . import summary as summaries
-        from .evaluate import split_metrics
+        from .measure import add_sums, check_outputs, split_metrics
         from .metrics import lifecycle, open_log
         from .models import build
         from .data.stream import PREPARED_KEY, open_split
@@ -421,22 +421,3 @@ class Learn(ResumableTask):
                 final["horizon"] = self.horizon
             summaries.write(self.final_path, final)
             job.end(wall_time=wall)
-
-
-def add_sums(sums: dict[str, Any], batch: dict[str, Any]) -> None:
-    """Add a batch's :meth:`Objective.sums` to the epoch's (on the device)."""
-    for key, value in batch.items():
-        sums[key] = sums[key] + value if key in sums else value.clone()
-
-
-def check_outputs(net, objective: Objective, info, data, model) -> None:
-    """Run two samples through ``net`` (eval mode, no gradient: no random
-    number is drawn) and refuse a network whose output size does not fit."""
-    import torch
-
-    inputs, _ = next(data.batches(2))
-    net.eval()
-    with torch.no_grad():
-        outputs = net(inputs)
-    net.train()
-    objective.check_outputs(outputs, info, model)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Annotated, ClassVar, Optional
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional
 
 from experimaestro import Config, Param, field
 
@@ -116,6 +116,15 @@ class Objective(Config):
         """Metrics of a split from the sums of its batches (score included)."""
         raise NotImplementedError(f"{config_name(self)} does not implement metrics()")
 
+    def detail_sums(self, outputs: "torch.Tensor", target: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        """Per-batch sums of what only Evaluate reports (:meth:`details`); default: none."""
+        return {}
+
+    def details(self, sums: dict[str, "torch.Tensor"]) -> dict[str, Any]:
+        """What Evaluate reports besides :meth:`metrics`, from the sums of
+        :meth:`sums` and :meth:`detail_sums`; default: nothing."""
+        return {}
+
     def check_outputs(self, outputs: "torch.Tensor", info: "DataInfo", model) -> None:
         """Refuse a network whose output does not have ``info.outputs`` values per sample."""
         got = outputs[0].numel() if outputs.dim() else 0
@@ -172,6 +181,26 @@ class Classification(Objective):
     def metrics(self, sums):
         n = max(int(sums["n"]), 1)
         return {"loss": float(sums["loss"]) / n, "accuracy": int(sums["correct"]) / n}
+
+    def detail_sums(self, outputs, target):
+        import torch
+
+        classes = outputs.shape[1]
+        sums = {"confusion": torch.bincount(target * classes + outputs.argmax(1),
+                                            minlength=classes**2).view(classes, classes)}
+        if classes > 5:
+            sums["top5"] = (outputs.topk(5, dim=1).indices == target[:, None]).any(dim=1).sum()
+        return sums
+
+    def details(self, sums):
+        """Per-class accuracy and the confusion matrix (rows: true class,
+        columns: predicted class); top-5 accuracy with more than 5 classes."""
+        confusion = sums["confusion"].cpu()
+        details = {"per_class_accuracy": (confusion.diagonal() / confusion.sum(dim=1).clamp(min=1)).tolist(),
+                   "confusion_matrix": confusion.tolist()}
+        if "top5" in sums:
+            details["top5_accuracy"] = float(sums["top5"]) / max(int(sums["n"]), 1)
+        return details
 
     def output_description(self, info):
         return f"one logit per class, {info.num_classes} classes"

@@ -6,7 +6,7 @@ import torch
 
 from xpm_train.data import Synthetic, prepare_image_folder
 from xpm_train.data.stream import BatchReader, Streaming, decide, open_split
-from xpm_train.evaluate import classification_metrics, split_metrics
+from xpm_train.measure import split_metrics
 from xpm_train.objectives import Classification
 from xpm_train.pipeline import DeviceData
 from xpm_train.sampler import epoch_order
@@ -41,7 +41,8 @@ def test_streamed_batches_are_the_in_memory_ones(tmp_path, workers):
     objective = Classification.C().instance()
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     assert split_metrics(net, memory, objective, 17) == split_metrics(net, stream, objective, 17)
-    assert classification_metrics(net, memory, 2, 17) == classification_metrics(net, stream, 2, 17)  # Evaluate's
+    assert (split_metrics(net, memory, objective, 17, details=True)
+            == split_metrics(net, stream, objective, 17, details=True))  # Evaluate's
     assert stream.unnormalize(next(stream.batches(4))[0]).max() <= 1.0
 
 

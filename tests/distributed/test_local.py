@@ -50,7 +50,7 @@ def test_evaluate_on_two_ranks_gives_the_metrics_of_the_whole_split(tmp_path, la
     import torch
 
     from xpm_train import MLP, Synthetic
-    from xpm_train.evaluate import classification_metrics
+    from xpm_train.measure import split_metrics
     from xpm_train.models import build
     from xpm_train.objectives import Classification
     from xpm_train.pipeline import DeviceData
@@ -67,7 +67,7 @@ def test_evaluate_on_two_ranks_gives_the_metrics_of_the_whole_split(tmp_path, la
     from xpm_train import checkpoint
 
     net.load_state_dict(checkpoint.load(learn_folder(tmp_path) / "checkpoints" / "best.pt")["model"])
-    expected = classification_metrics(net, DeviceData(arrays, torch.device("cpu")), arrays.num_classes)
+    expected = split_metrics(net, DeviceData(arrays, torch.device("cpu")), Classification.C().instance(), details=True)
     assert got["samples"] == expected["samples"] == 200
     assert got["confusion_matrix"] == expected["confusion_matrix"]
     assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
