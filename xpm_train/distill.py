@@ -33,6 +33,8 @@ from .summary import MINIMIZE, Direction
 if TYPE_CHECKING:
     import torch
 
+    from .objectives import Objective
+
 
 class Distillation(Config):
     """Distil a trained ``teacher`` into the model a ``Learn`` trains."""
@@ -53,6 +55,11 @@ class Distillation(Config):
     def loss(self, student_logits: "torch.Tensor", teacher_logits: "torch.Tensor", labels: "torch.Tensor"):
         """``(loss, ce, kl)`` of a batch (see :func:`distillation_loss`)."""
         return distillation_loss(student_logits, teacher_logits, labels, self.temperature, self.alpha)
+
+    def wrap(self, objective: "Objective", teacher: "torch.nn.Module") -> "Distilled":
+        """``objective`` trained with distillation from the ``teacher`` network
+        (:meth:`teacher_network`, on the student's device)."""
+        return Distilled(objective, self, teacher)
 
     def teacher_network(self, data) -> "torch.nn.Module":
         """The teacher network with its trained weights, frozen in eval mode.
@@ -77,6 +84,34 @@ class Distillation(Config):
     def summary(self) -> dict:
         """What ``final.json`` records of the distillation."""
         return {"temperature": self.temperature, "alpha": self.alpha}
+
+
+class Distilled:
+    """An objective wrapped by distillation, what Learn's loop minimises when
+    ``Learn.distill`` is set: a batch's training loss is :func:`distillation_loss`
+    of the student's outputs and the frozen teacher's on the same inputs, its
+    ``ce`` and ``kl`` parts summed for the ``train`` records; the rest (sums,
+    metrics, score) is the objective's."""
+
+    parts = ("ce", "kl")
+
+    def __init__(self, objective: "Objective", distillation: Distillation, teacher: "torch.nn.Module"):
+        self.objective, self.distillation, self.teacher = objective, distillation, teacher
+
+    def __getattr__(self, name: str):
+        if name == "objective":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.objective, name)
+
+    def training_loss(self, outputs, target, inputs, parts):
+        import torch
+
+        with torch.no_grad():
+            teacher_outputs = self.teacher(inputs)
+        loss, ce, kl = self.distillation.loss(outputs, teacher_outputs, target)
+        parts["ce"] += ce.detach() * len(target)
+        parts["kl"] += kl.detach() * len(target)
+        return loss
 
 
 def distillation_loss(student_logits: "torch.Tensor", teacher_logits: "torch.Tensor",

@@ -273,9 +273,9 @@ class Learn(ResumableTask):
         check_outputs(net, objective, info, val or train, self.model)
         if ranks.is_main:
             write_data(self.final_path.parent, info, arrays)  # what load and export rebuild the network for
-        teacher = None
+        trained = objective  # what the loop minimises: the objective, or distillation wrapping it
         if self.distill is not None:
-            teacher = self.distill.teacher_network(info).to(device)
+            trained = self.distill.wrap(objective, self.distill.teacher_network(info).to(device))
         forward = torch.compile(ranks.wrap(net)) if self.compile else ranks.wrap(net)
         optimizer = self.optimizer.create(net.parameters())
         base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -327,8 +327,7 @@ class Learn(ResumableTask):
                     order = epoch_order(len(train), self.seed, epoch)
                     # Epoch sums stay on the device: no host synchronisation per step
                     sums = {k: torch.as_tensor(v, device=device) for k, v in run.sums.items()}
-                    parts = {k: torch.tensor(float(run.parts.get(k, 0.0)), device=device)
-                             for k in (("ce", "kl") if teacher is not None else ())}
+                    parts = {k: torch.tensor(float(run.parts.get(k, 0.0)), device=device) for k in trained.parts}
                     for images, labels in train.batches(self.batch_size, order, start=run.batch,
                                                         rank=ranks.rank, world=ranks.world_size):
                         factor = schedule.factor(run.step, total_steps, steps_per_epoch) if schedule else 1.0
@@ -339,14 +338,7 @@ class Learn(ResumableTask):
                         target = objective.target(images, labels, train)
                         with mixed_precision(use_bf16, device):
                             logits = forward(images)
-                            if teacher is None:
-                                loss = objective.loss(logits, target)
-                            else:
-                                with torch.no_grad():
-                                    teacher_logits = teacher(images)
-                                loss, ce, kl = self.distill.loss(logits, teacher_logits, labels)
-                                parts["ce"] += ce.detach() * len(labels)
-                                parts["kl"] += kl.detach() * len(labels)
+                            loss = trained.training_loss(logits, target, images, parts)
                         optimizer.zero_grad(set_to_none=True)
                         # With several ranks, each rank's share of the global batch's mean
                         weight = ranks.loss_weight(len(labels), batch_length(len(train), self.batch_size, run.batch))

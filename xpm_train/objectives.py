@@ -105,6 +105,16 @@ class Objective(Config):
         """The mean loss of a batch (what is back-propagated)."""
         raise NotImplementedError(f"{config_name(self)} does not implement loss()")
 
+    parts: ClassVar[tuple[str, ...]] = ()
+    """Parts of the training loss summed over an epoch and logged in its
+    ``train`` record (:meth:`training_loss`); none for the objectives themselves"""
+
+    def training_loss(self, outputs: "torch.Tensor", target: "torch.Tensor", inputs: "torch.Tensor",
+                      parts: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+        """The loss Learn back-propagates for a batch of ``inputs`` (a wrapper
+        such as distillation's adds its :attr:`parts` to ``parts``): :meth:`loss`."""
+        return self.loss(outputs, target)
+
     def sums(self, outputs: "torch.Tensor", target: "torch.Tensor",
              loss: "Optional[torch.Tensor]" = None) -> dict[str, "torch.Tensor"]:
         """Per-batch sums (device tensors, summed over batches) :meth:`metrics`
