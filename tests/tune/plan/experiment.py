@@ -36,6 +36,8 @@ class Configuration(ConfigurationBase):
     metric: str = "best.val_accuracy"
     asha: list[int] = attrs.field(factory=list)
     """[min_epochs, max_epochs, eta]: train the trials rung by rung (Study.scheduler)"""
+    final: bool = True
+    """After the study, submit its Tune task and an Evaluate of the best (False: the trials only)"""
 
 
 def pruner_of(cfg: Configuration):
@@ -61,9 +63,12 @@ def run(helper: ExperimentHelper, cfg: Configuration):
                   scheduler=ASHA.parse(cfg.asha))
     result = optimize(study, n_trials=cfg.n_trials, n_parallel=cfg.n_parallel, launcher=launcher,
                       enqueue=cfg.enqueue)
-    best = result.task(tracking=tracking).submit(launcher=launcher)
-    evaluate = Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu")
-    evaluate.submit(launcher=launcher, init_tasks=[best])
+    evaluate = None
+    if cfg.final:
+        best = result.task(tracking=tracking).submit(launcher=launcher)
+        evaluate = Evaluate.C(model=result.best_learn.model, data=Synthetic.C(split="test"), device="cpu")
+        evaluate.submit(launcher=launcher, init_tasks=[best])
     finish(helper)
-    print(f"STUDY {study.name} BEST {result.best_number} {result.best_value:.4f} LAUNCHED {len(result.launched)} "  # noqa: T201
-          f"TEST {job_of(evaluate).metrics()['accuracy']:.4f}")
+    test = f" TEST {job_of(evaluate).metrics()['accuracy']:.4f}" if evaluate else ""
+    print(f"STUDY {study.name} BEST {result.best_number} {result.best_value:.4f} "  # noqa: T201
+          f"LAUNCHED {len(result.launched)}{test}")
