@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -54,7 +55,12 @@ def start(device: str = "auto", *, gpu_memory_fraction: Optional[float] = None, 
 
 
 def cap_gpu_memory(device, fraction: float | None) -> None:
-    """Limit this process to ``fraction`` of ``device``'s memory (CUDA only)."""
+    """Limit this process to ``fraction`` of ``device``'s memory (CUDA only;
+    None: the launcher's share, ``$XPM_TRAIN_GPU_MEMORY_FRACTION``, if any)."""
+    if fraction is None:
+        from .launchers.gpus import GPU_SHARE_ENV
+
+        fraction = float(os.environ.get(GPU_SHARE_ENV) or 0) or None
     if fraction is None:
         return
     if not 0 < fraction <= 1:

@@ -201,7 +201,20 @@ def test_two_plans_share_one_allocation_and_each_job_is_a_step(pooled_study):
     assert {r["slurm_job"] for r in ran} == {allocation}
     step_names = [line.split("|")[1] for line in pooled_study["steps"].splitlines()
                   if "." in line.split("|")[0] and line.split("|")[0].split(".")[1].isdigit()]
-    assert len(step_names) == 6 and all(name.startswith("recorddevices-") for name in step_names)
+    assert step_names.count("xpm-forkserver") == 1  # the node's warm server, for the allocation's life
+    jobs = [name for name in step_names if name != "xpm-forkserver"]
+    assert len(jobs) == 6 and all(name.startswith("recorddevices-") for name in jobs)
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+def test_each_step_is_forked_by_the_nodes_warm_server(pooled_study):
+    """No job started cold: each was forked by the fork server of its allocation."""
+    root = pooled_study["root"]
+    errors = [p.read_text() for p in sorted(root.glob("*/jobs/*/*/*.err"))]
+    assert len(errors) == 6 and not any("normal start" in e for e in errors), errors
+    servers = "".join(p.read_text() for p in root.glob("*/pools/*-xpm-forkserver-*.out"))
+    assert sum(f"{r['pid']}" in servers for r in pooled_study["ran"] + pooled_study["other"]) == 6
 
 
 @pytest.mark.slurm
@@ -254,10 +267,78 @@ def test_pools_lists_an_allocation_and_stops_it(slurm_cluster, tmp_path):
                               "IDLE", "SINCE"]
     name, shown_id, state, _nodes, left, steps, since = row.split()
     assert (name, shown_id, state, steps) == ("listed", jobid, "RUNNING", "0")
-    assert left.startswith("9m") and since[:2] == "20"  # 10 min limit; idle since its start
+    assert left.startswith(("9m", "10m")) and since[:2] == "20"  # 10 min limit; idle since its start
     stopped = CliRunner().invoke(main, ["pools", "stop", "--file", str(launchers)])
     assert stopped.output == f"stopped allocation {jobid} of pool listed\n"
     deadline = time.monotonic() + 30
     while allocations(slurm_cluster.binpath, "listed"):
         assert time.monotonic() < deadline, "still listed after pools stop"
         time.sleep(0.2)
+
+
+# --- packing on GPUs: 2 fake GPUs, jobs_per_gpu: 2 (another cluster shape)
+
+GPU_SPEC = "duration=5m & cuda(mem=1G)*1 & cpu(cores=1, mem=100M)"
+GPU_PLAN = PLAN.replace("hold=1", "hold=2")
+
+
+@pytest.fixture(scope="module")
+def packed_study(tmp_path_factory):
+    """4 one-GPU jobs of 2 s on one node with 2 fake GPUs and ``jobs_per_gpu: 2``."""
+    from slurmhelpers import Shape, cluster_shape
+
+    from xpm_train.launchers import tokens
+
+    root = tmp_path_factory.mktemp("packed")
+    with cluster_shape(Shape(gpus=2, cpus=4)) as cluster:
+        launchers = root / "launchers.yaml"
+        launchers.write_text("launchers:\n" + cluster.launcher_yaml("packed", extra=(
+            "gpus: {count: 2, memory: 16G}\npool: {time: 10m, idle: 2s, jobs_per_gpu: 2}")))
+        env = {"XPM_TRAIN_LAUNCHERS": str(launchers), "XPM_TRAIN_POOL_DIR": str(root / "registry"),
+               "XPM_TRAIN_TOKENS_DIR": str(root / "tokens")}
+        with mock.patch.dict(os.environ, env):
+            tokens._tokens.clear()
+            plan = subprocess.run([sys.executable, "-c", GPU_PLAN, str(root / "ws"), GPU_SPEC, "0", "4"],
+                                  capture_output=True, text=True, timeout=150)
+        tokens._tokens.clear()
+        jobs = cluster.sacct_jobs(root, count=1)
+    return dict(code=plan.returncode, output=plan.stdout + plan.stderr, ran=records(root / "ws"),
+                jobs=jobs)
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+def test_jobs_per_gpu_packs_two_jobs_on_each_gpu(packed_study):
+    assert packed_study["code"] == 0, packed_study["output"][-3000:]
+    ran = packed_study["ran"]
+    assert len(ran) == 4 and len({r["slurm_job"] for r in ran}) == 1  # one allocation
+    assert all(r["devices"] in ("0", "1") and r["gpu_share"] == "0.5" for r in ran), ran
+    for record in ran:  # never more than 2 jobs on a GPU at once
+        same = [r for r in ran if r["devices"] == record["devices"]
+                and r["start"] < record["end"] and record["start"] < r["end"]]
+        assert len(same) <= 2, same
+    assert len({r["devices"] for r in ran}) == 2  # both GPUs used
+
+
+def test_a_pool_step_and_its_server_share_a_key_whatever_the_step_limits(monkeypatch):
+    """In a pool (XPM_TRAIN_WARM_POOL) the key leaves out the step's CPUs,
+    limits and cgroup, which Slurm sets per step; elsewhere they count."""
+    from xpm_train.launchers import forkclient
+
+    plain = forkclient.inherited_attributes({})
+    pooled = forkclient.inherited_attributes({forkclient.POOL_ENV: "12"})
+    cgroup = open("/proc/self/cgroup").read()
+    assert cgroup in plain and cgroup not in pooled
+    assert len(pooled) == len(plain) - 4  # 2 status lines, limits, cgroup
+
+
+def test_a_shared_gpu_share_comes_from_the_launcher(monkeypatch):
+    from types import SimpleNamespace
+
+    from xpm_train.launchers.gpus import GPU_SHARE_ENV
+    from xpm_train.runtime import cap_gpu_memory
+
+    monkeypatch.setenv(GPU_SHARE_ENV, "1.5")
+    with pytest.raises(ValueError, match=r"gpu_memory_fraction must be in \(0, 1\], got 1.5"):
+        cap_gpu_memory(SimpleNamespace(type="cpu"), None)
+    cap_gpu_memory(SimpleNamespace(type="cpu"), 0.5)  # the task's own wins

@@ -73,6 +73,9 @@ are read again in the forked job.)"""
 INHERITED_STATUS = ("Umask", "SigBlk", "SigIgn", "Cpus_allowed_list", "Mems_allowed_list")
 """Process attributes (``/proc/self/status``) that a job started cold
 inherits from its client across ``exec`` and a forked one from its server"""
+POOL_ENV = "XPM_TRAIN_WARM_POOL"
+"""Set (to the allocation) in a Slurm pool's steps and fork servers (see :func:`inherited_attributes`)"""
+POOL_STEP_STATUS = ("Cpus_allowed_list", "Mems_allowed_list")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """... except the thread counts, which the forked job applies itself"""
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,20 +118,24 @@ def server_key(environ=os.environ, executable: str = sys.executable) -> str:
     another key, hence another server."""
     startup = sorted((k, v) for k, v in environ.items()
                      if k.startswith(STARTUP_ENV_PREFIXES) and k not in THREAD_VARIABLES)
-    text = json.dumps([executable, PACKAGE, startup, inherited_attributes()])
+    text = json.dumps([executable, PACKAGE, startup, inherited_attributes(environ)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def inherited_attributes() -> list[str]:
+def inherited_attributes(environ=os.environ) -> list[str]:
     """What this process would pass across ``exec`` to a cold job besides its
     environment, and a forked job takes from its server instead: umask,
     blocked and ignored signals, allowed CPUs and memory nodes, resource
     limits, niceness and cgroup (a server is started by a client, so it has
-    its client's)."""
+    its client's). In a Slurm pool's job step (``XPM_TRAIN_WARM_POOL`` set by
+    :mod:`.pool`) the step's own CPUs, limits and cgroup are left out: the job
+    runs in the allocation's, those of its node's fork server."""
+    pooled = bool(environ.get(POOL_ENV))
     with open("/proc/self/status") as fp:
         status = dict(line.rstrip("\n").split(":", 1) for line in fp if ":" in line)
-    found = [status.get(name, "").strip() for name in INHERITED_STATUS]
-    for name in ("limits", "cgroup"):
+    found = [status.get(name, "").strip() for name in INHERITED_STATUS
+             if not (pooled and name in POOL_STEP_STATUS)]
+    for name in () if pooled else ("limits", "cgroup"):
         with open(f"/proc/self/{name}") as fp:
             found.append(fp.read())
     return found + [str(os.getpriority(os.PRIO_PROCESS, 0))]

@@ -22,6 +22,11 @@ from functools import lru_cache
 
 from .units import MIB, parse_memory
 
+GPU_SHARE_ENV = "XPM_TRAIN_GPU_MEMORY_FRACTION"
+"""The share of its GPU a job gets where several jobs share it (a Slurm pool
+with ``jobs_per_gpu``); ``xpm_train.runtime.cap_gpu_memory`` applies it unless
+the task sets its own ``gpu_memory_fraction``"""
+
 logger = logging.getLogger("xpm_train.launchers")
 
 FAKE_GPUS_ENV = "XPM_TRAIN_FAKE_GPUS"

@@ -36,6 +36,7 @@ class RecordDevices(Task):
             "start": start,
             "end": time.time(),
             "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "gpu_share": os.environ.get("XPM_TRAIN_GPU_MEMORY_FRACTION"),
             "slurm_job": os.environ.get("SLURM_JOB_ID"),
             "cpus": len(os.sched_getaffinity(0)),
         }))

@@ -12,8 +12,11 @@ plan of the user lists them with ``squeue --name`` (:func:`allocations`).
 from __future__ import annotations
 
 import getpass
+import os
 import re
+import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,6 +109,7 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
         f"#!/bin/bash\n{header}"
         f"# xpm-train pool allocation of launcher {config.name}: holds the allocation for\n"
         f"# its job steps (srun --jobid=$SLURM_JOB_ID), ends after {pool.idle}s without one\n"
+        + warm_servers(config, logs) +
         f"idle={pool.idle}\nlast=$(date +%s)\n"
         "while true; do\n"
         f"  sleep {tick}\n"
@@ -116,10 +120,35 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
         f"  placed=$({config.binpath}/squeue -h -j \"$SLURM_JOB_ID\" -o %k)  # a job placed, its step to come\n"
         "  case \"$placed\" in ''|*[!0-9]*) ;; *) [ \"$placed\" -gt \"$last\" ] && last=$placed ;; esac\n"
         "  if [ $(( $(date +%s) - last )) -ge \"$idle\" ]; then\n"
-        "    echo \"idle for ${idle}s: releasing the allocation\"; exit 0\n"
+        "    echo \"idle for ${idle}s: releasing the allocation\"\n"
+        "    [ -n \"$server\" ] && kill \"$server\" && wait \"$server\"\n"
+        "    exit 0\n"
         "  fi\n"
         "done\n"
     )
+
+
+def warm_dir(jobid: str = "$SLURM_JOB_ID") -> str:
+    """The fork servers' folder of an allocation on its nodes (node-local, its own)."""
+    return f"/tmp/xpm-train-pool-warm-{os.getuid()}-{jobid}"
+
+
+def warm_servers(config: "SlurmLauncherConfig", logs: Path) -> str:
+    """Batch-script lines starting one fork server per node (:mod:`..forkserver`)
+    in a step that lives as long as the allocation (``--overlap``: it takes no
+    core from the jobs); none when the warm start is off in the plan."""
+    from .. import forkclient
+
+    if not forkclient.enabled():
+        return ""
+    start = ("from xpm_train.launchers import forkclient, forkserver; "
+             "forkserver.main([forkclient.server_key()])")
+    return (f"# a warm fork server per node: each step is forked from it (forkclient)\n"
+            f"export {forkclient.DIR_ENV}={warm_dir()} {forkclient.POOL_ENV}=$SLURM_JOB_ID "
+            f"XPM_TRAIN_WARM_IDLE_S={config.pool.time}\n"
+            f"{config.binpath}/srun --overlap --ntasks-per-node=1 --nodes={config.pool.nodes} "
+            f"--job-name={SERVER_STEP} --output={logs}/%x-%j-{SERVER_STEP}-%N.out "
+            f"{shlex.quote(sys.executable)} -c {shlex.quote(start)} &\nserver=$!\n")
 
 
 def request(config: "SlurmLauncherConfig", logs: Path) -> str:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("xpm_train.launchers")
 
+GPUS_ENV = "XPM_TRAIN_POOL_GPUS"
+"""The GPUs of a job sharing them (``jobs_per_gpu`` > 1), made its ``CUDA_VISIBLE_DEVICES``"""
 TIME_MARGIN = 60
 """Seconds an allocation must have beyond a job's ``duration`` to take it"""
 
@@ -117,8 +119,11 @@ class PoolLauncher(Launcher):
 
     def launcher_info_code(self) -> str:
         """Job-script lines sizing the job's thread pools to its cores."""
+        # a shared GPU: Slurm's step (--gres=none) does not show it; the job script does
         return (f"    import os\n    for _name in {THREAD_VARIABLES!r}:\n"
-                f"        os.environ.setdefault(_name, '{self.need.cores}')\n")
+                f"        os.environ.setdefault(_name, '{self.need.cores}')\n"
+                f"    if os.environ.get('{GPUS_ENV}'):\n"
+                f"        os.environ['CUDA_VISIBLE_DEVICES'] = os.environ['{GPUS_ENV}']\n")
 
     def __str__(self) -> str:
         pool = self.config.pool
@@ -178,8 +183,18 @@ class PoolLauncher(Launcher):
             srun.extend(config.gpus.options(need.gpus))
         elif need.gpus:  # shared GPUs: xpm-train's slots, Slurm's whole-GPU binding left out
             srun.append("--gres=none")
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in sorted({s // config.pool.jobs_per_gpu
+            from ..gpus import GPU_SHARE_ENV
+
+            env[GPUS_ENV] = ",".join(str(g) for g in sorted({s // config.pool.jobs_per_gpu
                                                                               for s in place.gpu_slots}))
+            if len(place.gpu_slots) == 1:  # a share of one GPU
+                env[GPU_SHARE_ENV] = f"{1 / config.pool.jobs_per_gpu:.6g}"
+        from .. import forkclient
+
+        if forkclient.enabled():  # forked by the allocation's fork server on the node
+            env[forkclient.DIR_ENV] = slurm.warm_dir(place.allocation)
+            env[forkclient.POOL_ENV] = place.allocation
+            srun.extend(forkclient.warm_command(need.cores))
         srun.append(script)
         wait = (f"until {config.binpath}/squeue -h -j {place.allocation} -t R -o %i | grep -q .; do "
                 f"{config.binpath}/squeue -h -j {place.allocation} -o %i | grep -q . || "
