@@ -167,7 +167,8 @@ def pooled_study(slurm_cluster, tmp_path_factory):
     launchers.write_text("launchers:\n" + slurm_cluster.launcher_yaml(
         "pooled", extra="pool: {time: 10m, idle: 3s, max_allocations: 1}"))
     env = {"XPM_TRAIN_LAUNCHERS": str(launchers), "XPM_TRAIN_POOL_DIR": str(root / "registry"),
-           "XPM_TRAIN_TOKENS_DIR": str(root / "tokens")}
+           "XPM_TRAIN_TOKENS_DIR": str(root / "tokens"),
+           "XPM_TRAIN_WARM_WAIT_S": "300"}  # the node's server preloads slowly on a busy CI host
     with mock.patch.dict(os.environ, env):
         tokens._tokens.clear()
         first, second = run_plan(root / "a", 0, 4), run_plan(root / "b", 10, 12)
