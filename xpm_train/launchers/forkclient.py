@@ -5,7 +5,8 @@ The local launcher (:class:`.process.LocalLauncher`) starts a job as::
     python -S .../xpm_train/launchers/forkclient.py --threads N -- JOB_SCRIPT
 
 instead of ``JOB_SCRIPT``. This file imports nothing but the standard library
-and :mod:`xpm_train.locks` (stdlib only too, loaded from its file), so it
+and :mod:`xpm_train.locks` (stdlib only too, loaded from its file;
+:mod:`xpm_train.daemon` too when it has to start the server), so it
 starts in about 20 ms. It asks the user's fork server (:mod:`.forkserver`,
 which has already imported torch, experimaestro and xpm_train) to fork one
 process that runs ``JOB_SCRIPT``, hands it this
@@ -44,7 +45,6 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 
 ENABLE_ENV = "XPM_TRAIN_WARM_START"
@@ -82,17 +82,24 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """This installation of xpm_train (the folder of the package)"""
 MAX_MESSAGE = 1 << 22
 
+
+
+def from_file(name: str):
+    """xpm_train's stdlib-only module ``name`` loaded from its file: run as a
+    script under python -S, xpm_train is not importable (and its __init__
+    must not run here)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"xpm_train.{name}", os.path.join(PACKAGE, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 if __package__:
     from ..locks import held
 else:
-    # Run as a script under python -S: xpm_train is not importable (and its
-    # __init__ must not run here); its stdlib-only lock probe is loaded from its file
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("xpm_train.locks", os.path.join(PACKAGE, "locks.py"))
-    _locks = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_locks)
-    held = _locks.held
+    held = from_file("locks").held
 
 
 class Unavailable(Exception):
@@ -202,10 +209,11 @@ def start_server(key: str, files: dict[str, str], environ=os.environ) -> None:
     """Start the server of ``key`` in the background (its own session; it
     loses nothing when this process ends)."""
     env = {k: v for k, v in environ.items() if k not in THREAD_VARIABLES}
-    with open(files["log"], "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "xpm_train.launchers.forkserver", key],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", env=env,
-                         start_new_session=True, close_fds=True)
+    if __package__:
+        from ..daemon import start
+    else:
+        start = from_file("daemon").start
+    start("xpm_train.launchers.forkserver", [key], files["log"], env)
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:

@@ -488,7 +488,7 @@ def exit_code(code) -> int:
 
 
 def main(argv: list[str]) -> None:
-    from ..locks import take
+    from ..daemon import claim
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s warm[{os.getpid()}] %(message)s")
     key = argv[0]
@@ -496,7 +496,7 @@ def main(argv: list[str]) -> None:
         logger.error("this interpreter/environment is not the one of key %s: exiting", key)
         sys.exit(2)
     files = forkclient.paths(key)
-    lock_fd = take(files["lock"], 0o600)
+    lock_fd = claim(files["lock"], 0o600)  # pid file: written once listening (Server.listen)
     if lock_fd is None:
         sys.exit(0)  # another server of this key is starting or serving
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

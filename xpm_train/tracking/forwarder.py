@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,10 +89,9 @@ def ensure_running(workspace: Path) -> None:
         return
     folder = spool(workspace)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "forwarder.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "xpm_train.tracking.forwarder", str(workspace)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
-                         start_new_session=True, close_fds=True)
+    from ..daemon import start
+
+    start("xpm_train.tracking.forwarder", [str(workspace)], folder / "forwarder.log")
 
 
 def pending(workspace: Path) -> list[Path]:
@@ -330,13 +328,13 @@ def forward(workspace: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from ..locks import take
+    from ..daemon import claim
     from . import store
 
     workspace = Path(argv[0])
     folder = spool(workspace)
     folder.mkdir(parents=True, exist_ok=True)
-    if take(folder / "forwarder.lock", 0o644) is None:
+    if claim(folder / "forwarder.lock", 0o644, pid_file=folder / "forwarder.pid") is None:
         return  # another forwarder serves this workspace (the lock is held until exit)
     try:
         os.nice(10)  # MLflow takes the CPU the trainings leave
@@ -345,7 +343,6 @@ def main(argv: list[str]) -> None:
     for key, value in store.HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s forwarder[{os.getpid()}] %(message)s")
-    (folder / "forwarder.pid").write_text(f"{os.getpid()}\n")
     logger.info("forwarding %s", workspace)
     forward(workspace)
     logger.info("idle for %g s: exiting", IDLE_S)
