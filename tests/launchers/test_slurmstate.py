@@ -3,6 +3,7 @@ wrote no marker), on the real Slurm (``XPM_TRAIN_SLURM=1``), and the parsing
 pieces in-process."""
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -54,6 +55,28 @@ def test_a_dependent_job_is_submitted_as_soon_as_its_dependency_ends(
     ended = first_job.donepath.stat().st_mtime
     submitted = (second_job.path / f"{second_job.name}.sh").stat().st_mtime  # just before sbatch
     assert 0 < submitted - ended < 2, f"submitted {submitted - ended:.1f}s after the end"
+    # the job's thread pools have the 1 CPU of --cpus-per-task, not the node's 2
+    assert json.loads(first.record.read_text())["threads"] == "1"
+
+
+def test_a_slurm_job_sizes_its_thread_pools_to_its_cpus_per_task(monkeypatch):
+    """The job script's lines: ``SLURM_CPUS_PER_TASK`` (what Slurm gave each
+    task) becomes ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, unless the user set one."""
+    import textwrap
+
+    from xpm_train.launchers.slurmstate import WatchedSlurmLauncher
+
+    code = textwrap.dedent(WatchedSlurmLauncher("x", binpath="/usr/bin").launcher_info_code())
+    code = code.replace("taskglobals.Env.instance().launcher_info =", "_info =")  # not this process's
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    exec(code, {})
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    exec(code, {})
+    assert os.environ["OMP_NUM_THREADS"] == "2"
 
 
 @pytest.mark.slurm
@@ -68,7 +91,9 @@ def test_a_job_cancelled_by_slurm_fails_with_sacct_state(use_slurm_launcher, fre
         task = Square.C(x=7).submit(launcher=find_launcher(SPEC))
         job = task.__xpm__.job
         deadline = time.monotonic() + 60
-        while not job.pidpath.is_file():
+        # experimaestro writes the .pid before sbatch, without an ID; the job's
+        # array batch (xpm_train/launchers/slurmarray.py) writes it again with one
+        while not (job.pidpath.is_file() and json.loads(job.pidpath.read_text() or "{}").get("pid")):
             assert time.monotonic() < deadline, "never submitted"
             time.sleep(0.1)
         slurm_id = json.loads(job.pidpath.read_text())["pid"]
@@ -110,11 +135,21 @@ def unfinished_slurm_jobs_under(folder) -> set[str]:
     """IDs of the jobs in ``squeue`` (pending or running) whose job folder is
     under ``folder`` and holds no marker yet (a job that wrote its ``.done`` is
     listed a moment longer, while its process exits)."""
-    out = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True,
+    # -r: one row per array task (jobs ready together go out as one array, whose
+    # tasks run in the array's folder and write their output through a link
+    # into their job's folder: xpm_train/launchers/slurmarray.py)
+    out = subprocess.run(["squeue", "-r", "-h", "-o", "%i|%Z|%o"], capture_output=True, text=True,
                          check=True, timeout=30).stdout
-    rows = [line.split("|", 1) for line in out.splitlines() if "|" in line]
-    return {jobid for jobid, workdir in rows
-            if workdir.startswith(str(folder)) and jobfolder.finished_state(Path(workdir)) is None}
+    rows = [line.split("|", 2) for line in out.splitlines() if line.count("|") == 2]
+    return {jobid for jobid, workdir, output in rows
+            if workdir.startswith(str(folder)) and jobfolder.finished_state(job_folder(workdir, output)) is None}
+
+
+def job_folder(workdir: str, output: str) -> Path:
+    """The job folder of a squeue row: its working folder, or for an array task
+    the folder its output link points into."""
+    linked = Path(output)
+    return linked.resolve().parent if linked.is_symlink() else Path(workdir)
 
 
 @pytest.mark.slurm

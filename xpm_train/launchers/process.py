@@ -39,7 +39,7 @@ from experimaestro.scriptbuilder import PythonScriptBuilder
 
 from .gpurun import lock_dir
 from .ranks import Layout
-from .reservation import THREAD_VARIABLES, Reservation
+from .reservation import Reservation, thread_pool_code
 
 if TYPE_CHECKING:
     from experimaestro.launcherfinder.specs import HostSimpleRequirement
@@ -165,15 +165,7 @@ class LocalLauncher(Launcher):
     def launcher_info_code(self) -> str:
         """Job-script lines (inside ``if __name__ == '__main__':``, before torch is
         imported) that size the job's thread pools to its cores and pin its GPUs."""
-        # A size the user set for one pool (OMP or MKL) is kept and given to the
-        # other: torch takes the larger of the two
-        code = (
-            "    import os\n"
-            f"    _threads = next(filter(None, map(os.environ.get, {THREAD_VARIABLES!r})), "
-            f"'{self.reservation.cores}')\n"
-            f"    for _name in {THREAD_VARIABLES!r}:\n"
-            "        os.environ.setdefault(_name, _threads)\n"
-        )
+        code = thread_pool_code(repr(str(self.reservation.cores)))
         if self.devices:
             pin = f"pin({self.reservation.gpus}, {self.devices!r}, {self.gpu_lock_dir!r})\n"
             if self.layout.world_size > 1:  # ranks > 0 (RANK set) use rank 0's GPUs

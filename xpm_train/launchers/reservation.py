@@ -25,6 +25,17 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 core of the host in each job, and concurrent jobs would slow each other down"""
 
 
+def thread_pool_code(cores: str) -> str:
+    """Job-script lines (inside ``if __name__ == '__main__':``, before torch is
+    imported) sizing the job's thread pools to ``cores``, a Python expression
+    evaluated in the job. A size the user set for one pool (OMP or MKL) is
+    kept and given to the other: torch takes the larger of the two."""
+    return ("    import os\n"
+            f"    _threads = next(filter(None, map(os.environ.get, {THREAD_VARIABLES!r})), str({cores}))\n"
+            f"    for _name in {THREAD_VARIABLES!r}:\n"
+            "        os.environ.setdefault(_name, _threads)\n")
+
+
 @dataclass(frozen=True)
 class Reservation:
     """What one job holds while it runs, per counter: (name, job's share, total)."""

@@ -456,5 +456,14 @@ class WatchedSlurmLauncher(SlurmLauncher):
 
         job.dependencies.add(counter(self.name, "submitted", self.max_submitted).dependency(1))
 
+    def launcher_info_code(self) -> str:
+        """experimaestro's lines, then the job's thread pools sized to the CPUs
+        Slurm gave each task (``--cpus-per-task``): torch would otherwise start
+        one thread per core of the node, whatever the job was given."""
+        from .reservation import thread_pool_code
+
+        return super().launcher_info_code() + thread_pool_code(
+            "os.environ.get('SLURM_CPUS_PER_TASK') or 1")
+
     def processbuilder(self) -> WatchedSlurmProcessBuilder:
         return WatchedSlurmProcessBuilder(self)

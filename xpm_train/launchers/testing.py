@@ -39,6 +39,7 @@ class RecordDevices(Task):
             "gpu_share": os.environ.get("XPM_TRAIN_GPU_MEMORY_FRACTION"),
             "slurm_job": os.environ.get("SLURM_JOB_ID"),
             "cpus": len(os.sched_getaffinity(0)),
+            "threads": os.environ.get("OMP_NUM_THREADS"),
         }))
 
 

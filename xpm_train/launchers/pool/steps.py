@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from experimaestro.launchers import Launcher
 
 from ..process import AdoptingScriptBuilder, JobConnector, SharedWaitProcessBuilder
-from ..reservation import THREAD_VARIABLES
+from ..reservation import thread_pool_code
 from ..units import mebibytes
 from . import allocations as slurm
 from . import registry
@@ -120,8 +120,7 @@ class PoolLauncher(Launcher):
     def launcher_info_code(self) -> str:
         """Job-script lines sizing the job's thread pools to its cores."""
         # a shared GPU: Slurm's step (--gres=none) does not show it; the job script does
-        return (f"    import os\n    for _name in {THREAD_VARIABLES!r}:\n"
-                f"        os.environ.setdefault(_name, '{self.need.cores}')\n"
+        return (thread_pool_code(repr(str(self.need.cores))) +
                 f"    if os.environ.get('{GPUS_ENV}'):\n"
                 f"        os.environ['CUDA_VISIBLE_DEVICES'] = os.environ['{GPUS_ENV}']\n")
 
