@@ -69,7 +69,10 @@ def test_a_slurm_job_sizes_its_thread_pools_to_its_cpus_per_task(monkeypatch):
     code = textwrap.dedent(WatchedSlurmLauncher("x", binpath="/usr/bin").launcher_info_code())
     code = code.replace("taskglobals.Env.instance().launcher_info =", "_info =")  # not this process's
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(variable, raising=False)
+        # set, then delete: monkeypatch restores a variable only once it has
+        # recorded it, and the job-script lines below write os.environ
+        monkeypatch.setenv(variable, "recorded")
+        monkeypatch.delenv(variable)
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
     exec(code, {})
     assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"

@@ -382,11 +382,22 @@ class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
 def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
     """``sbatch --parsable ARGUMENTS`` for ``launcher``: the job ID it printed;
     a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
-    command = [f"{launcher.binpath}/sbatch", "--parsable", *arguments]
+    return sbatch_job_id(launcher.binpath, launcher.name, launcher.max_submitted, list(arguments),
+                         env={**os.environ, **(launcher.launcherenv or {})})
+
+
+def sbatch_job_id(binpath: str, name: str, max_submitted: int | None, arguments: list[str], *,
+                  script: str | None = None, env: dict | None = None) -> str:
+    """``sbatch --parsable ARGUMENTS`` (the batch script in ``script``, on its
+    standard input, when given) for the Slurm launcher ``name``: the job ID it
+    printed; a refusal is a :class:`SubmissionRefused` naming the site limit it
+    hit. Every submission of this package (jobs, arrays, pool allocations) goes
+    through here."""
+    command = [f"{binpath}/sbatch", "--parsable", *arguments]
     logger.info("slurm sbatch command: %s", " ".join(command))
-    done = submit(command, {**os.environ, **(launcher.launcherenv or {})})
+    done = submit(command, dict(os.environ) if env is None else env, script)
     if done.returncode != 0:
-        raise SubmissionRefused(refusal(done.stderr, launcher.name, launcher.max_submitted))
+        raise SubmissionRefused(refusal(done.stderr, name, max_submitted))
     jobid = re.match(r"(\d+)", done.stdout.strip())
     if jobid is None:
         raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
@@ -399,13 +410,13 @@ UNREACHABLE_WAIT = 120.0
 """Seconds a submission waits for an unreachable controller (restarting) before failing"""
 
 
-def submit(command: list[str], env: dict) -> subprocess.CompletedProcess:
+def submit(command: list[str], env: dict, script: str | None = None) -> subprocess.CompletedProcess:
     """``sbatch``, tried again every 5 s for up to :data:`UNREACHABLE_WAIT` s while
     the controller cannot be reached (a refused connection submitted nothing, so
     trying again never submits a job twice)."""
     deadline = time.monotonic() + UNREACHABLE_WAIT
     while True:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=300, env=env)
         if done.returncode == 0 or not UNREACHABLE_RE.search(done.stderr) or time.monotonic() > deadline:
             return done
         logger.warning("sbatch: Slurm's controller does not answer (%s): trying again in 5 s",

@@ -174,6 +174,15 @@ class SlurmLauncherConfig(Common):
         return [sbatch_command_line(self, requirement, layout),
                 *srun_lines(self, requirement, layout)]
 
+    def site_options(self) -> list[str]:
+        """The sbatch options every submission of this entry carries, a job's or a
+        pool allocation's: account, qos, constraint, the warning signal, the extra options."""
+        options = [f"--{key}={getattr(self, key)}" for key in ("account", "qos", "constraint")
+                   if getattr(self, key)]
+        if self.signal:
+            options.append(f"--signal={self.signal}")
+        return options + list(self.sbatch)
+
     def listing(self) -> tuple[str, str]:
         g = self.gpus
         gpus = f"{g.count}x {g.model} {format_memory(g.memory)}".strip() if g.count else ""
@@ -262,12 +271,7 @@ def sbatch_options(config: SlurmLauncherConfig, requirement: "HostSimpleRequirem
     if requirement.cpu.memory:
         options.append(f"--mem={mebibytes(requirement.cpu.memory)}M")
     options.extend(config.gpus.options(len(requirement.accelerators)))
-    for key in ("account", "qos", "constraint"):
-        if getattr(config, key):
-            options.append(f"--{key}={getattr(config, key)}")
-    if config.signal:
-        options.append(f"--signal={config.signal}")
-    options.extend(config.sbatch)
+    options.extend(config.site_options())
     return options
 
 

@@ -98,12 +98,7 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
                f"--output={logs}/%x-%j.out", f"--chdir={logs.parent}"]
     if config.gpus.count:
         options.extend(config.gpus.options(config.gpus.count))
-    for key in ("account", "qos", "constraint"):
-        if getattr(config, key):
-            options.append(f"--{key}={getattr(config, key)}")
-    if config.signal:
-        options.append(f"--signal={config.signal}")
-    options.extend(config.sbatch)
+    options.extend(config.site_options())
     header = "".join(f"#SBATCH {option}\n" for option in options)
     return (
         f"#!/bin/bash\n{header}"
@@ -153,17 +148,11 @@ def warm_servers(config: "SlurmLauncherConfig", logs: Path) -> str:
 
 def request(config: "SlurmLauncherConfig", logs: Path) -> str:
     """Submit one allocation of ``config``'s pool; its job ID."""
-    from ..slurmstate import SubmissionRefused, refusal
+    from ..slurmstate import sbatch_job_id
 
     logs.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([f"{config.binpath}/sbatch", "--parsable"], input=batch_script(config, logs),
-                          capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise SubmissionRefused(refusal(done.stderr, config.name, config.max_submitted))
-    jobid = re.match(r"(\d+)", done.stdout.strip())
-    if jobid is None:
-        raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
-    return jobid.group(1)
+    return sbatch_job_id(config.binpath, config.name, config.max_submitted, [],
+                         script=batch_script(config, logs))
 
 
 def release(binpath: str, jobids: list[str]) -> None:
