@@ -50,16 +50,29 @@ class SlurmCluster:
         deadline = time.monotonic() + settle
         while True:
             out = run([f"{self.binpath}/sacct", "-n", "-X", "-P", "--starttime=now-1days",
-                       "--format=JobID,JobName,State,WorkDir,NodeList"]).stdout
+                       "--format=JobID,JobName,State,WorkDir,NodeList,JobIDRaw"]).stdout
             jobs = []
             for line in out.splitlines():
-                jobid, name, state, folder, nodes = (line.split("|") + [""] * 5)[:5]
+                jobid, name, state, folder, nodes, raw = (line.split("|") + [""] * 6)[:6]
+                folder = job_folder(jobid, folder)
                 if folder and Path(folder).is_relative_to(workdir):
-                    jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder, "nodes": nodes})
+                    # raw: SLURM_JOB_ID as the job saw it (an array task's own ID, not A_i)
+                    jobs.append({"id": jobid, "name": name, "state": state, "workdir": folder, "nodes": nodes,
+                                 "raw": raw})
             if time.monotonic() > deadline or (len(jobs) >= count and not any(
                     j["state"] in ("RUNNING", "COMPLETING") for j in jobs)):
                 return jobs
             time.sleep(0.2)
+
+def job_folder(jobid: str, workdir: str) -> str:
+    """The job folder of a ``sacct`` row: its working folder, or for a task
+    ``A_i`` of a job array (jobs ready together, xpm_train/launchers/slurmarray.py),
+    whose working folder is the array's, the folder the array's ``i.out`` links to."""
+    if "_" not in jobid or not workdir:
+        return workdir
+    link = Path(workdir) / f"{jobid.split('_', 1)[1]}.out"
+    return str(link.readlink().parent) if link.is_symlink() else workdir
+
 
 def find_slurm(partition: str | None = None) -> SlurmCluster | None:
     """The running Slurm's partition (the default one unless named); None if none answers."""

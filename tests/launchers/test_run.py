@@ -46,7 +46,7 @@ def test_tasks_end_done_and_a_second_run_submits_nothing(
     if launcher_kind == "slurm":
         cluster = request.getfixturevalue("slurm_cluster")
         listed = cluster.sacct_jobs(workdir.resolve(), count=3)
-        assert sorted(j["id"] for j in listed) == sorted(r["slurm_job"] for r in results)
+        assert sorted(j["raw"] for j in listed) == sorted(r["slurm_job"] for r in results)
         assert {j["state"] for j in listed} == {"COMPLETED"}
         for job in jobs:  # Slurm's own output files stay in the job folder
             script = (job.path / f"{job.name}.sh").read_text()
