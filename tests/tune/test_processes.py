@@ -71,11 +71,8 @@ def interrupt_mid_study(params, workdir) -> list[dict]:
 
 def test_an_interrupted_plan_resumes_its_trials(tmp_path):
     # long trials (a job runs ~100 epochs/s on one thread) so that some are in
-    # flight when the plan is interrupted; timing-dependent, so up to 3 tries.
-    # One wave of trials (n_trials = n_parallel): the ones interrupted are the
-    # ones the second run finishes (a wave of new trials after it would only
-    # add minutes of training)
-    params = write_params(tmp_path, n_trials=2, n_parallel=2, epochs=1500)
+    # flight when the plan is interrupted; timing-dependent, so up to 3 tries
+    params = write_params(tmp_path, n_trials=4, n_parallel=2, epochs=1500)
     for attempt in range(3):
         workdir = tmp_path / f"ws{attempt}"
         interrupted = interrupt_mid_study(params, workdir)
@@ -87,7 +84,7 @@ def test_an_interrupted_plan_resumes_its_trials(tmp_path):
     code, output = finish(start_plan(params, workdir))
     assert code == 0, output[-3000:]
     rows = trials(workdir)
-    assert len(rows) == 2 and all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
+    assert len(rows) == 4 and all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
     starts = learn_jobs(workdir)
     assert set(starts.values()) == {1}  # resumed from checkpoints, never started over
     assert {r["job"].rsplit("/", 1)[-1] for r in rows} == set(starts)
