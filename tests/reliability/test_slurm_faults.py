@@ -350,7 +350,15 @@ def test_a_requeued_or_preempted_job_resumes_once_to_identical_weights(faults, c
     assert [e["event"] for e in events] == ["start", "preempted", "resume", "end"], report(faults, case)
     assert events[1]["signal"] == "SIGTERM"
     first, second = slurm_jobs_of(faults, case)
-    assert first["id"] == faults.acted[case][1] and first["state"].startswith("CANCELLED")
+    # sacct shows the requeued copy CANCELLED, or (when the plan's scancel
+    # reached it before Slurm had queued it again: seen in CI) the record of
+    # its run, REQUEUED / PREEMPTED; what matters is that it never ran again
+    # (the events: one resume, by the plan's new job) and is not left queued
+    assert first["id"] == faults.acted[case][1]
+    assert first["state"].split()[0] in ("CANCELLED", "REQUEUED", "PREEMPTED"), report(faults, case)
+    assert first["id"] not in faults.left.split(), faults.left
+    said = f"Slurm job {first['id']} was requeued"
+    assert any(said in output and "it is cancelled" in output for _, output in faults.runs), said
     assert second["state"] == "COMPLETED"
     assert_identical(faults, case)
 
