@@ -54,13 +54,13 @@ class Tune(Task):
     metric: Param[str] = field(default=CLASSIFICATION_METRIC, ignore_default=True)
     """The objective (a key of the Learn's final.json)"""
 
-    journal: Meta[str] = ""
+    journal: Meta[str] = field(default="", ignore_default=True)
     """Journal file of the study"""
 
-    best_job: Meta[str] = ""
+    best_job: Meta[str] = field(default="", ignore_default=True)
     """``<task>/<hash>`` of the best Learn job (implied by ``best``)"""
 
-    best_trial: Meta[int] = -1
+    best_trial: Meta[int] = field(default=-1, ignore_default=True)
     """Number of the best trial (implied by ``best``)"""
 
     tracking: Meta[Optional[MLflowTracking]] = field(default=None, ignore_default=True)
