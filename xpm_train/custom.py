@@ -29,6 +29,14 @@ context)::
   and ``ctx.device`` is its device; only rank 0's ``ctx.log`` writes and only
   rank 0's result is kept (see docs/distributed.md). A function not declared
   so is refused at ``submit()`` on several ranks.
+- SIGTERM or SIGUSR1 (Slurm's warning before a job's time limit, a
+  preemption, ``scancel``) stops the function at its next
+  :meth:`Context.save_checkpoint`, once that checkpoint is written: the job
+  ends with experimaestro's ``GracefulTimeout``, the scheduler submits it
+  again and the function resumes from :meth:`Context.load_checkpoint`
+  (``ctx.stop_requested`` says a signal came, for a function that checkpoints
+  rarely and wants to save sooner). On several ranks every rank calls
+  ``save_checkpoint`` at the same point: the ranks stop together.
 - ``@training_function(budget="epochs")`` names the parameter where the run
   stops: the task gets a ``horizon`` Param (``ctx.horizon``) and a job of a
   larger budget continues the done run of a smaller one from its
@@ -76,6 +84,7 @@ if TYPE_CHECKING:
 
     from .distributed import Ranks
     from .metrics import MetricsLogger
+    from .runtime import PreemptionFlag
 
 logger = logging.getLogger("xpm_train.custom")
 
@@ -138,6 +147,15 @@ class Context:
     """Whether the function called :meth:`load_checkpoint` (a job that
     continues a smaller budget's run must: :func:`xpm_train.budget.check_resumed`)"""
 
+    preemption: Optional["PreemptionFlag"] = None
+    """SIGTERM/SIGUSR1 caught since the job started (set by the task: None, none caught)"""
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether SIGTERM or SIGUSR1 arrived (on this rank): the next
+        :meth:`save_checkpoint` stops the job once it has saved."""
+        return self.preemption is not None and self.preemption.requested
+
     def should_prune(self, epoch: int, value: float) -> bool:
         """Report ``value`` (e.g. validation accuracy) after ``epoch`` to the
         trial; True when the trial is pruned: return a :class:`Result` now."""
@@ -149,11 +167,20 @@ class Context:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Save ``state`` (tensors, numbers...) to ``checkpoints/last.pt``,
-        atomically and checksummed."""
+        atomically and checksummed; then, when SIGTERM/SIGUSR1 arrived (see
+        :attr:`stop_requested`), stop the job (``GracefulTimeout``: it is
+        submitted again and resumes from this checkpoint)."""
         from . import checkpoint
 
         checkpoint.save(self.checkpoints / jobfolder.LAST, state)
         self.log.event("checkpoint")
+        stop = self.ranks.any(self.stop_requested) if self.ranks is not None else self.stop_requested
+        if stop:  # (every rank stops after the same checkpoint)
+            from experimaestro import GracefulTimeout
+
+            name = self.preemption.signal_name if self.stop_requested else "another rank's signal"
+            self.log.event("preempted", signal=name)
+            raise GracefulTimeout(f"stopped by {name} after a checkpoint")
 
     def save_model(self, net: "torch.nn.Module", data: Any = None, *, model: Any = None) -> None:
         """Keep ``net`` as the trained model of this job (call it again to
@@ -313,6 +340,17 @@ class TrainingFunction(ResumableTask):
         return dep(LoadWeights.C(model=self.saved_model(), path=self.checkpoints / BEST.name))
 
     def execute(self):
+        from .runtime import PreemptionFlag
+
+        # From the start SIGTERM/SIGUSR1 are caught (Slurm may warn up to a minute
+        # early, while the function sets up): they stop it at its next checkpoint
+        stop = PreemptionFlag()
+        try:
+            self._run(stop)
+        finally:
+            stop.restore()
+
+    def _run(self, stop: "PreemptionFlag"):
         from . import budget, runtime, summary
         from .metrics import lifecycle, open_log
 
@@ -327,7 +365,7 @@ class TrainingFunction(ResumableTask):
         prefix = budget.continuation(self, ranks, self.checkpoints / jobfolder.LAST) if budgeted else None
         log = open_log(self, ranks)
         ctx = Context(device=device, job_folder=self.final_path.parent, checkpoints=self.checkpoints,
-                      log=log, seed=self.seed, trial=self.trial, ranks=ranks,
+                      log=log, seed=self.seed, trial=self.trial, ranks=ranks, preemption=stop,
                       horizon=budget.horizon_of(self) if budgeted else None)
         function = type(self).__xpm_train_function__
         kwargs = ctx.params = {name: getattr(self, name) for name in self.__xpm_train_params__}

@@ -122,3 +122,23 @@ def test_preemption_stops_within_seconds_and_the_job_resumes_identically(referen
     assert len(preempted) == 1 and preempted[0]["signal"] == signame, kinds
     assert kinds.count("resume") == 1 and kinds[-1] == "end", kinds
     assert_same_weights(reference, job)
+
+
+def test_a_signal_before_the_fit_starts_is_kept_and_stops_it_after_a_step(tmp_path):
+    """SIGUSR1 while the job sets up (Lightning imports, the module is built:
+    Slurm warns up to a minute early) is caught from the job's start, not
+    fatal: the fit stops after its first step with GracefulTimeout (the
+    scheduler submits it again)."""
+    from experimaestro import GracefulTimeout
+    from test_learn import run
+    from tinyconfigs import SignalledTiny, TinyData
+
+    from xpm_train.lightning import LightningFit
+
+    before = signal.getsignal(signal.SIGUSR1)
+    fit = LightningFit.C(module=SignalledTiny.C(), datamodule=TinyData.C(), max_epochs=1, accelerator="cpu")
+    with pytest.raises(GracefulTimeout, match="stopped by SIGUSR1 at step 1"):
+        run(tmp_path / "job", fit)
+    assert signal.getsignal(signal.SIGUSR1) == before
+    kinds = [e["event"] for e in events(tmp_path / "job")]
+    assert kinds == ["start", "preempted"], kinds

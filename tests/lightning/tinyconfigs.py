@@ -73,3 +73,15 @@ class LrMonitor(CallbackConfig):
         from lightning.pytorch.callbacks import LearningRateMonitor
 
         return LearningRateMonitor(logging_interval="step")
+
+
+class SignalledTiny(Tiny):
+    """tinylit.TinyModule, built after this process sent itself SIGUSR1 (as
+    Slurm's warning may arrive while the job sets up, before the fit starts)"""
+
+    def module(self):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return super().module()

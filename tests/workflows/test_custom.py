@@ -122,3 +122,58 @@ def test_mytrain_resumed_after_its_last_epoch_returns_its_saved_score(monkeypatc
     ctx = Done()
     result = as_result(train.__xpm_train_function__(ctx, lr=0.01, hidden=4, epochs=2), train)
     assert result.objective == 0.875 and ctx.saved is not None
+
+
+SIGNAL_AT = {"epoch": None}
+"""The epoch at whose start :func:`signalled` sends SIGUSR1 to this process (None: never)"""
+
+
+@training_function
+def signalled(ctx, epochs: int = 3) -> Result:
+    """Three epochs of a random walk, checkpointed after each; SIGUSR1 arrives
+    inside epoch ``SIGNAL_AT["epoch"]`` (as Slurm's warning would)."""
+    import os
+    import signal
+
+    import torch
+
+    state = ctx.load_checkpoint() or {"epoch": -1, "value": 0.0, "rng": torch.get_rng_state()}
+    torch.set_rng_state(state["rng"])
+    value = state["value"]
+    for epoch in range(state["epoch"] + 1, epochs):
+        if epoch == SIGNAL_AT["epoch"]:
+            SIGNAL_AT["epoch"] = None  # once
+            os.kill(os.getpid(), signal.SIGUSR1)
+        value += float(torch.randn(()))
+        ctx.log.log(epoch=epoch, step=epoch, split="train", value=value)
+        ctx.save_checkpoint({"epoch": epoch, "value": value, "rng": torch.get_rng_state()})
+    return Result(objective=value)
+
+
+def test_a_signal_stops_a_function_at_its_next_checkpoint_and_it_resumes_to_the_same_result(tmp_path):
+    """SIGUSR1 (Slurm's time-limit warning; SIGTERM is handled alike) is
+    caught from the job's start: the function stops once its next checkpoint
+    is written (GracefulTimeout: the scheduler submits it again), and the
+    run resumed from it returns the result of a straight run."""
+    import json
+    import signal
+
+    from experimaestro import GracefulTimeout
+
+    from test_learn import run
+
+    config = signalled.C(device="cpu")
+    run(tmp_path / "straight", config)
+    SIGNAL_AT["epoch"] = 1
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(GracefulTimeout, match="stopped by SIGUSR1 after a checkpoint"):
+        run(tmp_path / "stopped", signalled.C(device="cpu"))
+    assert signal.getsignal(signal.SIGUSR1) == before  # the handlers are put back
+    events = [json.loads(line) for line in (tmp_path / "stopped" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "checkpoint", "checkpoint", "preempted"], events
+    assert events[-1]["signal"] == "SIGUSR1"
+    run(tmp_path / "stopped", signalled.C(device="cpu"))
+    finals = [json.loads((tmp_path / name / "final.json").read_text()) for name in ("straight", "stopped")]
+    assert finals[0]["objective"] == finals[1]["objective"]
+    resumed = [json.loads(line)["event"] for line in (tmp_path / "stopped" / "events.jsonl").read_text().splitlines()]
+    assert resumed[4:] == ["start", "checkpoint", "end"], resumed  # only the last epoch ran again

@@ -220,13 +220,15 @@ def next_epoch_start(fit_loop: dict[str, Any]) -> None:
 class Preemption(Callback):
     """SIGTERM/SIGUSR1: stop after the current step with ``GracefulTimeout``."""
 
-    def __init__(self, log: MetricsLogger):
+    def __init__(self, log: MetricsLogger, flag: Optional[PreemptionFlag] = None):
         self.job_log = log
-        self.flag: Optional[PreemptionFlag] = None
+        self.flag = flag
+        """Caught since the job started (None: from the fit's start)"""
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # Installed before Lightning's own SIGTERM handler, which calls it too
-        self.flag = PreemptionFlag()
+        if self.flag is None:
+            self.flag = PreemptionFlag()
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Under DDP, Lightning 2.6's SIGTERM handler broadcasts from inside the

@@ -177,6 +177,18 @@ class LightningFit(ResumableTask):
         budget.plan(self)  # a budget beyond the horizon; the runs a larger budget may continue
 
     def execute(self):
+        from ..runtime import PreemptionFlag
+
+        # From the start SIGTERM/SIGUSR1 are caught: Slurm may warn up to a minute
+        # early, while Lightning imports and the data loads (SIGUSR1 would kill the
+        # job uncaught); they stop the training after its first step
+        stop = PreemptionFlag()
+        try:
+            self._fit(stop)
+        finally:
+            stop.restore()
+
+    def _fit(self, stop):
         require_lightning()
         import lightning.pytorch as pl
 
@@ -233,7 +245,7 @@ class LightningFit(ResumableTask):
             folder = self.final_path.parent
             saver = JobCheckpoint(self.checkpoints, self.monitor, self.mode, log, resumed,
                                   user_checkpoints=folder / USER_CHECKPOINTS)
-            preemption = Preemption(log)
+            preemption = Preemption(log, stop)
             pruning = TrialPruning(self.trial, self.monitor, log) if self.trial is not None else None
             own = [saver, preemption] + ([pruning] if pruning else [])
             own += [StopAtBudget(self.max_epochs)] if self.horizon is not None else []
