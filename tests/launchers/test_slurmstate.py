@@ -221,6 +221,30 @@ def test_a_job_that_stopped_at_a_signal_is_settled_with_slurm(tmp_path, marker, 
     assert ("scancel 7" in (binpath / "calls").read_text()) == cancelled
 
 
+@pytest.mark.parametrize("squeue, sacct, said", [
+    ("", "7|NODE_FAIL|1:0|n[1,3]\n", "Slurm job 7: NODE_FAIL on n[1,3] (sacct); its task failed first (see its log)"),
+    ("", "7|FAILED|1:0|n1\n", "ValueError: bad"),  # Slurm says no more than the task
+    ("RUNNING\n", "", None),  # not yet: another rank still runs, or its node is not yet declared down
+])
+def test_a_job_whose_task_failed_is_settled_with_slurm(tmp_path, squeue, sacct, said):
+    """Rank 0 of a 2-node job fails at once when the other rank's node dies
+    (its marker: the task's error); Slurm ends the job NODE_FAIL only once it
+    declares the node down: the marker then says so, for the plan's summary."""
+    from xpm_train.launchers.slurmstate import SlurmWatcher, Watched
+
+    folder = tmp_path / "jobs" / "xpm_train.learn.learn" / "abc"
+    folder.mkdir(parents=True)
+    jobfolder.marker(folder, "failed").write_text(json.dumps({"code": 1, "reason": "failed",
+                                                              "message": "ValueError: bad"}))
+    binpath = fake_slurm(tmp_path / "bin", squeue=squeue, sacct=sacct)
+    ending = SlurmWatcher(str(binpath)).ended(Watched("7", folder, None))
+    if said is None:
+        assert ending is None and "sacct" not in (binpath / "calls").read_text()
+        return
+    assert ending.code == 1 and ending.reason == "failed"
+    assert json.loads(jobfolder.marker(folder, "failed").read_text())["message"] == said
+
+
 def test_a_submission_waits_for_an_unreachable_controller(tmp_path, monkeypatch, caplog):
     """sbatch's connection refused (slurmctld restarting) submitted nothing: it
     is tried again, and the job is submitted once the controller answers."""

@@ -31,6 +31,13 @@ watches the jobs this process's Slurm launchers submitted:
   a job Slurm requeued (``scontrol requeue``, preemption in ``REQUEUE`` mode)
   would run again in its folder once Slurm lets it (about 2 minutes later)
   beside the one the plan submits at once: the requeued copy is cancelled.
+- a job whose task failed while Slurm still runs it (rank 0 of a job on
+  several nodes fails at once when the node of another rank dies; Slurm ends
+  the job ``NODE_FAIL`` only when it declares that node down, after its
+  ``SlurmdTimeout``) is first settled with Slurm too, for up to
+  :data:`FAILURE_SETTLE` s: when Slurm ended it for a reason of its own
+  (:data:`SLURM_FAILURES`: a node lost, out of memory) its marker says so, so
+  that the plan's summary names the node failure beside the task's error.
 
 :class:`WatchedSlurmProcessBuilder` submits as experimaestro does and returns
 a :class:`WatchedSlurmProcess`, whose ``aio_wait`` (what the scheduler awaits)
@@ -77,6 +84,12 @@ a job COMPLETED without ``.done`` marker ended without running its task"""
 SETTLE = 30.0
 """Seconds a job that stopped itself at a signal may stay in ``squeue`` before its
 marker is believed (the job step ends a moment after the marker is written)"""
+FAILURE_SETTLE = 120.0
+"""Seconds a job whose task failed may stay in ``squeue`` before its marker is
+believed (Slurm declares a dead node down after ``SlurmdTimeout``: 300 s by
+default, 30 s on the test cluster)"""
+SLURM_FAILURES = ("NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL")
+"""``sacct`` states of a job that say more than its task's own ``.failed`` marker"""
 REQUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED")
 """``squeue`` states of a job that Slurm requeued after its task stopped"""
 SACCT_FORMAT = "JobID,State,ExitCode,NodeList"
@@ -184,17 +197,18 @@ class SlurmWatcher(threading.Thread):
         """How ``watched`` ended, from its marker (settled with Slurm when it says
         ``timeout``); None: not yet."""
         ending = marker_ending(watched.folder)
-        if ending is None or ending.reason not in ("timeout", "cancelled"):
+        if ending is None or ending.code == 0:
             return ending
+        signalled = ending.reason in ("timeout", "cancelled")
         if not watched.settle_until:
-            watched.settle_until = time.monotonic() + SETTLE
+            watched.settle_until = time.monotonic() + (SETTLE if signalled else FAILURE_SETTLE)
         try:
-            return self.settle(watched, ending.reason)
+            return self.settle(watched, ending.reason) if signalled else self.settle_failure(watched, ending)
         except (OSError, subprocess.SubprocessError) as error:
             if time.monotonic() < watched.settle_until:
                 return None  # asked again at the next tick
-            logger.warning("Slurm job %s stopped at a signal; Slurm does not say why (%s)",
-                           watched.jobid, error)
+            logger.warning("Slurm job %s %s; Slurm does not say why (%s)", watched.jobid,
+                           "stopped at a signal" if signalled else "failed", error)
             return ending
 
     def settle(self, watched: Watched, reason: str) -> Ending | None:
@@ -222,6 +236,22 @@ class SlurmWatcher(threading.Thread):
             return record_failure(watched, state, sacct_nodes(said).get(watched.jobid, ""),
                                   f"; {saved}the next run of the plan resumes it")
         return Ending(1, reason=reason)
+
+    def settle_failure(self, watched: Watched, ending: Ending) -> Ending | None:
+        """A job whose task failed (see the module): its marker, or Slurm's
+        word when Slurm ended it for a reason of its own; None while Slurm
+        still lists it, for up to :data:`FAILURE_SETTLE` s."""
+        listed = self.command("squeue", "-h", "-j", watched.jobid, "-o", "%T", check=False).split()
+        if listed and time.monotonic() < watched.settle_until:
+            return None  # another rank, or the step, still runs (or a node is not yet declared down)
+        said = self.command("sacct", "-X", "-n", "-P", "-j", watched.jobid, f"--format={SACCT_FORMAT}")
+        state = sacct_states(said).get(watched.jobid, "")
+        if state.startswith(RUNNING_STATES) and time.monotonic() < watched.settle_until:
+            return None  # (squeue did not answer)
+        if state.split(" ")[0] not in SLURM_FAILURES:
+            return ending
+        return record_failure(watched, state, sacct_nodes(said).get(watched.jobid, ""),
+                              "; its task failed first (see its log)")
 
     def finish(self, jobid: str, ending: Ending) -> None:
         with self.wake:
