@@ -42,7 +42,7 @@ from typing import Any
 from .common import PYTHON, REPO, BenchError, bench_env, job_folders, load, median, read_jsonl, run_plan
 from .startup import reset
 
-CLIENT = REPO / "xpm_train" / "launchers" / "forkclient.py"
+CLIENT = REPO / "xpm_train" / "warm" / "forkclient.py"
 
 
 def spread(values: list[float]) -> str:
@@ -65,7 +65,7 @@ def warm_start(enabled: bool):
 def server_up(env: dict[str, str], timeout: float = 300) -> None:
     """Start the fork server of ``env`` (if needed) and wait until it listens."""
     sys.path.insert(0, str(REPO))
-    from xpm_train.launchers import forkclient
+    from xpm_train.warm import forkclient
     from xpm_train.locks import held
 
     key = forkclient.server_key(env, PYTHON)
@@ -79,7 +79,7 @@ def server_up(env: dict[str, str], timeout: float = 300) -> None:
             except OSError:
                 pass
         if not held(files["lock"]):
-            subprocess.Popen([PYTHON, "-m", "xpm_train.launchers.forkserver", key], env=env, cwd="/",
+            subprocess.Popen([PYTHON, "-m", "xpm_train.warm.forkserver", key], env=env, cwd="/",
                              stdout=open(files["log"], "ab"), stderr=subprocess.STDOUT,
                              start_new_session=True)
         time.sleep(0.5)

@@ -22,7 +22,7 @@ def private_host_counters(tmp_path_factory):
 @pytest.fixture(autouse=True, scope="session")
 def private_warm_servers(tmp_path_factory):
     """Local jobs start warm (forked by a fork server, see
-    xpm_train/launchers/forkserver.py) from servers of this test session,
+    xpm_train/warm/forkserver.py) from servers of this test session,
     which exit 2 minutes after its last job."""
     saved = {name: os.environ.get(name) for name in ("XPM_TRAIN_WARM_DIR", "XPM_TRAIN_WARM_IDLE_S")}
     os.environ["XPM_TRAIN_WARM_DIR"] = str(tmp_path_factory.mktemp("warm") / "s")

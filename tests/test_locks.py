@@ -29,7 +29,7 @@ def test_held_while_the_holder_lives_and_not_after_sigkill(tmp_path):
 
 
 def test_the_warm_start_client_loads_the_probe_without_xpm_train(tmp_path):
-    from xpm_train.launchers import forkclient
+    from xpm_train.warm import forkclient
 
     code = ("import runpy, sys; g = runpy.run_path(sys.argv[1]); "
             "print(g['held'].__module__, 'xpm_train' in sys.modules or 'xpm_train.locks' in sys.modules)")

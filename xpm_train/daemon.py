@@ -1,5 +1,5 @@
 """A background process that outlives whoever started it: the warm start's
-fork server (:mod:`xpm_train.launchers.forkserver`) and a workspace's MLflow
+fork server (:mod:`xpm_train.warm.forkserver`) and a workspace's MLflow
 forwarder (:mod:`xpm_train.tracking.forwarder`).
 
 Both live the same way: :func:`start` launches ``python -m MODULE ARGS``

@@ -9,7 +9,7 @@ waiting (the one way every holder takes it); :func:`held` asks without blocking.
 
 This module imports only the standard library: the warm start's client,
 which runs under ``python -S`` before xpm_train can be imported, loads it from
-its file (see :mod:`xpm_train.launchers.forkclient`).
+its file (see :mod:`xpm_train.warm.forkclient`).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from xpm_train.launchers import forkclient
 from xpm_train.locks import held
+from xpm_train.warm import forkclient
+from xpm_train.warm.messages import PROTOCOL, read_frame, write_frame
 
 CLIENT = forkclient.__file__
 NORMAL = "xpm-train: normal start"
@@ -258,14 +259,14 @@ def test_forged_or_foreign_requests_run_nothing(warm_env, tmp_path):
     files = ready(warm_env)
     marker = tmp_path / "ran"
     script = job_script(tmp_path, f"open({str(marker)!r}, 'w').write('x')")
-    request = {"protocol": forkclient.PROTOCOL, "key": forkclient.server_key(warm_env),
+    request = {"protocol": PROTOCOL, "key": forkclient.server_key(warm_env),
                "script": str(script), "cwd": str(tmp_path), "env": warm_env, "threads": 1}
     for forged, fds in (({**request, "protocol": 99}, [0, 1, 2]), ({**request, "key": "0" * 16}, [0, 1, 2]),
                         (request, []), ({**request, "threads": "1; rm -rf /"}, [0, 1, 2])):
         with socket.socket(socket.AF_UNIX) as sock:
             sock.connect(files["sock"])
-            forkclient.send(sock, forged, fds)
-            answer, _ = forkclient.receive(sock)
+            write_frame(sock, forged, fds)
+            answer, _ = read_frame(sock)
         assert "refused" in answer and "pid" not in answer
     assert not marker.exists()
 
@@ -283,7 +284,7 @@ def test_another_user_cannot_reach_the_server(warm_env, tmp_path):
             os.setuid(65534)
             with socket.socket(socket.AF_UNIX) as sock:
                 sock.connect(files["sock"])
-                forkclient.send(sock, {"protocol": forkclient.PROTOCOL, "script": str(script)}, [0, 1, 2])
+                write_frame(sock, {"protocol": PROTOCOL, "script": str(script)}, [0, 1, 2])
             code = 1
         except PermissionError:
             code = 0
@@ -301,7 +302,7 @@ def test_peer_credentials_of_another_uid_are_refused(warm_env, tmp_path):
     files = forkclient.paths("k" * 16, env)
     code = textwrap.dedent(f"""
         import os
-        from xpm_train.launchers import forkserver
+        from xpm_train.warm import forkserver
         files = {files!r}
         server = forkserver.Server("k" * 16, files, 30.0, allowed_uid=os.getuid() + 1)
         server.listen(os.open(files["lock"], os.O_RDWR | os.O_CREAT))
@@ -317,9 +318,9 @@ def test_peer_credentials_of_another_uid_are_refused(warm_env, tmp_path):
         script = job_script(tmp_path, f"open({str(marker)!r}, 'w').write('x')")
         with socket.socket(socket.AF_UNIX) as sock:
             sock.connect(files["sock"])
-            forkclient.send(sock, {"protocol": forkclient.PROTOCOL, "key": "k" * 16, "script": str(script),
+            write_frame(sock, {"protocol": PROTOCOL, "key": "k" * 16, "script": str(script),
                                    "cwd": str(tmp_path), "env": {}, "threads": 1}, [0, 1, 2])
-            answer, _ = forkclient.receive(sock)
+            answer, _ = read_frame(sock)
         assert answer is None and not marker.exists()
         time.sleep(0.5)
         assert f"refused a connection from uid {os.getuid()}" in (tmp_path / "server.log").read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from test_forkserver import NORMAL, client, files_of, job_script, ready, stop_server, warm_env  # noqa: F401
 
-from xpm_train.launchers import forkclient
+from xpm_train.warm import forkclient
 
 COLD = {forkclient.ENABLE_ENV: "0"}
 
@@ -166,7 +166,7 @@ def test_a_job_of_another_umask_or_affinity_gets_a_server_of_its_own(warm_env, t
         assert out == f"0o600 [{cpu}]\n"
     finally:
         code = f"import os; os.umask(0o077); os.sched_setaffinity(0, {{{cpu}}}); " \
-               "from xpm_train.launchers import forkclient as f; print(f.server_key())"
+               "from xpm_train.warm import forkclient as f; print(f.server_key())"
         key = subprocess.run([sys.executable, "-c", code], env=warm_env, capture_output=True,
                              text=True, check=True).stdout.strip()
         assert key != forkclient.server_key(warm_env)

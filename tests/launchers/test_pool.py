@@ -324,7 +324,7 @@ def test_jobs_per_gpu_packs_two_jobs_on_each_gpu(packed_study):
 def test_a_pool_step_and_its_server_share_a_key_whatever_the_step_limits(monkeypatch):
     """In a pool (XPM_TRAIN_WARM_POOL) the key leaves out the step's CPUs,
     limits and cgroup, which Slurm sets per step; elsewhere they count."""
-    from xpm_train.launchers import forkclient
+    from xpm_train.warm import forkclient
 
     plain = forkclient.inherited_attributes({})
     pooled = forkclient.inherited_attributes({forkclient.POOL_ENV: "12"})

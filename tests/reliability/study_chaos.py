@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from helpers import REPO, run_experiment
-from xpm_train.launchers import forkclient
+from xpm_train.warm import forkclient
 
 N_TRIALS = 30
 KINDS = ("plan", "job", "forwarder", "forkserver")
@@ -123,7 +123,7 @@ def fork_servers(chaos: Chaos) -> list[int]:
         except (OSError, ValueError):
             continue
     return sorted(pid for pid, command in ours(chaos.servers).items()
-                  if pid in recorded and "xpm_train.launchers.forkserver" in command)
+                  if pid in recorded and "xpm_train.warm.forkserver" in command)
 
 
 # --- The run

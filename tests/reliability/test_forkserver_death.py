@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, run_experiment
-from xpm_train.launchers import forkclient
+from xpm_train.warm import forkclient
 from xpm_train.locks import held
 
 pytestmark = pytest.mark.integration

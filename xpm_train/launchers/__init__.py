@@ -12,8 +12,9 @@ contract of a launcher type), :mod:`.kinds` (one module per ``type:``:
 (which launcher), :mod:`.finder` (the experimaestro launcher), :mod:`.explain`
 (why); for local jobs :mod:`.process` (their experimaestro launcher and
 processes), :mod:`.tokens` (host-wide reservations), :mod:`.gpurun` /
-:mod:`.gpus` (GPU pinning, GPU inventory), :mod:`.forkclient` /
-:mod:`.forkserver` (warm start); :mod:`.testing` (tiny tasks for the tests).
+:mod:`.gpus` (GPU pinning, GPU inventory); :mod:`.testing` (tiny tasks for
+the tests). The warm start (local jobs forked from a server that imported
+torch once) is its own package, :mod:`xpm_train.warm`.
 """
 
 from .explain import Explanation, explain

@@ -149,8 +149,8 @@ class LocalLauncher(Launcher):
 
     def processbuilder(self):
         """experimaestro's process builder; the job starts warm (forked by the
-        user's fork server, see :mod:`.forkclient`) unless turned off."""
-        from .forkclient import warm_command
+        user's fork server, see :mod:`xpm_train.warm.forkclient`) unless turned off."""
+        from ..warm.forkclient import warm_command
 
         builder = super().processbuilder()
         builder.command = warm_command(self.reservation.cores)

@@ -129,14 +129,14 @@ def warm_dir(jobid: str = "$SLURM_JOB_ID") -> str:
 
 
 def warm_servers(config: "SlurmLauncherConfig", logs: Path) -> str:
-    """Batch-script lines starting one fork server per node (:mod:`..forkserver`)
+    """Batch-script lines starting one fork server per node (:mod:`xpm_train.warm.forkserver`)
     in a step that lives as long as the allocation (``--overlap``: it takes no
     core from the jobs); none when the warm start is off in the plan."""
-    from .. import forkclient
+    from ...warm import forkclient
 
     if not forkclient.enabled():
         return ""
-    start = ("from xpm_train.launchers import forkclient, forkserver; "
+    start = ("from xpm_train.warm import forkclient, forkserver; "
              "forkserver.main([forkclient.server_key()])")
     return (f"# a warm fork server per node: each step is forked from it (forkclient)\n"
             f"export {forkclient.DIR_ENV}={warm_dir()} {forkclient.POOL_ENV}=$SLURM_JOB_ID "

@@ -188,7 +188,7 @@ class PoolLauncher(Launcher):
                                                                               for s in place.gpu_slots}))
             if len(place.gpu_slots) == 1:  # a share of one GPU
                 env[GPU_SHARE_ENV] = f"{1 / config.pool.jobs_per_gpu:.6g}"
-        from .. import forkclient
+        from ...warm import forkclient
 
         if forkclient.enabled():  # forked by the allocation's fork server on the node
             env[forkclient.DIR_ENV] = slurm.warm_dir(place.allocation)
