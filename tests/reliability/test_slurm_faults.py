@@ -1,25 +1,29 @@
 """Faults as a real Slurm delivers them (``XPM_TRAIN_SLURM=1``), all side by side.
 
-One module fixture restarts the host's Slurm as a 3-node cluster with QOS
+One module fixture restarts the host's Slurm as a 4-node cluster with QOS
 preemption (``PreemptMode=REQUEUE``, QOS ``high`` preempts ``normal``) and
-runs the plan ``plans/slurmfaults`` (5 small Learns slowed down by a pause per
-step, one per case, each pinned to its node by its launcher):
+runs the plan ``plans/slurmfaults`` (9 small jobs slowed down by a pause per
+step, one per case, each pinned to its nodes by its launcher):
 
-- ``timelimit`` (n1): ``--time=1`` with ``--signal=USR1@10`` (Slurm sends it up
-  to a minute early: seen 12 to 50 s after the start); nothing is done to it:
-  Slurm's own signal reaches the task through ``srun``;
+- ``timelimit`` (a Learn, n1), ``function`` (a training function, n4),
+  ``lightning`` (a LightningFit, n4) and ``ddp-timelimit`` (a 2-rank Learn,
+  one rank on n1 and one on n4): ``--time=1`` with ``--signal=USR1@10``
+  (Slurm sends it up to a minute early: seen 12 to 50 s after the start);
+  nothing is done to them: Slurm's own signal reaches the tasks through ``srun``;
 - ``requeue`` (n1): ``scontrol requeue`` once it logged 8 steps;
 - ``preempt`` (n2): a ``--qos=high --exclusive`` job on n2 preempts it;
 - ``cancel`` (n1): ``scancel`` once it logged 14 steps;
-- ``nodeloss`` (n3, ``--no-requeue``): at 10 steps n3 dies (its slurmd and every
-  process of the job SIGKILLed), and ``sacct`` fails from 15 s later until
+- ``nodeloss`` (n3) and ``ddp-nodeloss`` (a 2-rank Learn on n1 and n3), both
+  ``--no-requeue``: once both logged 10 steps n3 dies (its slurmd and every
+  process of the jobs on n3 SIGKILLed: the whole single-node job, rank 1 of
+  the other), and ``sacct`` fails from 15 s later until
   15 s after Slurm lists the node down (the launchers' ``binpath`` is a folder
   whose ``sacct`` fails while a flag file exists).
 
-The time limit runs in a plan run of its own, beside the others. Their run
-fails two jobs (cancel, nodeloss); then n3 is started again and the next run
-of the plan for those two resumes both; slurmctld is stopped for 30 s once
-they run again, and started again. The weights are compared with the same plan run
+The time limits run in a plan run of their own, beside the others. Their run
+fails three jobs (cancel, nodeloss, ddp-nodeloss); then n3 is started again
+and the next run of the plan for those three resumes them; slurmctld is
+stopped for 30 s once they run again, and started again. The weights are compared with the same plan run
 uninterrupted on the local launcher (no pause: ``pause`` is a Meta), with
 the same single thread.
 """
@@ -38,16 +42,25 @@ from pathlib import Path
 
 import pytest
 
+from xpm_train import jobfolder
+
 from helpers import REPO
 from slurmhelpers import Shape, _script, cluster_shape, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 HERE = Path(__file__).resolve().parent
 PLAN = HERE / "plans" / "slurmfaults" / "params.yaml"
-CASES = ("timelimit", "requeue", "preempt", "cancel", "nodeloss")
-NODE = {"timelimit": "n1", "requeue": "n1", "cancel": "n1", "preempt": "n2", "nodeloss": "n3"}
+CASES = ("timelimit", "requeue", "preempt", "cancel", "nodeloss", "function", "lightning", "ddp-timelimit",
+         "ddp-nodeloss")
+TIMELIMIT = ("timelimit", "function", "lightning", "ddp-timelimit")
+"""The cases of the time-limit run"""
+NODE = {"timelimit": "n1", "requeue": "n1", "cancel": "n1", "preempt": "n2", "nodeloss": "n3", "function": "n4",
+        "lightning": "n4", "ddp-timelimit": "n1,n4", "ddp-nodeloss": "n1,n3"}
 ACT_AT = {"requeue": 8, "preempt": 8, "cancel": 14, "nodeloss": 10}
-"""Logged steps after which the fault is delivered"""
+"""Logged steps after which the fault is delivered (the node loss: once
+``nodeloss`` and ``ddp-nodeloss`` both logged them)"""
+LOST = ("nodeloss", "ddp-nodeloss")
+"""The jobs on n3 when it dies"""
 PAUSE = (1.0, 2.0)
 """Seconds per step in the first and the second run"""
 OUTAGE = 30.0
@@ -55,9 +68,11 @@ OUTAGE = 30.0
 SACCT_DOWN = 15.0
 """sacct fails from 15 s after the node loss (before Slurm sees it: SlurmdTimeout is
 30 s) until this many seconds after Slurm lists the node down"""
-RERUN = ("cancel", "nodeloss")
+RERUN = ("cancel", "nodeloss", "ddp-nodeloss")
 """The jobs the first run fails, which the next run resumes"""
-SHAPE = Shape(nodes=3, cpus=3, extra="PreemptType=preempt/qos\nPreemptMode=REQUEUE")
+DDP = "ddp=cpu(cores=1, mem=400M) & nodes=2"
+"""The 2-rank cases' resources on Slurm (the reference: 2 local processes)"""
+SHAPE = Shape(nodes=4, cpus=5, extra="PreemptType=preempt/qos\nPreemptMode=REQUEUE")
 
 
 @dataclass
@@ -78,6 +93,8 @@ class Outcome:
     """squeue at the end"""
     failed: dict = field(default_factory=dict)
     """case -> (when, message) of the .failed marker the first run wrote"""
+    failed_seen: dict = field(default_factory=dict)
+    """case -> when that marker was seen (time.time())"""
 
     def folder(self, case: str, workdir: Path | None = None) -> Path:
         return case_folders(workdir or self.workdir)[case]
@@ -88,7 +105,7 @@ class Outcome:
 
 def case_folders(workdir: Path) -> dict[str, Path]:
     folders = {}
-    for folder in (workdir / "jobs" / "xpm_train.learn.learn").glob("*"):
+    for folder in (workdir / "jobs").glob("*/*"):
         tags = folder / "tags.json"
         cases = {run.get("case") for run in json.loads(tags.read_text()).values()} if tags.exists() else ()
         for case in cases:  # (its tags, per run of the plan)
@@ -102,7 +119,7 @@ def steps(folder: Path) -> int:
 
 
 def slurm_id(folder: Path) -> str | None:
-    pid = folder / "learn.pid"
+    pid = jobfolder.marker(folder, "pid")
     try:
         return str(json.loads(pid.read_text())["pid"])
     except (OSError, ValueError, KeyError):
@@ -142,9 +159,9 @@ def launchers_file(path: Path, cluster, binpath: Path) -> Path:
     entries = []
     for case in CASES:
         # (--comment: options of their own, so that no two cases go out as one job array)
-        sbatch = [f"--nodelist={NODE[case]}", f"--comment={case}"] + (["--no-requeue"] if case == "nodeloss" else [])
+        sbatch = [f"--nodelist={NODE[case]}", f"--comment={case}"] + (["--no-requeue"] if case in LOST else [])
         extra = f"sbatch: {json.dumps(sbatch)}\nbinpath: {binpath}"
-        if case == "timelimit":
+        if case in TIMELIMIT:
             extra += "\nsignal: USR1@10"
         entries.append(cluster.launcher_yaml(case, tags=(case,), extra=extra).replace(
             f"    binpath: {cluster.binpath}\n", ""))
@@ -152,20 +169,28 @@ def launchers_file(path: Path, cluster, binpath: Path) -> Path:
     return path
 
 
-def kill_node(node: str, jobid: str) -> None:
-    """SIGKILL ``node``'s slurmd and every process of Slurm job ``jobid`` (the node dies)."""
+def kill_node(node: str, jobids: list[str]) -> None:
+    """SIGKILL ``node``'s slurmd and every process of Slurm jobs ``jobids`` on
+    ``node`` (the node dies): their tasks (``SLURMD_NODENAME``) and the
+    ``slurmstepd`` above them (a job step's on another node lives on)."""
     var = Path(SHAPE.folder()) / "var"
     victims = [int((var / "pids" / f"slurmd-{node}.pid").read_text())]
+    stepds, parents = {}, {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if command.startswith(f"slurmstepd: [{jobid}.") or f"SLURM_JOB_ID={jobid}".encode() in environ:
+        if any(command.startswith(f"slurmstepd: [{jobid}.") for jobid in jobids):
+            stepds[int(proc.name)] = command
+        elif (any(f"SLURM_JOB_ID={jobid}".encode() in environ for jobid in jobids)
+              and f"SLURMD_NODENAME={node}".encode() in environ):
             victims.append(int(proc.name))
+    victims += [pid for pid in stepds if any(parents.get(task) == pid for task in victims)]
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -212,7 +237,11 @@ def deliver(outcome: Outcome, plan: subprocess.Popen, flag: Path, timeout: float
             elif case == "cancel":
                 run(["scancel", jobid])
             else:
-                kill_node(NODE[case], jobid)
+                other = folders.get("ddp-nodeloss")
+                if other is None or steps(other) < at:
+                    continue
+                kill_node("n3", [jobid, slurm_id(other)])
+                outcome.acted["ddp-nodeloss"] = (time.time(), slurm_id(other))
             outcome.acted[case] = (time.time(), jobid)
         killed = outcome.acted.get("nodeloss", (0.0,))[0]
         if killed and not outcome.node_down and "down" in node_state(NODE["nodeloss"]):
@@ -223,9 +252,10 @@ def deliver(outcome: Outcome, plan: subprocess.Popen, flag: Path, timeout: float
         if sacct_back and time.monotonic() > sacct_back:
             flag.unlink(missing_ok=True)
         for case in RERUN:
-            failed = folders[case] / "learn.failed" if case in folders else None
+            failed = jobfolder.marker(folders[case], "failed") if case in folders else None
             if case not in outcome.failed and failed and failed.exists() and "Slurm job" in failed.read_text():
                 outcome.failed[case] = (failed.stat().st_mtime, json.loads(failed.read_text())["message"])
+                outcome.failed_seen[case] = time.time()
         time.sleep(0.2)
     flag.unlink(missing_ok=True)
 
@@ -268,21 +298,21 @@ def faults(tmp_path_factory):
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # (sbatch exports them) as the reference
         # the time limit in a plan run of its own (an experiment ID of its own: its
         # resubmissions go on while the others' runs come and go)
-        timelimit = start_plan(outcome.workdir, PAUSE[0], env, root / "timelimit.log",
-                               "id=slurmfaults-timelimit", 'cases=["timelimit"]')
-        first = start_plan(outcome.workdir, PAUSE[0], env, root / "first.log",
-                           f"cases={json.dumps([case for case in CASES if case != 'timelimit'])}")
+        timelimit = start_plan(outcome.workdir, PAUSE[0], env, root / "timelimit.log", DDP,
+                               "id=slurmfaults-timelimit", f"cases={json.dumps(TIMELIMIT)}")
+        first = start_plan(outcome.workdir, PAUSE[0], env, root / "first.log", DDP,
+                           f"cases={json.dumps([case for case in CASES if case not in TIMELIMIT])}")
         deliver(outcome, first, flag)
         outcome.runs.append(finish(first, root / "first.log", 10))
         revive_node(NODE["nodeloss"])
-        second = start_plan(outcome.workdir, PAUSE[1], env, root / "second.log",
+        second = start_plan(outcome.workdir, PAUSE[1], env, root / "second.log", DDP,
                             "id=slurmfaults-again", f"cases={json.dumps(list(RERUN))}")
         outage = threading.Thread(target=controller_outage, args=(outcome, second))
         outage.start()
         outcome.runs.append(finish(second, root / "second.log", 300))
         outcome.runs.append(finish(timelimit, root / "timelimit.log", 300))
         outage.join()
-        outcome.slurm_jobs = cluster.sacct_jobs(outcome.workdir, count=10)
+        outcome.slurm_jobs = cluster.sacct_jobs(outcome.workdir, count=2 * len(CASES))
         outcome.left = run(["squeue", "-h"]).stdout.strip()
     assert finish(reference, root / "reference.log", 120)[0] == 0, (root / "reference.log").read_text()[-3000:]
     return outcome
@@ -291,6 +321,8 @@ def faults(tmp_path_factory):
 def last_weights(folder: Path) -> dict:
     from xpm_train import checkpoint
 
+    if (folder / "checkpoints" / "last.ckpt").exists():  # LightningFit's
+        return checkpoint.load(folder / "checkpoints" / "last.ckpt")["state_dict"]
     return checkpoint.load(folder / "checkpoints" / "last.pt")["model"]
 
 
@@ -326,18 +358,28 @@ def report(outcome: Outcome, case: str) -> str:
     return f"{case}: {rows}; Slurm: {[(j['id'], j['state'], j['nodes']) for j in slurm_jobs_of(outcome, case)]}"
 
 
-def test_slurm_s_time_limit_signal_reaches_the_task_which_resumes_to_identical_weights(faults):
-    """--time=1 --signal=USR1@30: SIGUSR1 arrives through srun, the Learn saves
-    and stops, the plan submits it again, it resumes and ends as if uninterrupted."""
-    events = stops(faults, "timelimit")
-    print(report(faults, "timelimit"))
+@pytest.mark.parametrize("case", TIMELIMIT)
+def test_slurm_s_time_limit_signal_reaches_the_task_which_resumes_to_identical_weights(faults, case):
+    """--time=1 --signal=USR1@10: SIGUSR1 arrives through srun (on both nodes
+    of the 2-rank Learn), the job saves and stops (a Learn at the next step,
+    the training function at its next checkpoint, Lightning after the step
+    from its last epoch's checkpoint), the plan submits it again, it resumes
+    and ends as if uninterrupted. A training function writes ``start`` each
+    time (``resume`` for the others)."""
+    events = stops(faults, case)
+    print(report(faults, case))
     assert faults.runs[2][0] == 0, faults.runs[2][1][-3000:]
-    assert [e["event"] for e in events][:3] == ["start", "preempted", "resume"], report(faults, "timelimit")
-    assert {e.get("signal") for e in events if e["event"] == "preempted"} == {"SIGUSR1"}
-    assert events[-1]["event"] == "end"
-    jobs = slurm_jobs_of(faults, "timelimit")
-    assert len(jobs) == 1 + sum(e["event"] == "resume" for e in events), report(faults, "timelimit")
-    assert_identical(faults, "timelimit")
+    kinds = ["run" if e["event"] in ("start", "resume") else e["event"] for e in events]
+    assert kinds[:3] == ["run", "preempted", "run"] and kinds[-2:] == ["run", "end"], report(faults, case)
+    assert all(after == "run" for before, after in zip(kinds, kinds[1:]) if before == "preempted")
+    signals = {e.get("signal") for e in events if e["event"] == "preempted"}
+    # (a rank whose SIGUSR1 came a moment after the other's stops for the other's)
+    assert signals == {"SIGUSR1"} or (case.startswith("ddp-") and signals <= {"SIGUSR1", None}), signals
+    jobs = slurm_jobs_of(faults, case)
+    assert len(jobs) == kinds.count("run"), report(faults, case)
+    if case.startswith("ddp-"):
+        assert {job["nodes"] for job in jobs} == {"n[1,4]"}, report(faults, case)
+    assert_identical(faults, case)
 
 
 @pytest.mark.parametrize("case", ["requeue", "preempt"])
@@ -393,6 +435,30 @@ def test_a_lost_node_fails_its_job_in_bounded_time_and_the_next_run_resumes(faul
     assert [e["event"] for e in events] == ["start", "resume", "end"], report(faults, "nodeloss")
     assert ACT_AT["nodeloss"] - events[1]["step"] <= 8  # at most one epoch lost (its last checkpoint)
     assert_identical(faults, "nodeloss")
+
+
+def test_a_lost_node_fails_a_two_node_ddp_job_in_bounded_time_and_the_next_run_resumes(faults):
+    """n3 dies under rank 1 of a 2-rank Learn (rank 0 on n1): rank 0's next
+    collective fails at once, Slurm ends the job NODE_FAIL once it declares n3
+    down (SlurmdTimeout, 30 s), the plan's summary names the node failure
+    with the task's own error, nothing hangs (the plan ends, squeue is empty),
+    and the next run resumes both ranks from the last checkpoint."""
+    code, output = faults.runs[0]
+    killed, jobid = faults.acted["ddp-nodeloss"]
+    print(report(faults, "ddp-nodeloss"))
+    line, = summary_lines(output, faults.folder("ddp-nodeloss"))
+    assert f"Slurm job {jobid}: NODE_FAIL on n[1,3] (sacct)" in line, line
+    noticed = faults.failed_seen["ddp-nodeloss"]
+    print(f"the 2-node job failed in the plan {noticed - killed:.0f}s after the node loss "
+          f"(Slurm listed n3 down {faults.node_down - killed:.0f}s after)")
+    assert 0 < noticed - killed < 90
+    events = stops(faults, "ddp-nodeloss")
+    assert [e["event"] for e in events] == ["start", "resume", "end"], report(faults, "ddp-nodeloss")
+    assert ACT_AT["nodeloss"] - events[1]["step"] <= 8  # at most one epoch lost (its last checkpoint)
+    first, second = slurm_jobs_of(faults, "ddp-nodeloss")
+    assert first["state"] == "NODE_FAIL" and second["state"] == "COMPLETED", report(faults, "ddp-nodeloss")
+    assert faults.left == "", faults.left
+    assert_identical(faults, "ddp-nodeloss")
 
 
 def test_a_controller_outage_and_failing_sacct_are_said_and_nothing_runs_twice(faults):

@@ -1,11 +1,12 @@
-"""A tiny MLP whose training steps take ``pause`` seconds longer: a training
-that outlasts a Slurm time limit of one minute for the price of a sleep."""
+"""A tiny MLP, and a Lightning module, whose training steps take ``pause``
+seconds longer: a training that outlasts a Slurm time limit of one minute for
+the price of a sleep."""
 
 import time
 
 from experimaestro import Meta, field
 
-from xpm_train import MLP
+from xpm_train import MLP, DataModuleConfig, ModuleConfig
 
 
 class SlowMLP(MLP):
@@ -28,3 +29,24 @@ class SlowMLP(MLP):
                 return self.net(x)
 
         return Paused(super().module(data), self.pause)
+
+
+class SlowLinear(ModuleConfig):
+    """slowlit.SlowLinear: a linear classifier whose training steps take ``pause`` s longer."""
+
+    pause: Meta[float] = field(default=0.0, ignore_default=True)
+    """Seconds each training step sleeps (Meta: the same job, the same weights)"""
+
+    def module(self):
+        from slowlit import SlowLinear
+
+        return SlowLinear(pause=self.pause)
+
+
+class Points(DataModuleConfig):
+    """slowlit.Points: 64 random points, batches of 32"""
+
+    def datamodule(self):
+        from slowlit import Points
+
+        return Points()
