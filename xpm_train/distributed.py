@@ -9,10 +9,12 @@ its spec, see :mod:`xpm_train.launchers.ranks`) by setting
   by running the same job script with ``RANK``/``WORLD_SIZE``/``MASTER_*``
   set (experimaestro's ``TaskRunner`` runs a process of rank > 0 as a
   "slave": no lock, no status file) and watches them;
-* **Slurm**: ``srun`` has already started every rank; rank, local rank and
-  world size come from ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NTASKS``,
-  the master is the first node of ``SLURM_JOB_NODELIST`` and the port is
-  derived from the job ID (``MASTER_PORT`` overrides it).
+* **Slurm**: ``srun`` has already started every rank.
+
+Each launcher type reads what its jobs see of it (ranks, master address and
+port) in its own module: :class:`~xpm_train.launchers.kinds.local.LocalJob`,
+:class:`~xpm_train.launchers.kinds.slurm.SlurmJob` (its ``SLURM_*``
+variables); :func:`rank_info` asks them.
 
 Then ``torch.distributed`` is initialised (gloo on CPUs, nccl on GPUs, one
 GPU per rank: ``cuda:<local rank>``), with a timeout on every collective
@@ -30,128 +32,41 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
+
+from .launchers.ranks import RANKS_ENV, RankInfo, RanksError  # noqa: F401 - also this module's names
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger("xpm_train.distributed")
 
-RANKS_ENV = "XPM_TRAIN_RANKS"
-"""World size asked by the launcher (absent or 1: one process)"""
-
 TIMEOUT_ENV = "XPM_TRAIN_DDP_TIMEOUT"
 """Seconds a collective (or the rendezvous) may wait for the other ranks"""
 
 DEFAULT_TIMEOUT = 300.0
 
-SLURM_PORT_BASE = 15000
-"""Slurm jobs listen on ``SLURM_PORT_BASE + job_id % SLURM_PORT_SPAN``: every
-rank computes the same port without talking to the others"""
-
-SLURM_PORT_SPAN = 20000
-
-
-@dataclass(frozen=True)
-class RankInfo:
-    """Where this process stands in its job."""
-
-    rank: int = 0
-    local_rank: int = 0
-    """Index among the ranks of this node (its GPU on a GPU node)"""
-    world_size: int = 1
-    local_world_size: int = 1
-    master_addr: str = "127.0.0.1"
-    master_port: int = 0
-    source: str = "single"
-    """``single`` (one process), ``local`` (ranks started by rank 0) or ``slurm``"""
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the only one that writes."""
-        return self.rank == 0
-
-
-class RanksError(RuntimeError):
-    """The environment of a distributed job is inconsistent."""
-
-
-def expand_hostlist(text: str) -> list[str]:
-    """Slurm's compressed host list, expanded: ``node[01-03,07],gpu5`` ->
-    ``node01 node02 node03 node07 gpu5`` (several brackets: their product; zero
-    padding kept), as ``scontrol show hostnames`` prints it."""
-    hosts: list[str] = []
-    for item in _top_level_split(text.strip()):
-        if item:
-            hosts.extend(_expand_item(item))
-    return hosts
-
-
-def _top_level_split(text: str) -> list[str]:
-    """Split on the commas that are outside brackets."""
-    items, depth, current = [], 0, []
-    for char in text:
-        if char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-            continue
-        depth += char == "["
-        depth -= char == "]"
-        current.append(char)
-    items.append("".join(current))
-    return items
-
-
-def _expand_item(item: str) -> list[str]:
-    match = re.search(r"\[([^\]]*)\]", item)
-    if match is None:
-        return [item]
-    prefix, rest = item[: match.start()], item[match.end():]
-    values = []
-    for part in match.group(1).split(","):
-        low, _, high = part.partition("-")
-        if not high:
-            values.append(low)
-            continue
-        width = len(low) if low.startswith("0") else 0
-        values.extend(str(i).zfill(width) for i in range(int(low), int(high) + 1))
-    return [prefix + value + tail for value in values for tail in _expand_item(rest)]
-
-
-def slurm_port(job_id: str) -> int:
-    """The rendezvous port of a Slurm job (the same on every rank)."""
-    return SLURM_PORT_BASE + int(re.sub(r"\D", "", job_id) or 0) % SLURM_PORT_SPAN
-
 
 def rank_info(environ: Mapping[str, str] = os.environ) -> RankInfo:
-    """This process's rank, from the variables the launcher and Slurm set."""
+    """This process's rank, read by the job side of the launcher type that
+    started it (:func:`xpm_train.launchers.kinds.job_sides`)."""
     world = int(environ.get(RANKS_ENV) or 1)
     if world <= 1:
         return RankInfo()
-    if "SLURM_PROCID" in environ and "SLURM_JOB_NODELIST" in environ:
-        ntasks = int(environ.get("SLURM_NTASKS") or 1)
-        if ntasks != world:
-            raise RanksError(f"{RANKS_ENV}={world} but Slurm started {ntasks} task(s) "
-                             "(SLURM_NTASKS): the sbatch options do not match the spec")
-        nodes = expand_hostlist(environ["SLURM_JOB_NODELIST"])
-        per_node = int(re.match(r"\d+", environ.get("SLURM_TASKS_PER_NODE", "1")).group())
-        port = int(environ.get("MASTER_PORT") or slurm_port(environ.get("SLURM_JOB_ID", "0")))
-        return RankInfo(rank=int(environ["SLURM_PROCID"]), local_rank=int(environ.get("SLURM_LOCALID", 0)),
-                        world_size=world, local_world_size=per_node,
-                        master_addr=environ.get("MASTER_ADDR") or nodes[0], master_port=port,
-                        source="slurm")
-    rank = int(environ.get("RANK") or 0)
-    return RankInfo(rank=rank, local_rank=rank, world_size=world, local_world_size=world,
-                    master_addr=environ.get("MASTER_ADDR") or "127.0.0.1",
-                    master_port=int(environ.get("MASTER_PORT") or 0), source="local")
+    from .launchers.kinds import job_sides
+
+    for side in job_sides():
+        info = side.ranks(environ, world)
+        if info is not None:
+            return info
+    raise RanksError(f"{RANKS_ENV}={world} but no launcher type started this process's ranks")
 
 
 class Ranks:

@@ -17,13 +17,42 @@ the tests). The warm start (local jobs forked from a server that imported
 torch once) is its own package, :mod:`xpm_train.warm`.
 """
 
-from .explain import Explanation, explain
-from .finder import NoLauncherError, find_launcher
-from .loader import load_file, load_text
-from .lookup import load_launchers
-from .schema import LaunchersConfig, LauncherType
-from .kinds import TYPES, LocalLauncherConfig, SlurmLauncherConfig
-from .yamlnodes import LaunchersConfigError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .explain import Explanation, explain
+    from .finder import NoLauncherError, find_launcher
+    from .kinds import TYPES, LocalLauncherConfig, SlurmLauncherConfig
+    from .loader import load_file, load_text
+    from .lookup import load_launchers
+    from .schema import LaunchersConfig, LauncherType
+    from .yamlnodes import LaunchersConfigError
+
+EXPORTS = {
+    "Explanation": "explain", "explain": "explain",
+    "NoLauncherError": "finder", "find_launcher": "finder",
+    "TYPES": "kinds", "LocalLauncherConfig": "kinds", "SlurmLauncherConfig": "kinds",
+    "load_file": "loader", "load_text": "loader",
+    "load_launchers": "lookup",
+    "LaunchersConfig": "schema", "LauncherType": "schema",
+    "LaunchersConfigError": "yamlnodes",
+}
+"""Name -> the module of this package that defines it, imported on first use:
+a job process that only needs one module (its ranks, its GPUs) imports only
+that one, not the plan side (matching, ``launchers.yaml``, experimaestro's
+launcher finder)"""
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Explanation",

@@ -1,4 +1,7 @@
-"""How many processes (ranks) a job runs: ``processes=`` and ``nodes=`` in a spec.
+"""How many processes (ranks) a job runs: what a plan asks (``processes=`` and
+``nodes=`` in a spec, :class:`Layout`) and what each process of the job sees
+(:class:`RankInfo`, read by the job side of the launcher type that started it,
+:class:`JobSide`).
 
 experimaestro's spec grammar has no term for processes, so xpm-train reads
 two more terms in each ``|`` alternative and gives the rest to experimaestro::
@@ -14,21 +17,87 @@ rank gets ``C / processes`` cores, at least one: a spec asking for fewer
 cores than processes asks for one core per rank), ``cuda(...)*G`` its GPUs
 (at least one per rank when GPUs are asked for). A job of one process is
 written, run and identified exactly as before. See docs/distributed.md.
+
+In the job, the launcher has set :data:`RANKS_ENV` (the world size) in the
+job script; each launcher type's job side (:class:`JobSide`, the ``job``
+attribute of its class in :mod:`.kinds`) reads its own variables: the Slurm
+type ``SLURM_PROCID``... (``srun`` started every rank), the local type
+``RANK``/``MASTER_*`` (rank 0 started the others). :func:`.kinds.job_sides`
+lists them, the local type's last. This module and the job sides import no
+more than the standard library at job start-up.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
 
 from ..errors import UserError
 from ..training import RunsOnRanks
+
+RANKS_ENV = "XPM_TRAIN_RANKS"
+"""World size asked by the launcher, set in the job script (absent or 1: one process)"""
 
 TERM = re.compile(r"^\s*(processes|nodes)\s*=\s*(\S*)\s*$")
 
 
 class RanksSpecError(UserError, ValueError):
     """A ``processes=``/``nodes=`` term, or a task asked to run on several ranks, that cannot be."""
+
+
+class RanksError(RuntimeError):
+    """The environment of a distributed job is inconsistent."""
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """Where this process stands in its job."""
+
+    rank: int = 0
+    local_rank: int = 0
+    """Index among the ranks of this node (its GPU on a GPU node)"""
+    world_size: int = 1
+    local_world_size: int = 1
+    master_addr: str = "127.0.0.1"
+    master_port: int = 0
+    source: str = "single"
+    """``single`` (one process), else the ``type:`` of the launcher type whose
+    job side read it (``local``: ranks started by rank 0, ``slurm``: by srun)"""
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only one that writes."""
+        return self.rank == 0
+
+
+class JobSide(Protocol):
+    """What a job started by one launcher type sees of it, in the job's own
+    process (the ``job`` class attribute of the type's class; every method a
+    static one, reading the process's environment)."""
+
+    @staticmethod
+    def ranks(environ: Mapping[str, str], world: int) -> RankInfo | None:
+        """This process's rank in a job of ``world`` (> 1) ranks that this type
+        started (None: not started by this type). :raises RanksError:"""
+
+    @staticmethod
+    def label(environ: Mapping[str, str]) -> str | None:
+        """How this process was launched, for its tracking tags (``slurm:<job id>``;
+        None: not by this type)."""
+
+    @staticmethod
+    def lightning_variables(info: RankInfo) -> dict[str, str]:
+        """For Lightning's DDP: the variables its cluster environment reads for this rank."""
+
+    @staticmethod
+    def lightning_environment() -> Any:
+        """For Lightning's DDP: the cluster environment adopting this type's
+        ranks (Lightning imported here only)."""
+
+    @staticmethod
+    def lightning_plugins() -> list:
+        """Lightning plugins of a one-process job of this type (``[]``: none)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from experimaestro.launchers import Launcher
 
     from ..diagnosis import Check
-    from .ranks import Layout
+    from .ranks import JobSide, Layout
     from .yamlnodes import Node, Problems
 
 
@@ -90,6 +90,10 @@ class LauncherType(Protocol):
     """Bytes a job may have (per node)"""
     auto: frozenset[str]
     """Fields detected on this machine rather than written (shown ``(auto)``)"""
+    job: ClassVar["type[JobSide]"]
+    """What a job started here sees of it, in the job's own process: its rank,
+    its tracking label, Lightning's cluster environment (:class:`.ranks.JobSide`;
+    optional: a type without one gets the local type's)"""
 
     @classmethod
     def read(cls, node: "Node", problems: "Problems", common: dict) -> "LauncherType | None":

@@ -10,15 +10,15 @@ devices=K, num_nodes=M)`` and Lightning spawns nothing (its own ``ddp``
 launcher would run the job script again under experimaestro's job lock):
 
 - **local**: :class:`~lightning.fabric.plugins.environments.LightningEnvironment`,
-  which takes processes as external when ``LOCAL_RANK`` is set; this module
-  sets ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``NODE_RANK`` and
-  ``MASTER_ADDR``/``MASTER_PORT`` from :func:`~xpm_train.distributed.rank_info`
-  (rank 0 has none of them: it is the job process);
+  which takes processes as external when ``LOCAL_RANK`` is set;
 - **Slurm**: :class:`~lightning.fabric.plugins.environments.SLURMEnvironment`
-  without its ``scontrol requeue`` (experimaestro resubmits a preempted job),
-  reading ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NODEID``; the address and
-  port are xpm-train's (``MASTER_ADDR``/``MASTER_PORT``, which it honours), so
-  a Lightning job meets where a Learn job would.
+  without its ``scontrol requeue``, reading Slurm's own variables and meeting
+  at xpm-train's address and port, where a Learn job would.
+
+Which environment, and the variables it reads, are the launcher type's own
+(its job side: :class:`~xpm_train.launchers.kinds.local.LocalJob`,
+:class:`~xpm_train.launchers.kinds.slurm.SlurmJob`), chosen by
+``RankInfo.source``.
 
 The collectives time out after ``XPM_TRAIN_DDP_TIMEOUT`` seconds (a dead rank
 stops the others). This module imports Lightning: only the Lightning task
@@ -32,15 +32,12 @@ import os
 from typing import Any
 
 from ..distributed import RankInfo, timeout
+from ..launchers.kinds import job_side
 
 
 def environ(info: RankInfo) -> dict[str, str]:
     """The variables Lightning's environment reads for this rank."""
-    meeting = {"MASTER_ADDR": info.master_addr, "MASTER_PORT": str(info.master_port)}
-    if info.source == "slurm":
-        return meeting  # SLURMEnvironment reads the ranks from Slurm's own variables
-    return {**meeting, "RANK": str(info.rank), "LOCAL_RANK": str(info.local_rank),
-            "WORLD_SIZE": str(info.world_size), "NODE_RANK": "0"}
+    return job_side(info.source).lightning_variables(info)
 
 
 def layout(info: RankInfo) -> dict[str, int]:
@@ -51,11 +48,10 @@ def layout(info: RankInfo) -> dict[str, int]:
 def trainer_arguments(info: RankInfo) -> dict[str, Any]:
     """What the Trainer gets for a job of ``info.world_size`` ranks (sets this
     process's environment variables: call it in the task process only)."""
-    from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
     from lightning.pytorch.strategies import DDPStrategy
 
     os.environ.update(environ(info))
-    environment = SLURMEnvironment(auto_requeue=False) if info.source == "slurm" else LightningEnvironment()
+    environment = job_side(info.source).lightning_environment()
     if not environment.creates_processes_externally:  # LOCAL_RANK was just set: cannot happen
         raise RuntimeError("Lightning would start the ranks itself: LOCAL_RANK is not set")
     strategy = DDPStrategy(cluster_environment=environment, timeout=datetime.timedelta(seconds=timeout()))

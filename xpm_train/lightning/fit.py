@@ -206,7 +206,7 @@ class LightningFit(ResumableTask):
         if ranks.distributed:
             parallel, environments = ddp.trainer_arguments(info), []
         else:
-            parallel, environments = {"devices": self.devices}, slurm_plugins()
+            parallel, environments = {"devices": self.devices}, one_process_plugins()
 
         # --- The job folder (only rank 0 writes it): logger, last checkpoint (if any)
         last_path = self.checkpoints / jobfolder.LAST_LIGHTNING
@@ -356,12 +356,12 @@ def beside_config_module(config_type: type) -> None:
         sys.path.append(folder)
 
 
-def slurm_plugins() -> list:
-    """Lightning's SLURM environment without its ``scontrol requeue``: a
-    preempted job is resubmitted by experimaestro (it ends with GracefulTimeout)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
+def one_process_plugins() -> list:
+    """Lightning plugins of a one-process job: its launcher type's (Slurm:
+    its SLURM environment without ``scontrol requeue``, experimaestro resubmits)."""
+    from ..launchers.kinds import job_sides
 
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+    return [plugin for side in job_sides() for plugin in side.lightning_plugins()]
 
 
 def summary(run: dict[str, Any], monitor: str, epochs: int, steps: int, wall: float,

@@ -104,10 +104,11 @@ def git_state(path: Path) -> tuple[str, bool]:
 
 
 def launcher_name() -> str:
-    """How this task process was launched (Slurm job ID, or local)."""
-    if os.environ.get("SLURM_JOB_ID"):
-        return f"slurm:{os.environ['SLURM_JOB_ID']}"
-    return "local"
+    """How this task process was launched (``slurm:<job id>``, or ``local``):
+    the label of the first launcher type whose job side claims it."""
+    from ..launchers.kinds import job_sides
+
+    return next(label for side in job_sides() if (label := side.label(os.environ)))
 
 
 def host_name() -> str:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from .. import readers as r
 from ..gpurun import lock_dir
 from ..gpus import Gpu
-from ..ranks import Layout
+from ..ranks import JobSide, Layout, RankInfo
 from ..reservation import THREAD_VARIABLES, Reservation
 from ..schema import NOT_IN_FILE, Common, allowed_keys, key
 from ..units import format_memory
@@ -36,11 +36,47 @@ if TYPE_CHECKING:
 
     from ..process import LocalLauncher
 
+class LocalJob:
+    """What a job of this machine sees (:class:`..ranks.JobSide`): the job
+    process is rank 0, which starts ranks ``1..W-1`` itself
+    (:mod:`xpm_train.distributed`) with ``RANK``/``MASTER_ADDR``/``MASTER_PORT``
+    set, as torchrun would. The fallback of every process no other type claims."""
+
+    @staticmethod
+    def ranks(environ: Mapping[str, str], world: int) -> RankInfo:
+        rank = int(environ.get("RANK") or 0)
+        return RankInfo(rank=rank, local_rank=rank, world_size=world, local_world_size=world,
+                        master_addr=environ.get("MASTER_ADDR") or "127.0.0.1",
+                        master_port=int(environ.get("MASTER_PORT") or 0), source="local")
+
+    @staticmethod
+    def label(environ: Mapping[str, str]) -> str:
+        return "local"
+
+    @staticmethod
+    def lightning_variables(info: RankInfo) -> dict[str, str]:
+        """Lightning's ``LightningEnvironment`` takes processes as external when ``LOCAL_RANK`` is set."""
+        return {"MASTER_ADDR": info.master_addr, "MASTER_PORT": str(info.master_port),
+                "RANK": str(info.rank), "LOCAL_RANK": str(info.local_rank),
+                "WORLD_SIZE": str(info.world_size), "NODE_RANK": "0"}
+
+    @staticmethod
+    def lightning_environment():
+        from lightning.fabric.plugins.environments import LightningEnvironment
+
+        return LightningEnvironment()
+
+    @staticmethod
+    def lightning_plugins() -> list:
+        return []
+
+
 @dataclass(frozen=True)
 class LocalLauncherConfig(Common):
     """This machine: jobs run as local processes, GPUs pinned per job."""
 
     type: ClassVar[str] = "local"
+    job: ClassVar[type[JobSide]] = LocalJob
 
     cores: int = field(metadata=key("cpu.cores"))
     memory: int = field(metadata=key("cpu.memory"))
