@@ -116,7 +116,7 @@ def test_every_reader_of_metrics_goes_through_it(tmp_path, monkeypatch):
     """Tune's per-epoch scores, load(...).history() and the curves see each step
     once (the MLflow sync: tests/tracking/test_sink.py)."""
     from xpm_train.analysis import LoadedJob
-    from xpm_train.jobfolder import JobInfo
+    from xpm_train.analysis import JobInfo
     from xpm_train.tracking import plots
     from xpm_train.tune.driver import epoch_values
 

@@ -8,19 +8,53 @@ every experiment run that submitted it (:mod:`xpm_train.tags`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import CodeNotFound, InvalidArgument, UserError, code_not_found  # noqa: F401 - CodeNotFound: part of this API
-from .jobfolder import PARAMS, JobInfo, all_jobs, job_info, workspace_of  # noqa: F401 - JobInfo: part of this API
-from .summary import flatten  # noqa: F401 - part of this module's API
+from .jobfolder import PARAMS, all_jobs, state, workspace_of
+from .summary import flatten, read  # noqa: F401 - flatten: part of this module's API
 
 if TYPE_CHECKING:
     import pandas
     import torch
     from torch import nn
 
+
+
+@dataclass
+class JobInfo:
+    """Where a job lives and what it produced (cheap: no config is loaded)."""
+
+    task: str
+    hash: str
+    path: Path
+    state: str
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.hash}"
+
+    @property
+    def name(self) -> str:
+        """Short task name (``learn``, ``evaluate``...) used for file names."""
+        return self.task.rsplit(".", 1)[-1]
+
+    @property
+    def log_paths(self) -> dict[str, Path]:
+        return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
+
+    def metrics(self) -> dict[str, Any]:
+        """The task's summary (:func:`xpm_train.summary.read`: ``final.json``
+        for Learn, ``results.json`` for Evaluate), or ``{}`` when it has none yet."""
+        return read(self.path)
+
+
+def job_info(path: Path, tags: Optional[dict[str, Any]] = None) -> JobInfo:
+    """The :class:`JobInfo` of the job folder ``path``."""
+    return JobInfo(task=path.parent.name, hash=path.name, path=path, state=state(path), tags=tags or {})
 
 
 class JobNotFound(UserError, LookupError):

@@ -8,7 +8,9 @@ files named after the task's last name component (``learn.done``,
 ``learn.failed``, ``learn.pid``; ``train.done`` for a training function
 ``mypackage.mytrain.train``). In the folder, xpm-train's tasks write the
 files named below; the summary (``final.json`` or ``results.json``) is read
-through :func:`xpm_train.summary.read`.
+through :func:`xpm_train.summary.read` (a job read back with its summary:
+:class:`xpm_train.analysis.JobInfo`, above this module, which nothing of
+xpm-train's imports).
 
 Everything here reads the file system only: nothing is imported that a job
 reading its own folder would not have already.
@@ -17,7 +19,6 @@ reading its own folder would not have already.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -183,39 +184,3 @@ def done_in_current_workspace(config) -> bool:
     except Exception:  # noqa: BLE001 - an ID not computable yet: not known to be done
         return False
     return is_done(job_path(Path(xp.workspace.path), job))
-
-
-@dataclass
-class JobInfo:
-    """Where a job lives and what it produced (cheap: no config is loaded)."""
-
-    task: str
-    hash: str
-    path: Path
-    state: str
-    tags: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.task}/{self.hash}"
-
-    @property
-    def name(self) -> str:
-        """Short task name (``learn``, ``evaluate``...) used for file names."""
-        return self.task.rsplit(".", 1)[-1]
-
-    @property
-    def log_paths(self) -> dict[str, Path]:
-        return {kind: self.path / f"{self.name}.{kind}" for kind in ("out", "err")}
-
-    def metrics(self) -> dict[str, Any]:
-        """The task's summary (:func:`xpm_train.summary.read`: ``final.json``
-        for Learn, ``results.json`` for Evaluate), or ``{}`` when it has none yet."""
-        from .summary import read
-
-        return read(self.path)
-
-
-def job_info(path: Path, tags: Optional[dict[str, Any]] = None) -> JobInfo:
-    """The :class:`JobInfo` of the job folder ``path``."""
-    return JobInfo(task=path.parent.name, hash=path.name, path=path, state=state(path), tags=tags or {})

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import attrs
 
 if TYPE_CHECKING:
-    from .jobfolder import JobInfo
+    from .analysis import JobInfo
 
 logger = logging.getLogger("xpm_train.plan")
 
@@ -160,7 +160,7 @@ def job_of(task) -> "JobInfo":
     ``.state``, ``.tags`` and ``.metrics()`` (its ``results.json`` or
     ``final.json``). Results are there once the job ended: after
     :func:`finish`, e.g. ``job_of(evaluate).metrics()["accuracy"]``."""
-    from .jobfolder import job_info
+    from .analysis import job_info
     from .errors import UserError
 
     job = getattr(getattr(task, "__xpm__", None), "job", None)
