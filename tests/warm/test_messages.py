@@ -1,4 +1,4 @@
-"""The warm start's messages (xpm_train/warm/messages.py): each dataclass
+"""The warm start's messages (xpm_train/warm/messages.py): each message
 crosses the wire as the JSON object the other side reads, and what the
 server is sent is checked before it is trusted. In process, over a socket
 pair (the client/server conversation itself: tests/launchers/test_forkserver.py)."""
@@ -65,11 +65,14 @@ def test_a_reply_is_told_by_its_first_field_and_anything_else_is_malformed():
             messages.reply_from_wire(data)
 
 
-def test_the_client_loads_the_messages_without_xpm_train():
+def test_the_client_loads_the_messages_without_xpm_train_nor_more_modules():
     """Under ``python -S`` (how the launcher runs it) the client takes the
-    messages from their file: xpm_train's __init__ never runs."""
+    messages from their file: xpm_train's __init__ never runs, and typed
+    messages cost the client's start no module of weight (``dataclasses``
+    would bring inspect, ast, dis...)."""
     code = ("import runpy, sys; g = runpy.run_path(sys.argv[1]); m = g['messages']; "
-            "print(m.__name__, m.Request.__name__, 'xpm_train' in sys.modules)")
+            "print(m.__name__, m.Request.__name__, 'xpm_train' in sys.modules, "
+            "[name for name in ('dataclasses', 'inspect', 'ast') if name in sys.modules])")
     out = subprocess.run([sys.executable, "-S", "-c", code, forkclient.__file__], capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out == ["xpm_train.warm.messages", "Request", "False"]
+                         text=True, check=True).stdout.strip().split(maxsplit=3)
+    assert out == ["xpm_train.warm.messages", "Request", "False", "[]"]

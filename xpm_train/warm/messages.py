@@ -1,5 +1,5 @@
 """What the warm start's client and fork server say to each other: one
-dataclass per message, and the wire that carries them.
+class per message (a named tuple), and the wire that carries them.
 
 A conversation on the server's Unix socket::
 
@@ -10,7 +10,7 @@ A conversation on the server's Unix socket::
                                    locks and GPUs released)
 
 On the wire each message is one length-prefixed JSON object (:func:`write_frame`
-/ :func:`read_frame`) whose field names are the dataclass's own
+/ :func:`read_frame`) whose field names are the class's own
 (:meth:`to_wire`); a reply is told apart by its first field (``pid``,
 ``refused``, ``exit``). The server trusts nothing it reads:
 :meth:`Request.from_wire` checks the protocol and every field's type and says
@@ -21,11 +21,10 @@ xpm_train can be imported, loads this module from its file.
 """
 
 import array
-import dataclasses
 import json
 import socket
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 
 PROTOCOL = 1
 MAX_MESSAGE = 1 << 22
@@ -37,86 +36,80 @@ class Malformed(ValueError):
     """A message that is not one of this protocol (the text says why)."""
 
 
-@dataclass(frozen=True)
-class Request:
-    """Client -> server: fork one process that runs ``script`` as ``python
-    script`` would, in ``cwd``, with ``env`` and ``threads`` reserved cores
-    (0: the allowed CPUs), under the server of ``key``."""
+# Named tuples rather than dataclasses: ``dataclasses`` would add 14 modules
+# (inspect, ast, dis...) to the client's start, which is the warm start's point.
 
-    key: str
-    script: str
-    cwd: str
-    env: dict
-    threads: int
-    protocol: int = PROTOCOL
+
+class Request(namedtuple("Request", "key script cwd env threads protocol", defaults=(PROTOCOL,))):
+    """Client -> server: fork one process that runs ``script`` (str) as
+    ``python script`` would, in ``cwd`` (str), with ``env`` (dict) and
+    ``threads`` (int) reserved cores (0: the allowed CPUs), under the server
+    of ``key`` (str)."""
+
+    __slots__ = ()
 
     @classmethod
     def from_wire(cls, data) -> "Request":
         """:raises Malformed: not a request of this protocol, or incomplete."""
         if not isinstance(data, dict) or data.get("protocol") != PROTOCOL:
             raise Malformed("not a request of this protocol")
-        if not all(isinstance(data.get(f.name), f.type) for f in REQUEST_FIELDS):
+        if not all(isinstance(data.get(name), kind) for name, kind in REQUEST_TYPES.items()):
             raise Malformed("incomplete request")
-        return cls(**{f.name: data[f.name] for f in REQUEST_FIELDS})
+        return cls(**{name: data[name] for name in REQUEST_TYPES})
 
 
-@dataclass(frozen=True)
-class Started:
-    """Server -> client: the job was forked, as process ``pid``."""
-
-    pid: int
+REQUEST_TYPES = {"key": str, "script": str, "cwd": str, "env": dict, "threads": int}
+"""What a request must carry, each field of its own type"""
 
 
-@dataclass(frozen=True)
-class Refused:
+class Started(namedtuple("Started", "pid")):
+    """Server -> client: the job was forked, as process ``pid`` (int)."""
+
+    __slots__ = ()
+
+
+class Refused(namedtuple("Refused", "refused stale", defaults=(False,))):
     """Server -> client: this server will not run the job (``refused`` says
     why); ``stale``: its code changed since it started (it stops listening,
     the client starts a fresh one)."""
 
-    refused: str
-    stale: bool = False
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Exited:
+class Exited(namedtuple("Exited", "exit reaped", defaults=(False,))):
     """Job or server -> client: the job's exit code (negative: the signal that
     killed it); ``reaped``: sent by the server once the process is gone."""
 
-    exit: int
-    reaped: bool = False
+    __slots__ = ()
 
 
 Reply = Started | Refused | Exited
-REQUEST_FIELDS = tuple(f for f in dataclasses.fields(Request) if f.name != "protocol")
-"""What a request must carry, each field of its own type (``f.type``: this
-module does not postpone annotations, so they are the classes themselves)"""
 REPLIES = {"pid": Started, "refused": Refused, "exit": Exited}
 """A reply's first field -> its class"""
 
 
-def to_wire(message: Request | Reply) -> dict:
-    return dataclasses.asdict(message)
+def to_wire(message: "Request | Reply") -> dict:
+    return message._asdict()
 
 
-def reply_from_wire(data) -> Reply:
+def reply_from_wire(data) -> "Reply":
     """:raises Malformed: not a reply of this protocol."""
     if isinstance(data, dict):
         for field, kind in REPLIES.items():
             if field in data:
-                names = {f.name for f in dataclasses.fields(kind)}
                 try:
-                    return kind(**{k: v for k, v in data.items() if k in names})
+                    return kind(**{k: v for k, v in data.items() if k in kind._fields})
                 except TypeError:
                     break
     raise Malformed(f"not a reply of this protocol: {str(data)[:200]}")
 
 
-def send(sock: socket.socket, message: Request | Reply, fds: list[int] = ()) -> None:
+def send(sock: socket.socket, message: "Request | Reply", fds: list[int] = ()) -> None:
     """Send one message (``fds`` passed along with it)."""
     write_frame(sock, to_wire(message), fds)
 
 
-def receive_reply(sock: socket.socket) -> Reply | None:
+def receive_reply(sock: socket.socket) -> "Reply | None":
     """The next reply (None when the peer closed first). :raises Malformed:"""
     data, _ = read_frame(sock)
     return None if data is None else reply_from_wire(data)
