@@ -117,8 +117,7 @@ def build_launcher(choice: Choice) -> "Launcher":
     """The experimaestro launcher running jobs of ``choice``."""
     launcher = choice.launcher.launcher(choice.requirement, choice.layout)
     if choice.layout.world_size > 1:
-        from ..distributed import RANKS_ENV
-        from .ranks import submit_check
+        from .ranks import RANKS_ENV, submit_check
 
         # The job script sets it: the task learns its world size (xpm_train.distributed)
         launcher.setenv(RANKS_ENV, str(choice.layout.world_size))
