@@ -10,7 +10,8 @@ to accuracy (:mod:`bench.time_to_accuracy`), tracking overhead
 :mod:`bench.plain_optuna`), streaming from disk (:mod:`bench.streaming`), a refresh of
 ``xpm-train watch`` on 10,000 job folders (:mod:`bench.watch`), ASHA against a pruner and no
 pruning (:mod:`bench.budgets`), a grid of 200 jobs on Slurm as job arrays against one sbatch
-per job (:mod:`bench.arrays`, needs a Slurm: run it under the host's Slurm lock); prints one markdown table (paste
+per job (:mod:`bench.arrays`), the tune plan and 1,000 jobs on a Slurm pool against the local
+launcher (:mod:`bench.pool`) (both need a Slurm: run them under the host's Slurm lock); prints one markdown table (paste
 it into the README) and writes the JSON (every measurement, the machine, the
 command) and the table (``.md``) beside it. ``--quick``: small sizes (6000
 MNIST-format images, 10 tasks per plan, 3 repeats). GPU rows are skipped
@@ -33,14 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import arrays, budgets, scheduler, startup, streaming, throughput, time_to_accuracy, tracking, warm, watch
+from . import arrays, budgets, pool, scheduler, startup, streaming, throughput, time_to_accuracy, tracking, warm, watch
 from .common import REPO, cuda_available, load, machine, uptime
 
 BENCHMARKS = ("throughput", "startup", "scheduler", "time_to_accuracy", "tracking", "warm", "tune-vs-optuna",
-              "streaming", "watch", "budgets", "arrays")
+              "streaming", "watch", "budgets", "arrays", "pool")
 AGAINST = {"throughput": "demo loop", "startup": "import torch", "scheduler": "re-run", "time_to_accuracy": "",
            "tracking": "", "warm": "cold", "tune-vs-optuna": "plain Optuna", "streaming": "",
-           "watch": "", "budgets": "", "arrays": ""}
+           "watch": "", "budgets": "", "arrays": "", "pool": ""}
 
 
 def written_mnist(tmp: Path) -> Path | None:
@@ -68,6 +69,8 @@ def run_benchmark(name: str, tmp: Path, quick: bool, cuda: bool) -> list[dict[st
         return watch.run(tmp, quick)
     if name == "arrays":
         return arrays.run(tmp, quick)
+    if name == "pool":
+        return pool.run(tmp, quick)
     if name == "budgets":
         return budgets.run(tmp, quick)
     return time_to_accuracy.run(tmp, quick, cuda)

@@ -148,10 +148,11 @@ def plans(tmp: Path, count: int) -> dict[str, Any]:
     return result
 
 
-def run_tune_plan(workdir: Path, warm: bool) -> dict[str, Any]:
-    """experiments/tune (tracking off), first run in ``workdir``: wall time."""
+def run_tune_plan(workdir: Path, warm: bool, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """experiments/tune (tracking off), first run in ``workdir``: wall time
+    (``env``: variables added to :func:`bench_env`'s)."""
     params = REPO / "experiments" / "tune" / "params.yaml"
-    env = {**bench_env(workdir), "XPM_TRAIN_WARM_START": "1" if warm else "0"}
+    env = {**bench_env(workdir), **(env or {}), "XPM_TRAIN_WARM_START": "1" if warm else "0"}
     if warm:
         server_up(env)
     before = load()

@@ -3,6 +3,8 @@ benchmarks themselves, run by ``python -m bench``."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from bench.common import BenchError
@@ -95,3 +97,27 @@ def test_the_budgets_benchmark_counts_the_epochs_a_job_trained_itself(tmp_path):
         (jobs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (jobs / name / "final.json").write_text(json.dumps({"continued_from": prefix} if prefix else {}))
     assert epochs_trained(tmp_path) == {"short": 3, "long": 6, "alone": 2}
+
+
+def test_the_pool_benchmark_counts_the_jobs_steps_only():
+    """One step per job: not the allocation, its batch/extern steps nor its fork server."""
+    from bench.pool import job_steps
+
+    sacct = ("621|xpm-pool-pool\n621.batch|batch\n621.extern|extern\n621.0|xpm-forkserver\n"
+             "621.1|learn-c99d8d13\n621.22|evaluate-337e0e31\n622|xpm-pool-pool\n622.0|recorddevices-74de4b07\n")
+    assert job_steps(sacct) == ["learn-c99d8d13", "evaluate-337e0e31", "recorddevices-74de4b07"]
+
+
+def test_the_pool_benchmark_times_the_step_from_its_first_process_on_the_node(tmp_path):
+    """The mark is written by the step's first process, then the warm start's client runs as it would."""
+    from bench.common import PYTHON
+    from bench.pool import marked
+
+    srun = ["/bin/sh", "-c", "wait for the allocation", "sh", "/usr/bin/srun", "--jobid=12", "--exact",
+            "--kill-on-bad-exit=1", "--nodelist=vm", PYTHON, "-S", "forkclient.py", "--", "learn.py"]
+    command = marked(srun, tmp_path / "mark")
+    assert command[:9] == srun[:9] and command[-5:] == srun[-5:]
+    shell = command[9:13]
+    assert shell[:2] == ["/bin/sh", "-c"] and shell[3] == str(tmp_path / "mark")
+    done = subprocess.run([*shell, "echo", "ran"], capture_output=True, text=True)
+    assert done.stdout == "ran\n" and float((tmp_path / "mark").read_text()) > 1.7e9
