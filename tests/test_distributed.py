@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xpm_train.distributed import RANKS_ENV, RankInfo, RanksError, rank_info
-from xpm_train.launchers.kinds.slurm import expand_hostlist, slurm_port
+from xpm_train.launchers.slurmjob import expand_hostlist, slurm_port
 
 
 @pytest.mark.parametrize("text, hosts", [

@@ -35,7 +35,7 @@ def test_a_local_rank_is_an_external_process_for_lightning(monkeypatch):
 def test_slurm_ranks_are_read_by_lightning_from_slurm_and_meet_at_xpm_trains_address(monkeypatch):
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
-    from xpm_train.launchers.kinds.slurm import slurm_port
+    from xpm_train.launchers.slurmjob import slurm_port
     from xpm_train.lightning import ddp
 
     for name, value in SLURM.items():
