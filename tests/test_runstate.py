@@ -58,3 +58,18 @@ def test_the_job_a_run_continued_survives_a_resume_and_reaches_the_summary():
     assert run.continued_from == "xpm_train.learn.learn/abc"
     assert summary(run, True, 1.0)["continued_from"] == "xpm_train.learn.learn/abc"
     assert "continued_from" not in summary(RunState(), True, 1.0)
+
+
+def test_a_rank_resumed_at_an_epoch_s_last_batch_sums_the_same_tensors_as_rank_0():
+    """Rank 1 of a 2-rank Learn resumed from a checkpoint saved after the last
+    batch of an epoch (Slurm's SIGUSR1 at that step) runs no batch before the
+    epoch's end: its partial sums must be zeros of rank 0's keys, not none (it
+    failed with KeyError: 'n' and rank 0 with a closed connection, seen under
+    Slurm's time limit in tests/reliability/test_slurm_faults.py)."""
+    objective = Classification.C()
+    saved = objective.sums(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))
+    run = RunState(epoch=4, batch=8, step=40, sums=dict(saved), samples=2)
+    run.drop_partial_sums()
+    assert run.sums.keys() == saved.keys() and run.samples == 0
+    assert all(v.dtype == saved[k].dtype and not v.any() for k, v in run.sums.items())
+    assert objective.metrics(run.sums) == {"loss": 0.0, "accuracy": 0.0}

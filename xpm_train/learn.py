@@ -298,7 +298,7 @@ class Learn(ResumableTask):
         if state is not None:
             ranks.restore_rng(state)
             if not ranks.is_main:  # the saved partial sums are the ranks' total: rank 0 holds them
-                run.sums, run.parts, run.samples = {}, {}, 0
+                run.drop_partial_sums()
             logger.info("Resuming at epoch %d, batch %d (step %d)", run.epoch, run.batch, run.step)
         log.elapsed_offset = run.elapsed
         if state is None or prefix is not None:

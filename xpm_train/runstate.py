@@ -71,6 +71,16 @@ class RunState:
         self.batch = 0
         self.sums, self.parts, self.samples = {}, {}, 0
 
+    def drop_partial_sums(self) -> None:
+        """On a rank other than 0, resumed from rank 0's checkpoint: the partial
+        sums saved are the ranks' total, which rank 0 holds; this rank's are
+        zeros of the same keys (not none: an epoch resumed at its last batch
+        runs no batch on it, and every rank sums the same tensors at its end)."""
+        import torch
+
+        self.sums = {k: torch.zeros_like(torch.as_tensor(v)) for k, v in self.sums.items()}
+        self.parts, self.samples = {}, 0
+
     def as_checkpoint(self, elapsed: float) -> dict[str, Any]:
         """The dict ``last.pt`` holds (plain values: readable without this class)."""
         return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "elapsed": elapsed}
