@@ -127,7 +127,9 @@ def test_the_batch_script_holds_the_allocation_until_idle(tmp_path):
     script = batch_script(pool_config(tmp_path, "{time: 10m, idle: 30s}"), Path("/ws/pools"))
     assert "#SBATCH --job-name=xpm-pool-pooled" in script and "#SBATCH --time=00:10:00" in script
     assert "#SBATCH --output=/ws/pools/%x-%j.out" in script and "idle=30" in script
-    assert "#SBATCH --signal=USR1@60" in script  # the time limit warns the steps
+    # the time limit warns the batch shell, which passes the signal on to the jobs' steps
+    assert "#SBATCH --signal=B:USR1@60" in script and "trap forward USR1" in script
+    assert "#SBATCH --no-requeue" in script  # a preempted allocation ends: its jobs go to another
     done = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
 
@@ -343,3 +345,22 @@ def test_a_shared_gpu_share_comes_from_the_launcher(monkeypatch):
     with pytest.raises(ValueError, match=r"gpu_memory_fraction must be in \(0, 1\], got 1.5"):
         cap_gpu_memory(SimpleNamespace(type="cpu"), None)
     cap_gpu_memory(SimpleNamespace(type="cpu"), 0.5)  # the task's own wins
+
+
+def test_a_step_ending_before_its_job_fails_the_job_with_slurm_s_word(tmp_path):
+    """srun exits 0 when the node of its step fails: without the job's marker
+    the job is failed (not taken for done), with the allocation's sacct state."""
+    from xpm_train import jobfolder
+    from xpm_train.launchers.pool.steps import record_step_failure
+
+    binpath = tmp_path / "bin"
+    binpath.mkdir()
+    (binpath / "sacct").write_text("#!/bin/sh\necho '41|NODE_FAIL|0:0|n3'\n")
+    (binpath / "sacct").chmod(0o755)
+    folder = tmp_path / "jobs" / "xpm_train.learn.learn" / "abc"
+    folder.mkdir(parents=True)
+    record_step_failure(str(binpath), "41", folder, 0)
+    said = jobfolder.failure(folder)
+    assert said["reason"] == "failed" and said["message"] == (
+        "Slurm job 41: NODE_FAIL on n3 (sacct); the job's step in this pool allocation ended "
+        "(srun exit code 0) before the job"), said

@@ -7,6 +7,15 @@ without any, which ends the allocation. Nothing outside Slurm keeps it alive,
 so an allocation whose plans are gone (ended, or SIGKILLed) goes ``idle``
 seconds after its last step. Slurm is the registry of allocations: every
 plan of the user lists them with ``squeue --name`` (:func:`allocations`).
+
+The entry's time-limit warning (``signal: USR1@60``) is asked for the batch
+shell (``--signal=B:USR1@60``), which passes it on to the job steps with
+``scancel --signal`` (:func:`forward_signal`), not to the fork servers' step:
+Slurm would signal every process of every step, and a server killed by it
+(the step ends) takes the jobs it forked with it before they saved anything.
+An allocation is not requeued (``--no-requeue``): one preempted or on a
+failed node ends, its jobs end (a preempted job saves and is resubmitted by
+experimaestro), and their next run goes to another allocation.
 """
 
 from __future__ import annotations
@@ -95,21 +104,24 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
     options = [f"--job-name={job_name(config.name)}", f"--partition={config.partition}",
                f"--nodes={pool.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={config.cores}",
                f"--mem={mebibytes(config.memory)}M", f"--time={slurm_time(pool.time)}",
-               f"--output={logs}/%x-%j.out", f"--chdir={logs.parent}"]
+               f"--output={logs}/%x-%j.out", f"--chdir={logs.parent}", "--no-requeue"]
     if config.gpus.count:
         options.extend(config.gpus.options(config.gpus.count))
-    options.extend(config.site_options())
+    options.extend(batch_signal(option) for option in config.site_options())
     header = "".join(f"#SBATCH {option}\n" for option in options)
     return (
         f"#!/bin/bash\n{header}"
         f"# xpm-train pool allocation of launcher {config.name}: holds the allocation for\n"
         f"# its job steps (srun --jobid=$SLURM_JOB_ID), ends after {pool.idle}s without one\n"
-        + warm_servers(config, logs) +
+        "job_steps() {  # the job steps running (not the batch step, nor the fork servers)\n"
+        f"  {config.binpath}/squeue -h -s -j \"$SLURM_JOB_ID\" -o '%i|%j' "
+        f"| grep -v -e '\\.batch|' -e '\\.extern|' -e '|{SERVER_STEP}$'\n}}\n"
+        + forward_signal(config) + warm_servers(config, logs) +
         f"idle={pool.idle}\nlast=$(date +%s)\n"
         "while true; do\n"
-        f"  sleep {tick}\n"
-        f"  if {config.binpath}/squeue -h -s -j \"$SLURM_JOB_ID\" -o '%i|%j' "
-        f"| grep -v -e '\\.batch|' -e '\\.extern|' -e '|{SERVER_STEP}$' | grep -q .; then\n"
+        f"  sleep {tick} & wait $!  # (a trap runs at once, not after the sleep)\n"
+        + ("  [ -n \"$warned\" ] && forward\n" if config.signal else "") +
+        "  if job_steps | grep -q .; then\n"
         "    last=$(date +%s)\n"
         "  fi\n"
         f"  placed=$({config.binpath}/squeue -h -j \"$SLURM_JOB_ID\" -o %k)  # a job placed, its step to come\n"
@@ -121,6 +133,32 @@ def batch_script(config: "SlurmLauncherConfig", logs: Path) -> str:
         "  fi\n"
         "done\n"
     )
+
+
+def batch_signal(option: str) -> str:
+    """``--signal=SIG@T`` of the entry made the batch shell's (``B:``), which
+    forwards it (:func:`forward_signal`); other options as they are."""
+    if not option.startswith("--signal="):
+        return option
+    flags, _, rest = option.removeprefix("--signal=").rpartition(":")
+    return f"--signal={flags if 'B' in flags else flags + 'B'}:{rest}"
+
+
+def forward_signal(config: "SlurmLauncherConfig") -> str:
+    """Batch-script lines passing the time-limit warning on to the job steps
+    (``job_steps``); none without ``signal``."""
+    if not config.signal:
+        return ""
+    name = config.signal.rpartition(":")[2].partition("@")[0]
+    return (f"# the time-limit warning ({name}) reaches this shell: passed on to the jobs' steps,\n"
+            "# and to those that start later (the idle loop calls forward again)\n"
+            "warned=\nforward() {\n  warned=1\n"
+            "  for step in $(job_steps | cut -d'|' -f1); do\n"
+            "    case \" $signalled \" in *\" $step \"*) continue ;; esac\n"
+            f"    echo \"time-limit warning: {name} to step $step\"\n"
+            f"    {config.binpath}/scancel --signal={name} \"$step\" && signalled=\"$signalled $step\"\n"
+            "  done\n"
+            f"}}\ntrap forward {name.removeprefix('SIG')}\n")
 
 
 def warm_dir(jobid: str = "$SLURM_JOB_ID") -> str:

@@ -20,10 +20,17 @@
 The placement also sets the allocation's ``Comment`` to the time of day: the
 allocation's batch script counts it as a step, so that an allocation about to
 end idle does not end under a job placed a moment before its step starts.
+
+A step that ends before its job wrote its ``.done`` or ``.failed`` marker
+(its node failed: ``srun`` then exits 0) fails the job (:class:`StepProcess`):
+the ``.failed`` marker says what ``sacct`` says of the allocation
+(``Slurm job 12: NODE_FAIL on n3 (sacct)``), and experimaestro does not take
+it for done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -32,9 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from experimaestro.connectors.local import LocalProcess
 from experimaestro.launchers import Launcher
 
-from ..process import AdoptingScriptBuilder, JobConnector, SharedWaitProcessBuilder
+from ..process import AdoptingScriptBuilder, JobConnector, SharedWaitProcess, SharedWaitProcessBuilder
 from ..reservation import thread_pool_code
 from ..units import mebibytes
 from . import allocations as slurm
@@ -52,6 +60,8 @@ GPUS_ENV = "XPM_TRAIN_POOL_GPUS"
 """The GPUs of a job sharing them (``jobs_per_gpu`` > 1), made its ``CUDA_VISIBLE_DEVICES``"""
 TIME_MARGIN = 60
 """Seconds an allocation must have beyond a job's ``duration`` to take it"""
+ENDED_SETTLE = 20.0
+"""Seconds ``sacct`` may take to record the end of an allocation whose step ended without its job"""
 
 
 @dataclass(frozen=True)
@@ -219,7 +229,8 @@ class PoolProcessBuilder(SharedWaitProcessBuilder):
             self.command, env = launcher.step_command(place, script)
             self.environ = {**os.environ, **dict(self.environ or {}), **env}
             keep_alive(launcher.config.binpath, place.allocation)
-            process = super().start(task_mode)
+            process = StepProcess(super().start(task_mode)._process, launcher.config.binpath,
+                                  place.allocation, Path(script).parent)
             import psutil
 
             pid = process._process.pid
@@ -230,6 +241,55 @@ class PoolProcessBuilder(SharedWaitProcessBuilder):
         logger.debug("pool %s: job %s -> allocation %s node %s", launcher.config.name,
                      Path(script).parent.name[:8], place.allocation, place.node or "any")
         return process
+
+
+class StepProcess(SharedWaitProcess):
+    """The ``srun`` of a job's step; a step that ended before its job wrote
+    its marker fails the job, with Slurm's word on the allocation."""
+
+    def __init__(self, process, binpath: str, allocation: str, folder: Path):
+        super().__init__(process)
+        self.binpath, self.allocation, self.folder = binpath, allocation, folder
+
+    async def aio_wait(self) -> int:
+        if self._exit is None:
+            self._exit = asyncio.ensure_future(self._ended())
+        return await asyncio.shield(self._exit)
+
+    async def _ended(self) -> int:
+        code = await LocalProcess.aio_wait(self)
+        if job_ended(self.folder):
+            return code
+        await asyncio.to_thread(record_step_failure, self.binpath, self.allocation, self.folder, code)
+        return code or 1
+
+
+def record_step_failure(binpath: str, allocation: str, folder: Path, code: int) -> None:
+    """The ``.failed`` marker of a job whose step ended (``code``) before it:
+    the allocation's end state when Slurm ended it for a reason of its own
+    (a lost node), else the step's exit code."""
+    from ..slurmstate import SACCT_FORMAT, SLURM_FAILURES, Watched, record_failure, sacct_nodes, sacct_states
+
+    deadline = time.monotonic() + ENDED_SETTLE
+    state, said = "", ""
+    while time.monotonic() < deadline:
+        said = subprocess.run([f"{binpath}/sacct", "-X", "-n", "-P", "-j", allocation, f"--format={SACCT_FORMAT}"],
+                              capture_output=True, text=True, timeout=60).stdout
+        state = sacct_states(said).get(allocation, "")
+        if state.split(" ")[0] in SLURM_FAILURES or job_ended(folder):
+            break
+        time.sleep(1)
+    if not job_ended(folder):  # (Watched: the allocation, seen as the job's Slurm job)
+        record_failure(Watched(allocation, folder, None), state or "not in sacct",
+                       sacct_nodes(said).get(allocation, ""),
+                       f"; the job's step in this pool allocation ended (srun exit code {code}) before the job")
+
+
+def job_ended(folder: Path) -> bool:
+    """Whether the job in ``folder`` wrote its ``.done`` or ``.failed`` marker."""
+    from ... import jobfolder
+
+    return jobfolder.finished_state(folder) is not None
 
 
 def free_slots(total: int, per_gpu: int, used: list[int], wanted: int) -> tuple[int, ...] | None:
