@@ -179,3 +179,134 @@ def cluster_shape(shape: Shape):
     finally:
         _script("stop_slurm.sh", shape.env())
         _script("start_slurm.sh", default_env())
+
+
+# --- faults as a cluster delivers them (tests/reliability/test_slurm_faults.py,
+# tests/launchers/test_pool_faults.py)
+
+PREEMPTION = "PreemptType=preempt/qos\nPreemptMode=REQUEUE"
+"""slurm.conf lines of a cluster where a job of QOS ``high`` preempts (requeues) ``normal`` ones"""
+
+
+def add_high_qos() -> None:
+    """The QOS ``high`` that preempts ``normal`` (with :data:`PREEMPTION`)."""
+    run(["sacctmgr", "-i", "add", "qos", "high"], check=False)
+    run(["sacctmgr", "-i", "modify", "qos", "high", "set", "Preempt=normal", "Priority=100"])
+
+
+def preempt(node: str) -> str:
+    """Submit a ``--qos=high --exclusive`` job of 2 s on ``node``: the jobs there are preempted."""
+    return run(["sbatch", "--parsable", "--qos=high", f"--nodelist={node}", "--exclusive",
+                "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 2"]).stdout.strip()
+
+
+def kill_node(shape: Shape, node: str, jobids: list[str]) -> None:
+    """SIGKILL ``node``'s slurmd and every process of Slurm jobs ``jobids`` on
+    ``node`` (the node dies): their tasks (``SLURMD_NODENAME``) and the
+    ``slurmstepd`` above them (a job step's on another node lives on)."""
+    import signal
+
+    var = Path(shape.folder()) / "var"
+    victims = [int((var / "pids" / f"slurmd-{node}.pid").read_text())]
+    stepds, parents = {}, {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if any(command.startswith(f"slurmstepd: [{jobid}.") for jobid in jobids):
+            stepds[int(proc.name)] = command
+        elif (any(f"SLURM_JOB_ID={jobid}".encode() in environ for jobid in jobids)
+              and f"SLURMD_NODENAME={node}".encode() in environ):
+            victims.append(int(proc.name))
+    victims += [pid for pid in stepds if any(parents.get(task) == pid for task in victims)]
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def revive_node(shape: Shape, node: str, timeout: float = 60) -> None:
+    """Start ``node``'s slurmd again (detached: stop_slurm.sh stops it by its pid file)."""
+    var = Path(shape.folder()) / "var"
+    started = run(["bash", "-c", f"/usr/sbin/slurmd -D -N {node} >>{var}/log/slurmd-{node}.out 2>&1 "
+                   "</dev/null & echo $!"])
+    (var / "pids" / f"slurmd-{node}.pid").write_text(started.stdout.strip())
+    deadline = time.monotonic() + timeout
+    while node_state(node) not in ("idle", "mixed", "allocated"):
+        assert time.monotonic() < deadline, f"{node} did not come back: {node_state(node)}"
+        if "down" in node_state(node):
+            run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=False)
+        time.sleep(0.5)
+
+
+def node_state(node: str) -> str:
+    return run(["sinfo", "-h", "-n", node, "-o", "%T"], check=False).stdout.strip()
+
+
+def start_plan(params: Path, workdir: Path, env: dict, log: Path, *overrides: str) -> subprocess.Popen:
+    """``experimaestro run-experiment`` of ``params`` (``-c`` overrides) in its own
+    session (``os.killpg`` stops it whole), its output in ``log``."""
+    import sys
+
+    from helpers import REPO
+
+    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
+               *[arg for item in overrides for arg in ("-c", item)], str(params)]
+    return subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **env}, start_new_session=True)
+
+
+def finish(plan: subprocess.Popen, log: Path, timeout: float) -> tuple[int, str]:
+    """The plan's exit code and output, once it ends (SIGKILLed after ``timeout`` s)."""
+    import signal
+
+    try:
+        code = plan.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(plan.pid, signal.SIGKILL)
+        code = plan.wait()
+    return code, log.read_text()
+
+
+def case_folders(workdir: Path) -> dict[str, Path]:
+    """``case -> job folder`` of a workspace of plans/slurmfaults (its ``case`` tags)."""
+    import json
+
+    folders = {}
+    for folder in (workdir / "jobs").glob("*/*"):
+        tags = folder / "tags.json"
+        cases = {run.get("case") for run in json.loads(tags.read_text()).values()} if tags.exists() else ()
+        for case in cases:  # (its tags, per run of the plan)
+            folders[case] = folder
+    return folders
+
+
+def logged_steps(folder: Path) -> int:
+    """Training steps a job logged (``metrics.jsonl``)."""
+    metrics = folder / "metrics.jsonl"
+    return metrics.read_text().count('"train_step"') if metrics.exists() else 0
+
+
+def differing_weights(folder: Path, reference: Path) -> list[str]:
+    """The parameters whose last weights differ between two job folders
+    (raises if their parameter names differ)."""
+    import torch
+
+    ours, theirs = (last_weights(f) for f in (folder, reference))
+    assert ours.keys() == theirs.keys()
+    return [k for k in ours if not torch.equal(ours[k], theirs[k])]
+
+
+def last_weights(folder: Path) -> dict:
+    """The weights of a job's last checkpoint (a Learn's, a training function's, a LightningFit's)."""
+    from xpm_train import checkpoint
+
+    if (folder / "checkpoints" / "last.ckpt").exists():  # LightningFit's
+        return checkpoint.load(folder / "checkpoints" / "last.ckpt")["state_dict"]
+    return checkpoint.load(folder / "checkpoints" / "last.pt")["model"]

@@ -34,7 +34,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,8 +43,8 @@ import pytest
 
 from xpm_train import jobfolder
 
-from helpers import REPO
-from slurmhelpers import Shape, _script, cluster_shape, run
+from slurmhelpers import PREEMPTION, Shape, _script, add_high_qos, case_folders, cluster_shape, \
+    differing_weights, finish, kill_node, logged_steps, node_state, preempt, revive_node, run, start_plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 HERE = Path(__file__).resolve().parent
@@ -72,7 +71,7 @@ RERUN = ("cancel", "nodeloss", "ddp-nodeloss")
 """The jobs the first run fails, which the next run resumes"""
 DDP = "ddp=cpu(cores=1, mem=400M) & nodes=2"
 """The 2-rank cases' resources on Slurm (the reference: 2 local processes)"""
-SHAPE = Shape(nodes=4, cpus=5, extra="PreemptType=preempt/qos\nPreemptMode=REQUEUE")
+SHAPE = Shape(nodes=4, cpus=5, extra=PREEMPTION)
 
 
 @dataclass
@@ -103,43 +102,12 @@ class Outcome:
         return [json.loads(line) for line in (self.folder(case) / "events.jsonl").read_text().splitlines()]
 
 
-def case_folders(workdir: Path) -> dict[str, Path]:
-    folders = {}
-    for folder in (workdir / "jobs").glob("*/*"):
-        tags = folder / "tags.json"
-        cases = {run.get("case") for run in json.loads(tags.read_text()).values()} if tags.exists() else ()
-        for case in cases:  # (its tags, per run of the plan)
-            folders[case] = folder
-    return folders
-
-
-def steps(folder: Path) -> int:
-    metrics = folder / "metrics.jsonl"
-    return metrics.read_text().count('"train_step"') if metrics.exists() else 0
-
-
 def slurm_id(folder: Path) -> str | None:
     pid = jobfolder.marker(folder, "pid")
     try:
         return str(json.loads(pid.read_text())["pid"])
     except (OSError, ValueError, KeyError):
         return None
-
-
-def start_plan(workdir: Path, pause: float, env: dict, log: Path, *overrides: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "experimaestro", "run-experiment", "--workdir", str(workdir),
-               *[arg for item in (f"pause={pause}", *overrides) for arg in ("-c", item)], str(PLAN)]
-    return subprocess.Popen(command, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, **env}, start_new_session=True)
-
-
-def finish(plan: subprocess.Popen, log: Path, timeout: float) -> tuple[int, str]:
-    try:
-        code = plan.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(plan.pid, signal.SIGKILL)
-        code = plan.wait()
-    return code, log.read_text()
 
 
 def binpath_with_failing_sacct(folder: Path, flag: Path) -> Path:
@@ -169,53 +137,6 @@ def launchers_file(path: Path, cluster, binpath: Path) -> Path:
     return path
 
 
-def kill_node(node: str, jobids: list[str]) -> None:
-    """SIGKILL ``node``'s slurmd and every process of Slurm jobs ``jobids`` on
-    ``node`` (the node dies): their tasks (``SLURMD_NODENAME``) and the
-    ``slurmstepd`` above them (a job step's on another node lives on)."""
-    var = Path(SHAPE.folder()) / "var"
-    victims = [int((var / "pids" / f"slurmd-{node}.pid").read_text())]
-    stepds, parents = {}, {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if any(command.startswith(f"slurmstepd: [{jobid}.") for jobid in jobids):
-            stepds[int(proc.name)] = command
-        elif (any(f"SLURM_JOB_ID={jobid}".encode() in environ for jobid in jobids)
-              and f"SLURMD_NODENAME={node}".encode() in environ):
-            victims.append(int(proc.name))
-    victims += [pid for pid in stepds if any(parents.get(task) == pid for task in victims)]
-    for pid in victims:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def revive_node(node: str, timeout: float = 60) -> None:
-    """Start ``node``'s slurmd again (detached: stop_slurm.sh stops it by its pid file)."""
-    var = Path(SHAPE.folder()) / "var"
-    started = run(["bash", "-c", f"/usr/sbin/slurmd -D -N {node} >>{var}/log/slurmd-{node}.out 2>&1 "
-                   "</dev/null & echo $!"])
-    (var / "pids" / f"slurmd-{node}.pid").write_text(started.stdout.strip())
-    deadline = time.monotonic() + timeout
-    while node_state(node) not in ("idle", "mixed", "allocated"):
-        assert time.monotonic() < deadline, f"{node} did not come back: {node_state(node)}"
-        if "down" in node_state(node):
-            run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=False)
-        time.sleep(0.5)
-
-
-def node_state(node: str) -> str:
-    return run(["sinfo", "-h", "-n", node, "-o", "%T"], check=False).stdout.strip()
-
-
 def deliver(outcome: Outcome, plan: subprocess.Popen, flag: Path, timeout: float = 240) -> None:
     """The faults of the first run, each once its job logged ``ACT_AT`` steps;
     ``sacct`` fails from 15 s after the node loss to ``SACCT_DOWN`` s after Slurm
@@ -226,21 +147,20 @@ def deliver(outcome: Outcome, plan: subprocess.Popen, flag: Path, timeout: float
         folders = case_folders(outcome.workdir)
         for case, at in ACT_AT.items():
             folder = folders.get(case)
-            if case in outcome.acted or folder is None or steps(folder) < at:
+            if case in outcome.acted or folder is None or logged_steps(folder) < at:
                 continue
             jobid = slurm_id(folder)
             if case == "requeue":
                 run(["scontrol", "requeue", jobid])
             elif case == "preempt":
-                run(["sbatch", "--parsable", "--qos=high", f"--nodelist={NODE[case]}", "--exclusive",
-                     "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 2"])
+                preempt(NODE[case])
             elif case == "cancel":
                 run(["scancel", jobid])
             else:
                 other = folders.get("ddp-nodeloss")
-                if other is None or steps(other) < at:
+                if other is None or logged_steps(other) < at:
                     continue
-                kill_node("n3", [jobid, slurm_id(other)])
+                kill_node(SHAPE, "n3", [jobid, slurm_id(other)])
                 outcome.acted["ddp-nodeloss"] = (time.time(), slurm_id(other))
             outcome.acted[case] = (time.time(), jobid)
         killed = outcome.acted.get("nodeloss", (0.0,))[0]
@@ -264,9 +184,9 @@ def controller_outage(outcome: Outcome, plan: subprocess.Popen, timeout: float =
     """Stop slurmctld for ``OUTAGE`` s once the second run's jobs logged a step, then start it."""
     deadline = time.monotonic() + timeout
     folders = case_folders(outcome.workdir)
-    before = {case: steps(folders[case]) for case in RERUN}
+    before = {case: logged_steps(folders[case]) for case in RERUN}
     while plan.poll() is None and time.monotonic() < deadline:
-        if all(steps(folders[case]) > before[case] for case in before):
+        if all(logged_steps(folders[case]) > before[case] for case in before):
             break
         time.sleep(0.2)
     else:
@@ -288,24 +208,24 @@ def faults(tmp_path_factory):
     local.write_text("launchers:\n  - {name: here, type: local, tags: [" + ", ".join(CASES) + "], "
                      "cpu: {cores: 2, memory: 4G}, max_time: 1h}\n")
     outcome = Outcome(root / "ws", root / "reference")
-    reference = start_plan(outcome.reference, 0.0, {"XPM_TRAIN_LAUNCHERS": str(local)}, root / "reference.log")
+    reference = start_plan(PLAN, outcome.reference, {"XPM_TRAIN_LAUNCHERS": str(local)}, root / "reference.log",
+                           "pause=0.0")
     with cluster_shape(SHAPE) as cluster:
-        run(["sacctmgr", "-i", "add", "qos", "high"], check=False)
-        run(["sacctmgr", "-i", "modify", "qos", "high", "set", "Preempt=normal", "Priority=100"])
+        add_high_qos()
         flag = root / "sacct-down"
         binpath = binpath_with_failing_sacct(root / "bin", flag)
         env = {"XPM_TRAIN_LAUNCHERS": str(launchers_file(root / "launchers.yaml", cluster, binpath)),
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # (sbatch exports them) as the reference
         # the time limit in a plan run of its own (an experiment ID of its own: its
         # resubmissions go on while the others' runs come and go)
-        timelimit = start_plan(outcome.workdir, PAUSE[0], env, root / "timelimit.log", DDP,
+        timelimit = start_plan(PLAN, outcome.workdir, env, root / "timelimit.log", f"pause={PAUSE[0]}", DDP,
                                "id=slurmfaults-timelimit", f"cases={json.dumps(TIMELIMIT)}")
-        first = start_plan(outcome.workdir, PAUSE[0], env, root / "first.log", DDP,
+        first = start_plan(PLAN, outcome.workdir, env, root / "first.log", f"pause={PAUSE[0]}", DDP,
                            f"cases={json.dumps([case for case in CASES if case not in TIMELIMIT])}")
         deliver(outcome, first, flag)
         outcome.runs.append(finish(first, root / "first.log", 10))
-        revive_node(NODE["nodeloss"])
-        second = start_plan(outcome.workdir, PAUSE[1], env, root / "second.log", DDP,
+        revive_node(SHAPE, NODE["nodeloss"])
+        second = start_plan(PLAN, outcome.workdir, env, root / "second.log", f"pause={PAUSE[1]}", DDP,
                             "id=slurmfaults-again", f"cases={json.dumps(list(RERUN))}")
         outage = threading.Thread(target=controller_outage, args=(outcome, second))
         outage.start()
@@ -318,20 +238,8 @@ def faults(tmp_path_factory):
     return outcome
 
 
-def last_weights(folder: Path) -> dict:
-    from xpm_train import checkpoint
-
-    if (folder / "checkpoints" / "last.ckpt").exists():  # LightningFit's
-        return checkpoint.load(folder / "checkpoints" / "last.ckpt")["state_dict"]
-    return checkpoint.load(folder / "checkpoints" / "last.pt")["model"]
-
-
 def assert_identical(outcome: Outcome, case: str) -> None:
-    import torch
-
-    ours, uninterrupted = (last_weights(outcome.folder(case, w)) for w in (outcome.workdir, outcome.reference))
-    assert ours.keys() == uninterrupted.keys()
-    differing = [k for k in ours if not torch.equal(ours[k], uninterrupted[k])]
+    differing = differing_weights(outcome.folder(case), outcome.folder(case, outcome.reference))
     assert not differing, f"{case}: weights differ from the uninterrupted run in {differing}"
     assert json.loads((outcome.folder(case) / "final.json").read_text())["final"] == json.loads(
         (outcome.folder(case, outcome.reference) / "final.json").read_text())["final"]
