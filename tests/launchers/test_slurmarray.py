@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -150,6 +152,8 @@ SITE_LIMIT = 101
 """The site's MaxArraySize of the cluster started for the module: 200 jobs, 2 arrays"""
 KEPT = 50
 """Tasks of the first array not cancelled while pending (the CI's budget: the others never run)"""
+EARLIER = 1000
+"""``x`` of the first of the 2 jobs of the earlier plan (their array is held pending)"""
 
 
 class Recorder(logging.Handler):
@@ -189,6 +193,30 @@ def submit_grid(launcher):
     return [hold] + [Square.C(x=x).submit(launcher=launcher) for x in range(GRID - 1)]
 
 
+def earlier_plan(workdir: str) -> None:
+    """A plan (its own process) that submits 2 jobs as an array held pending
+    (launcher ``held``: ``sbatch --hold``), prints their Slurm IDs and dies
+    (``os._exit``) as a killed plan would, its array still pending."""
+    from experimaestro import experiment
+    from xpm_train.launchers import find_launcher
+    from xpm_train.launchers.testing import Square
+
+    with experiment(Path(workdir), "earlier", no_environmental_impact=True):
+        held = find_launcher(SPEC, tags=["held"])
+        jobs = [Square.C(x=EARLIER + i).submit(launcher=held).__xpm__.job for i in range(2)]
+        ids = wait_until(lambda: seen if len(seen := slurm_ids(jobs, {})) == 2 else None,
+                         "the earlier plan's submission")
+        print(json.dumps({str(job.path): jobid for job, jobid in ids.items()}), flush=True)
+        os._exit(0)
+
+
+def start_earlier_plan(workdir: Path) -> subprocess.Popen:
+    tests = Path(__file__).resolve().parent
+    code = (f"import sys; sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}, {str(tests.parent.parent)!r}]; "
+            f"import test_slurmarray; test_slurmarray.earlier_plan({str(workdir)!r})")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     """Run 1: 200 jobs (arrays A of 101 and B of 99); B is cancelled whole while
@@ -196,12 +224,14 @@ def grid(tmp_path_factory):
     (a 60 s job) while running. Run 2 (a new
     scheduler, as a new process): the same plan, whose arrays are cancelled once
     submitted, and a chain of 2 jobs on a launcher polling Slurm every 60 s
-    (its own ``binpath``, a link: its own watcher)."""
+    (its own ``binpath``, a link: its own watcher), and the 2 jobs of an
+    earlier plan (:func:`earlier_plan`, started once run 1 was read) whose array
+    is still pending when run 2 starts, released once run 2 submitted its own."""
     from experimaestro import experiment
     from helpers import reset_scheduler
     from slurmhelpers import Shape, cluster_shape
     from xpm_train.launchers import find_launcher, tokens
-    from xpm_train.launchers.testing import RecordDevices
+    from xpm_train.launchers.testing import RecordDevices, Square
 
     root = tmp_path_factory.mktemp("grid").resolve()
     recorder, logger = Recorder(), logging.getLogger("xpm_train.launchers")
@@ -214,8 +244,9 @@ def grid(tmp_path_factory):
         (root / "bin").symlink_to(cluster.binpath)  # the chain's launcher: its own watcher
         chain = cluster.launcher_yaml("chain", poll_interval=60, tags=("chain",)).replace(
             f"binpath: {cluster.binpath}", f"binpath: {root / 'bin'}")
+        held = cluster.launcher_yaml("held", poll_interval=1, tags=("held",), extra="sbatch: [--hold]")
         (root / "launchers.yaml").write_text("launchers:\n" + cluster.launcher_yaml("slurm", poll_interval=1)
-                                             + chain)
+                                             + chain + held)
         patch.setenv("XPM_TRAIN_LAUNCHERS", str(root / "launchers.yaml"))
         patch.setenv("XPM_TRAIN_TOKENS_DIR", str(root / "tokens"))
         tokens._tokens.clear()
@@ -240,6 +271,11 @@ def grid(tmp_path_factory):
                         if first_states[job] == "failed"}
         # A's tasks that ran, B; slurmdbd records B (cancelled pending) late on a loaded host
         first_sacct = cluster.sacct_jobs(workdir, count=KEPT + 1, settle=120)
+        earlier_plan = start_earlier_plan(workdir)  # after: sacct_jobs counts every job of workdir
+        out, _ = earlier_plan.communicate(timeout=120)
+        assert earlier_plan.returncode == 0, out
+        earlier_ids = json.loads(out.strip().splitlines()[-1])
+        earlier_master = {jobid.split("_")[0] for jobid in earlier_ids.values()}.pop()
         done_before = {job: job.donepath.stat().st_mtime_ns for job in jobs if job.donepath.exists()}
         first_done = time.monotonic()
 
@@ -250,8 +286,11 @@ def grid(tmp_path_factory):
             evaluate.add_dependencies(learn.__xpm__.dependency())
             evaluate.submit(launcher=find_launcher(SPEC, tags=["chain"]))
             again = [task.__xpm__.job for task in submit_grid(find_launcher(SPEC, tags=["slurm"]))]
+            earlier = [Square.C(x=EARLIER + i).submit(launcher=find_launcher(SPEC, tags=["slurm"])).__xpm__.job
+                       for i in range(2)]
             missing = [job for job in again if not job.donepath.exists()]
             old = set(first_ids.values())
+            earlier_again = {}  # an earlier job submitted again by run 2 (it must wait for it)
 
             second_ids = {}
             wait_until(lambda: all(job in slurm_ids(again, second_ids, old) for job in missing),
@@ -259,13 +298,17 @@ def grid(tmp_path_factory):
             deadline = time.monotonic() + 1.5  # a job resubmitted by mistake: in the same batch
             while time.monotonic() < deadline:
                 slurm_ids(again, second_ids, old)
+                slurm_ids(earlier, earlier_again, set(earlier_ids.values()))
                 time.sleep(0.05)
             for master in sorted({jobid.split("_")[0] for jobid in second_ids.values()}):
                 subprocess.run(["scancel", master], check=True, timeout=30)
+            subprocess.run(["scontrol", "release", earlier_master], check=True, timeout=30)
             xp.wait()
+            slurm_ids(earlier, earlier_again, set(earlier_ids.values()))
         done_after = {job: job.donepath.stat().st_mtime_ns for job in again if job.donepath.exists()}
         second_done = time.monotonic()
         chain = (learn.__xpm__.job, evaluate.__xpm__.job)
+        earlier_states = {str(job.path): jobfolder.state(job.path) for job in earlier}
     logger.removeHandler(recorder)
     logger.setLevel(level)
     print("sacct of run 1 (JobID|JobName|State):", *(f"{r['id']}|{r['name']}|{r['state']}" for r in
@@ -275,7 +318,8 @@ def grid(tmp_path_factory):
     return {"jobs": jobs, "first_ids": first_ids, "masters": masters, "first_states": first_states,
             "first_failed": first_failed,
             "first_sacct": first_sacct, "done_before": done_before, "second_ids": second_ids,
-            "done_after": done_after, "chain": chain, "logs": recorder.records, "workdir": workdir}
+            "done_after": done_after, "chain": chain, "logs": recorder.records, "workdir": workdir,
+            "earlier_ids": earlier_ids, "earlier_again": earlier_again, "earlier_states": earlier_states}
 
 
 @pytest.mark.slurm
@@ -363,3 +407,19 @@ def test_a_dependent_is_submitted_within_2s_of_its_dependencys_end(grid):
                  if "sbatch command" in r.getMessage() and str(evaluate.path) in r.getMessage()]
     assert len(submitted) == 1 and evaluate.donepath.exists()
     assert 0 < submitted[0] - ended < 2, f"submitted {submitted[0] - ended:.2f}s after the end"
+
+
+@pytest.mark.slurm
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_a_later_plan_waits_for_a_pending_array_task_of_an_earlier_plan(grid):
+    """An earlier plan submitted 2 jobs as an array and died while it was pending
+    (``sbatch --hold``): run 2 of the same workspace follows its tasks (experimaestro
+    alone cannot: ``sacct`` lists them as one row ``123_[0-1]``) instead of
+    submitting them again, and they end done once released."""
+    ids = grid["earlier_ids"]
+    assert len(ids) == 2 and all("_" in jobid for jobid in ids.values()), ids
+    assert grid["earlier_again"] == {}, f"submitted again: {grid['earlier_again']}"
+    assert grid["earlier_states"] == {path: "done" for path in ids}, grid["earlier_states"]
+    for path in ids:
+        assert json.loads((Path(path) / "result.json").read_text())["square"] >= EARLIER ** 2

@@ -264,3 +264,28 @@ def test_a_submission_waits_for_an_unreachable_controller(tmp_path, monkeypatch,
     assert process.jobid == "42"
     assert (tmp_path / "tries").read_text().count("x") == 3
     assert sum("controller does not answer" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_later_plan_follows_a_queued_job_of_an_earlier_one(tmp_path, monkeypatch):
+    """The ``.pid`` of a job still queued (an array task pending: ``squeue -r``
+    lists ``7_3``, ``sacct`` only ``7_[3-4]``) gives a process the later plan
+    waits for; one gone from the queue without a marker gives none (submitted again)."""
+    import asyncio
+
+    from experimaestro.connectors import Process
+    from experimaestro.connectors.local import LocalConnector
+
+    from xpm_train.launchers import slurmstate
+    from xpm_train.launchers.slurmstate import WatchedSlurmLauncher, WatchedSlurmProcess
+
+    monkeypatch.setattr(slurmstate, "_queued", {})
+    binpath = fake_slurm(tmp_path / "bin", squeue="7_3\n", sacct="7_[3-4]|PENDING|0:0|None assigned\n")
+    folder = tmp_path / "jobs" / "t" / "abc"
+    folder.mkdir(parents=True)
+    launcher = WatchedSlurmLauncher("grid", binpath=str(binpath), interval=60)
+    spec = json.loads(json.dumps(WatchedSlurmProcess(launcher, "7_3", folder).tospec()))
+    process = Process.fromDefinition(LocalConnector.instance(), spec)
+    assert isinstance(process, WatchedSlurmProcess), process
+    assert (process.jobid, process.folder) == ("7_3", folder)
+    assert asyncio.run(process.aio_isrunning())
+    assert Process.fromDefinition(LocalConnector.instance(), {**spec, "pid": "7_4"}) is None

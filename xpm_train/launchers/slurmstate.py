@@ -41,9 +41,13 @@ watches the jobs this process's Slurm launchers submitted:
 
 :class:`WatchedSlurmProcessBuilder` submits as experimaestro does and returns
 a :class:`WatchedSlurmProcess`, whose ``aio_wait`` (what the scheduler awaits)
-is answered by the watcher. A job found running by a new experiment is still
-followed by experimaestro's own process type (its ``.pid`` file names type
-``slurm``): that one is noticed by ``sacct`` polling, as before.
+is answered by the watcher. Its ``.pid`` file names type ``slurm`` (any
+experimaestro reads it) and its folder: a later plan of the workspace that
+finds the job still queued (an array task pending included, which
+experimaestro's own ``sacct`` reading cannot find: ``sacct`` lists pending
+tasks as one row ``123_[4-9]``) follows it with the watcher
+(:meth:`WatchedSlurmProcess.fromspec`, installed as the handler of type
+``slurm`` by :func:`follow_slurm_jobs`) instead of submitting it again.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from experimaestro.launchers.slurm.base import BatchSlurmProcess, SlurmLauncher,
 
 from .. import jobfolder
 from ..atomic import atomic_write_json
+from .slurmlimit import hold_a_submission
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -134,6 +139,8 @@ class SlurmWatcher(threading.Thread):
         """Seconds between queue checks: the smallest poll_interval of the launchers using it
         in this process"""
         self.jobs: dict[str, Watched] = {}
+        self.leaving: dict[str, list] = {}
+        """Jobs ended whose departure from the queue is awaited: jobid -> [(loop, future)]"""
         self.wake = threading.Condition()
         self.next_queue_check = 0.0
         self.silent_since = 0.0
@@ -161,11 +168,23 @@ class SlurmWatcher(threading.Thread):
             self.wake.notify()
         return future
 
+    def left(self, jobid: str) -> asyncio.Future:
+        """A future (of the running loop) set once ``squeue`` no longer lists ``jobid``
+        (asked every :data:`TICK` seconds while some job is awaited)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self.wake:
+            self.leaving.setdefault(jobid, []).append((loop, future))
+            self.wake.notify()
+        return future
+
     def run(self):
         while True:
             with self.wake:
-                self.wake.wait_for(lambda: self.jobs, timeout=None)
+                self.wake.wait_for(lambda: self.jobs or self.leaving, timeout=None)
                 jobs = list(self.jobs.values())
+            if self.leaving:
+                self.check_leaving()
             ended = {w.jobid: e for w in jobs if (e := self.ended(w))}
             waiting = [w for w in jobs if w.jobid not in ended and not w.settle_until]
             if waiting and time.monotonic() >= self.next_queue_check:
@@ -179,6 +198,19 @@ class SlurmWatcher(threading.Thread):
             for jobid, ending in ended.items():
                 self.finish(jobid, ending)
             time.sleep(TICK)
+
+    def check_leaving(self) -> None:
+        """Tell the jobs awaited by :meth:`left` that ``squeue`` no longer lists
+        (kept for the next tick while Slurm does not answer)."""
+        try:
+            listed = queued(self.binpath, fresh=0)
+        except (OSError, subprocess.SubprocessError):
+            return
+        with self.wake:
+            gone = {jobid: self.leaving.pop(jobid) for jobid in list(self.leaving) if jobid not in listed}
+        for waiters in gone.values():
+            for loop, future in waiters:
+                loop.call_soon_threadsafe(_set, future, True)
 
     def unanswered(self, error: Exception) -> None:
         """Said once per outage: the controller restarting, the accounting down..."""
@@ -300,9 +332,28 @@ class SlurmWatcher(threading.Thread):
         return done.stdout
 
 
-def _set(future: asyncio.Future, ending: Ending) -> None:
+def _set(future: asyncio.Future, result) -> None:
     if not future.done():
-        future.set_result(ending)
+        future.set_result(result)
+
+
+_queued: dict[str, tuple[float, set[str]]] = {}
+"""binpath -> (when, job IDs) of the last :func:`queued` listing"""
+
+
+def queued(binpath, fresh: float = 1.0) -> set[str]:
+    """This user's Slurm jobs in the queue (``squeue -h -r``: one ID per array task,
+    ``123_4``), as listed at most ``fresh`` seconds ago; OSError when Slurm does not answer."""
+    now = time.monotonic()
+    when, listed = _queued.get(str(binpath), (float("-inf"), set()))
+    if now - when > fresh:
+        done = subprocess.run([f"{binpath}/squeue", "-h", "-r", "-o", "%i", "-u", getpass.getuser()],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise OSError(f"squeue failed (exit {done.returncode}): {done.stderr.strip()}")
+        listed = set(done.stdout.split())
+        _queued[str(binpath)] = (now, listed)
+    return listed
 
 
 def marker_ending(folder: Path) -> Ending | None:
@@ -384,6 +435,37 @@ class WatchedSlurmProcess(BatchSlurmProcess):
 
     def wait(self) -> int:
         raise NotImplementedError("WatchedSlurmProcess is awaited (aio_wait), not waited for")
+
+    async def aio_left_queue(self) -> None:
+        """Once ``squeue`` no longer lists the job (Slurm counts it until then)."""
+        if self.jobid:
+            watcher = SlurmWatcher.of(self.launcher.binpath, self.launcher.interval)
+            await asyncio.shield(watcher.left(self.jobid))
+
+    def tospec(self):
+        return {**super().tospec(), "folder": str(self.folder)}
+
+    @classmethod
+    def fromspec(cls, connector, spec: dict):
+        """The job of a ``.pid`` file (type ``slurm``) followed by the watcher while
+        Slurm still queues it (or it has ended, its marker says how); None when it
+        left the queue without a marker, or not yet submitted. A ``.pid`` of
+        experimaestro's own launcher (no folder): experimaestro's reading."""
+        if not spec.get("folder"):
+            return BatchSlurmProcess.fromspec(connector, spec)
+        if not spec.get("pid"):
+            return None
+        launcher = SlurmLauncher(connector=connector, **dict(spec.get("options", ())))
+        process = cls(launcher, spec["pid"], Path(spec["folder"]))
+        if marker_ending(process.folder) is not None:
+            return process
+        try:
+            listed = queued(launcher.binpath)
+        except (OSError, subprocess.SubprocessError) as error:
+            logger.warning("Slurm does not answer (%s): job %s is taken as still queued",
+                           error, process.jobid)
+            return process
+        return process if process.jobid in listed else None
 
     async def aio_state(self, timeout: float | None = None):
         from experimaestro.connectors import ProcessState
@@ -478,12 +560,21 @@ def refusal(stderr: str, launcher: str, max_submitted: int | None) -> str:
             f"(sacctmgr show assoc/qos: MaxSubmitJobs), so that jobs wait for room")
 
 
+def follow_slurm_jobs() -> None:
+    """Make :class:`WatchedSlurmProcess` the handler of ``.pid`` files of type
+    ``slurm`` in this process (it reads experimaestro's own ones as experimaestro does)."""
+    from experimaestro.connectors import Process
+
+    Process.handler("slurm")  # experimaestro fills its table of handlers at the first call
+    Process.HANDLERS["slurm"] = WatchedSlurmProcess
+
+
 class WatchedSlurmLauncher(SlurmLauncher):
     """experimaestro's ``SlurmLauncher`` whose jobs :class:`SlurmWatcher`
-    follows, with at most ``max_submitted`` jobs submitted and not ended at
-    once: each job holds one unit of a host-wide counter
-    (:func:`.tokens.counter`, shared by every plan of this host) from its
-    submission to its end, and waits for one while none is free."""
+    follows, with at most ``max_submitted`` jobs in Slurm's queue at once:
+    each job holds one unit of a host-wide counter (:mod:`.slurmlimit`, shared
+    by every plan of this host) from its submission until Slurm dropped it,
+    and waits for one while none is free."""
 
     def __init__(self, name: str, max_submitted: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -491,11 +582,10 @@ class WatchedSlurmLauncher(SlurmLauncher):
         self.max_submitted = max_submitted
         if max_submitted:
             self.addListener(self._hold_a_submission)
+        follow_slurm_jobs()
 
     def _hold_a_submission(self, job) -> None:
-        from .tokens import counter
-
-        job.dependencies.add(counter(self.name, "submitted", self.max_submitted).dependency(1))
+        hold_a_submission(self, job)
 
     def launcher_info_code(self) -> str:
         """experimaestro's lines, then the job's thread pools sized to the CPUs
