@@ -237,7 +237,7 @@ def pool_log(outcome: Outcome, pool: str, allocation: str) -> str:
 def test_an_allocation_s_time_limit_warning_reaches_its_step_which_resumes_to_identical_weights(pool_faults):
     """signal: USR1@60 on a pool of 2-minute allocations: the batch shell gets
     it (B:USR1@60) and passes it to the Learn's step (not to the fork server's,
-    whose death would take the job with it); the Learn saves and stops, and
+    which died of it before); the Learn saves and stops, and
     experimaestro's resubmission goes to a new allocation (the first has too
     little time left for its duration), where it resumes."""
     print(report(pool_faults, "timelimit"))

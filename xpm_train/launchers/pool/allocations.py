@@ -11,8 +11,10 @@ plan of the user lists them with ``squeue --name`` (:func:`allocations`).
 The entry's time-limit warning (``signal: USR1@60``) is asked for the batch
 shell (``--signal=B:USR1@60``), which passes it on to the job steps with
 ``scancel --signal`` (:func:`forward_signal`), not to the fork servers' step:
-Slurm would signal every process of every step, and a server killed by it
-(the step ends) takes the jobs it forked with it before they saved anything.
+Slurm would signal every process of every step, and the servers have no
+handler for it: each died of it (``srun: error: n1: task 0: User defined
+signal 1`` in the allocation's log), leaving the allocation without a warm
+server for its last steps, its forked jobs without their server.
 An allocation is not requeued (``--no-requeue``): one preempted or on a
 failed node ends, its jobs end (a preempted job saves and is resubmitted by
 experimaestro), and their next run goes to another allocation.
