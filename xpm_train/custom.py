@@ -344,11 +344,8 @@ class TrainingFunction(ResumableTask):
 
         # From the start SIGTERM/SIGUSR1 are caught (Slurm may warn up to a minute
         # early, while the function sets up): they stop it at its next checkpoint
-        stop = PreemptionFlag()
-        try:
+        with PreemptionFlag() as stop:
             self._run(stop)
-        finally:
-            stop.restore()
 
     def _run(self, stop: "PreemptionFlag"):
         from . import budget, runtime, summary

@@ -210,11 +210,8 @@ class Learn(ResumableTask):
         # From the start SIGTERM/SIGUSR1 stop the training after its next step:
         # a signal that comes while the data loads (Slurm may send its warning
         # up to a minute early) is neither lost nor fatal
-        stop = PreemptionFlag()
-        try:
+        with PreemptionFlag() as stop:
             self._train(stop)
-        finally:
-            stop.restore()
 
     def _train(self, stop: "PreemptionFlag"):
         import torch

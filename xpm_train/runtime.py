@@ -96,7 +96,9 @@ def mixed_precision(bf16: bool, device):
 
 
 class PreemptionFlag:
-    """Turns SIGTERM and SIGUSR1 into a flag checked after each step."""
+    """Turns SIGTERM and SIGUSR1 into a flag checked after each step; the
+    handlers are installed at creation and restored by :meth:`restore` (or at
+    the end of a ``with`` block: every trainer's ``execute`` holds one)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -124,6 +126,12 @@ class PreemptionFlag:
     def restore(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def __enter__(self) -> "PreemptionFlag":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
 
 def check_loss(sums: dict[str, Any], epoch: int, step: int, checked_every: int, ranks=None) -> None:

@@ -182,11 +182,8 @@ class LightningFit(ResumableTask):
         # From the start SIGTERM/SIGUSR1 are caught: Slurm may warn up to a minute
         # early, while Lightning imports and the data loads (SIGUSR1 would kill the
         # job uncaught); they stop the training after its first step
-        stop = PreemptionFlag()
-        try:
+        with PreemptionFlag() as stop:
             self._fit(stop)
-        finally:
-            stop.restore()
 
     def _fit(self, stop):
         require_lightning()
