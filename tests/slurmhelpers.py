@@ -167,6 +167,7 @@ def cluster_shape(shape: Shape):
     a host: developers running Slurm tests side by side serialise them with
     ``flock /tmp/xpm-train-slurm.lock pytest ...``."""
     require_slurm_scripts()
+    settle_queue()
     _script("stop_slurm.sh", default_env())
     try:
         # --wipe: Slurm keeps a node's GRES and drain state across starts
@@ -177,8 +178,32 @@ def cluster_shape(shape: Shape):
             raise RuntimeError(f"the Slurm cluster {shape} does not answer")
         yield cluster
     finally:
+        settle_queue()
         _script("stop_slurm.sh", shape.env())
         _script("start_slurm.sh", default_env())
+
+
+def settle_queue(wait: float = 15, cancelled_wait: float = 30) -> None:
+    """Let the cluster's jobs leave the queue before it is stopped; cancel what
+    is left after ``wait`` s. A plan ends at its jobs' ``.done`` markers, a
+    moment before Slurm has ended them: a job still RUNNING/COMPLETING when its
+    cluster is stopped is recovered as running by the next start of that
+    cluster and holds its node until slurmctld gives up on it (seen in a full
+    Slurm run: a 2-rank LightningFit's job held the CI node 4 min after the
+    2-node test's restart, and the next test's jobs waited)."""
+    def listed() -> list[str]:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
+        return out.stdout.split() if out.returncode == 0 else []
+
+    deadline = time.monotonic() + wait
+    while (jobs := listed()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not jobs:
+        return
+    subprocess.run(["scancel", *jobs], capture_output=True, timeout=30)
+    deadline = time.monotonic() + cancelled_wait
+    while listed() and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 # --- faults as a cluster delivers them (tests/reliability/test_slurm_faults.py,

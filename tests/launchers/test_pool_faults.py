@@ -109,8 +109,8 @@ def interrupted(workdir: Path) -> bool:
     """A trial finished and another runs: the moment to SIGKILL the study's plan."""
     try:
         states = [t["state"] for t in trials(workdir)]
-    except (ValueError, OSError):  # no study yet
-        return False
+    except (ValueError, OSError, KeyError):  # no study yet: no journal, or a journal
+        return False  # whose study is not written yet (Optuna's KeyError: seen in a full Slurm run)
     return "RUNNING" in states and any(s in ("COMPLETE", "PRUNED") for s in states)
 
 
