@@ -314,7 +314,11 @@ class SlurmWatcher(threading.Thread):
                 ended[watched.jobid] = record_failure(watched, state, nodes.get(watched.jobid, ""))
                 continue
             watched.misses += 1
-            removed = "_" in watched.jobid and not state and master_of(watched.jobid) in known
+            # gone from squeue -r, which lists every pending task: removed while
+            # pending, whether sacct has no record of it or (slurmdbd late) still
+            # lists it in the array's row of pending tasks
+            removed = ("_" in watched.jobid and state in ("", "PENDING")
+                       and master_of(watched.jobid) in known)
             if removed and watched.misses >= REMOVED_TRIES:
                 ended[watched.jobid] = record_failure(
                     watched, f"CANCELLED (removed from array {master_of(watched.jobid)} while "
