@@ -206,6 +206,25 @@ def settle_queue(wait: float = 15, cancelled_wait: float = 30) -> None:
         time.sleep(0.5)
 
 
+
+def left_in_queue(wait: float = 90) -> str:
+    """The jobs still queued or running (``squeue`` rows: ID, state, name, reason)
+    once the queue is empty or ``wait`` s have passed. A plan ends at its jobs'
+    ``.done`` markers, a moment before Slurm has ended them; a job whose batch
+    script ended while slurmctld was down stays COMPLETING until its node's slurmd
+    tells the restarted controller (seen in CI: 3 time-limit jobs still CG when
+    their plan had ended). COMPLETING rows are left out: those jobs have ended."""
+    def rows() -> list[str]:
+        out = run(["squeue", "-h", "-o", "%i %T %j %R"]).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    deadline = time.monotonic() + wait
+    while (listed := rows()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if listed:
+        print("still in the queue after", wait, "s:", listed)
+    return "\n".join(row for row in listed if row.split()[1] != "COMPLETING")
+
 # --- faults as a cluster delivers them (tests/reliability/test_slurm_faults.py,
 # tests/launchers/test_pool_faults.py)
 

@@ -233,15 +233,17 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
 def outside_best(workspace: Path, k: int) -> list[Path]:
     """The trial job folders (Learn and Evaluate) of every study outside its
     best ``k`` complete trials; a job among the best k of any study stays."""
+    from .errors import NotFound
     from .summary import Direction
     from .tune.report import load_trials
     from .tune.storage import journal_path, list_studies, read_description
 
     best, rest = set(), set()
     for name in list_studies(workspace):
-        if not journal_path(workspace, name).exists():
+        try:
+            rows = load_trials(journal_path(workspace, name), name)
+        except NotFound:  # not started: none of its jobs is a trial yet
             continue
-        rows = load_trials(journal_path(workspace, name), name)
         direction = Direction.of(read_description(workspace, name)["direction"])
         complete = direction.ranked((r for r in rows if r["state"] == "COMPLETE"), lambda r: r["value"])
         kept_numbers = {r["number"] for r in complete[:k]}

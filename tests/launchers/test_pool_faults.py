@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from slurmhelpers import PREEMPTION, Shape, add_high_qos, case_folders, cluster_shape, differing_weights, \
-    finish, kill_node, logged_steps, preempt, revive_node, run, start_plan
+    finish, kill_node, left_in_queue, logged_steps, preempt, revive_node, run, start_plan
 from tune.tunehelpers import learn_jobs, trials, write_params
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
@@ -109,8 +109,8 @@ def interrupted(workdir: Path) -> bool:
     """A trial finished and another runs: the moment to SIGKILL the study's plan."""
     try:
         states = [t["state"] for t in trials(workdir)]
-    except (ValueError, OSError, KeyError):  # no study yet: no journal, or a journal
-        return False  # whose study is not written yet (Optuna's KeyError: seen in a full Slurm run)
+    except (ValueError, OSError):  # no study yet: no study folder, or a journal that holds
+        return False  # none yet (NotFound, an OSError: xpm_train.tune.report.load_trials)
     return "RUNNING" in states and any(s in ("COMPLETE", "PRUNED") for s in states)
 
 
@@ -206,12 +206,9 @@ def pool_faults(tmp_path_factory):
                 time.sleep(0.2)
         finally:
             driver.stop()
-        deadline = time.monotonic() + 30  # the last allocations end themselves when idle
-        while run(["squeue", "-h"]).stdout.strip() and time.monotonic() < deadline:
-            time.sleep(0.5)
+        outcome.left = left_in_queue(30)  # the last allocations end themselves when idle
         for pool in (*CASES, "study"):
             outcome.allocations[pool] = sacct_allocations(pool)
-        outcome.left = run(["squeue", "-h"]).stdout.strip()
     assert finish(reference, root / "reference.log", 120)[0] == 0, (root / "reference.log").read_text()[-3000:]
     return outcome
 

@@ -44,7 +44,8 @@ import pytest
 from xpm_train import jobfolder
 
 from slurmhelpers import PREEMPTION, Shape, _script, add_high_qos, case_folders, cluster_shape, \
-    differing_weights, finish, kill_node, logged_steps, node_state, preempt, revive_node, run, start_plan
+    differing_weights, finish, kill_node, left_in_queue, logged_steps, node_state, preempt, revive_node, run, \
+    start_plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 HERE = Path(__file__).resolve().parent
@@ -233,7 +234,7 @@ def faults(tmp_path_factory):
         outcome.runs.append(finish(timelimit, root / "timelimit.log", 300))
         outage.join()
         outcome.slurm_jobs = cluster.sacct_jobs(outcome.workdir, count=2 * len(CASES))
-        outcome.left = run(["squeue", "-h"]).stdout.strip()
+        outcome.left = left_in_queue()
     assert finish(reference, root / "reference.log", 120)[0] == 0, (root / "reference.log").read_text()[-3000:]
     return outcome
 

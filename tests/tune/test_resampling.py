@@ -15,6 +15,7 @@ from test_processes import finish, start_plan
 from tunehelpers import learn_jobs, trials, write_params
 
 from helpers import run_experiment
+from xpm_train.errors import NotFound
 from xpm_train.tune.samplers import run_seed
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def finished(workdir) -> int:
     """Finished trials of the study (0 while the plan has not created it)."""
     try:
         return sum(r["state"] in ("COMPLETE", "PRUNED") for r in trials(workdir))
-    except ValueError:  # no study yet
+    except (ValueError, NotFound):  # no study folder yet, or its journal holds no study yet
         return 0
 
 

@@ -21,7 +21,10 @@ def load_trials(journal: Path | str, name: str) -> list[dict[str, Any]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not Path(journal).exists():
         raise NotFound(f"no journal {journal}: the study has not started")
-    study = optuna.load_study(study_name=name, storage=open_storage(journal))
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(journal))
+    except KeyError:  # Optuna's "Record does not exist.": the journal is there, the study's line is not yet
+        raise NotFound(f"study {name!r} is not in {journal} yet: it has not started") from None
     return trial_rows(study)
 
 
