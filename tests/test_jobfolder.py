@@ -48,8 +48,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "xpm_train"
 FILE_NAME = re.compile(r"[\w@*{}-]*\.(jsonl|json|pt)\b")
 ALLOWED = {
     ("data/prepared.py", "header.json"): "a prepared data folder's commit point, not a job folder's file",
-    ("data/prepared.py", "plan.json"): "a prepared data folder's layout under way",
-    ("data/prepared.py", ".json"): "a prepared data folder's chunk commits (chunk_commit)",
+    ("data/preparation.py", "plan.json"): "a prepared data folder's layout under way",
+    ("data/preparation.py", ".json"): "a prepared data folder's chunk commits (chunk_commit)",
     ("data/imagefolder.py", ".json"): "an image folder's split statistics, kept in its prepared folder",
     ("export.py", "model.pt"): "an export folder's weights (export.WEIGHTS), not a job folder's file",
     ("export.py", "network.pt"): "an export folder's pickled network (export.NETWORK)",

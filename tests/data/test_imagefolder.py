@@ -115,7 +115,7 @@ def test_logs_stay_short_for_a_large_folder(tmp_path, caplog):
     """Preparing a 500-file folder logs a count and a few names, not every file."""
     import logging
 
-    from xpm_train.data.prepared import prepare
+    from xpm_train.data.preparation import prepare
 
     folder = write_folder(tmp_path / "many", per_class=250, size=2)
     with caplog.at_level(logging.DEBUG):

@@ -9,7 +9,8 @@ import torch
 
 from xpm_train.data import ImageFolderError, Synthetic, prepare_image_folder
 from xpm_train.data.imagefolder import FolderRecords
-from xpm_train.data.prepared import PreparedDataError, open_prepared, prepare, verify
+from xpm_train.data.preparation import prepare
+from xpm_train.data.prepared import PreparedDataError, open_prepared, verify
 
 from test_imagefolder import write_folder
 
@@ -134,7 +135,7 @@ def test_full_disk_fails_up_front_naming_the_file(tmp_path, monkeypatch):
     def no_space(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("xpm_train.data.prepared.os.posix_fallocate", no_space)
+    monkeypatch.setattr("xpm_train.data.preparation.os.posix_fallocate", no_space)
     source = Synthetic.C(split="train", num_samples=100).instance().records()
     with pytest.raises(PreparedDataError, match=r"inputs.npy.partial: cannot reserve \d+ bytes \(No space left"):
         prepare(source, root=tmp_path)

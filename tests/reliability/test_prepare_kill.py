@@ -15,7 +15,8 @@ from PIL import Image
 
 from xpm_train.data import prepare_image_folder
 from xpm_train.data.imagefolder import FolderRecords
-from xpm_train.data.prepared import PreparedDataError, open_prepared, prepare
+from xpm_train.data.preparation import prepare
+from xpm_train.data.prepared import PreparedDataError, open_prepared
 
 KILLS = 8
 

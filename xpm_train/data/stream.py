@@ -32,7 +32,8 @@ import numpy as np
 from experimaestro import Config, Param, field
 
 from ..checks import NonNegative, Positive, Range
-from .prepared import Prepared, PreparedDataError, Source, prepare
+from .preparation import prepare
+from .prepared import Prepared, PreparedDataError, Source
 
 if TYPE_CHECKING:
     import torch
