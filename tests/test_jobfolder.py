@@ -125,5 +125,5 @@ def test_files_are_renamed_into_place_by_atomic_only():
                     and isinstance(node.value, ast.Name) and node.value.id == "os"):
                 renames.setdefault(module, []).append(node.lineno)
     renames.pop("atomic.py")
-    # reclaim.discard renames a folder it then deletes: nothing is published
-    assert list(renames) == ["reclaim.py"], f"os.replace/os.rename outside xpm_train/atomic.py: {renames}"
+    # reclaim.apply.discard renames a folder it then deletes: nothing is published
+    assert list(renames) == ["reclaim/apply.py"], f"os.replace/os.rename outside xpm_train/atomic.py: {renames}"

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO, run_experiment, what_ran, xpm_train
 from xpm_train import jobfolder
-from xpm_train.reclaim import LATEST, NOT_BEST, ORPHAN, PREPARED, RESUME, RUNNING, TRIAL, plan, size_of
+from xpm_train.reclaim.plan import LATEST, NOT_BEST, ORPHAN, PREPARED, RESUME, RUNNING, TRIAL, plan, size_of
 
 pytestmark = pytest.mark.integration
 PARAMS = REPO / "tests" / "gcplan" / "params.yaml"
@@ -162,7 +162,8 @@ def test_bad_input_is_one_line(built, tmp_path):
 
 
 def test_the_mlflow_runs_of_removed_jobs_are_marked_deleted(tmp_path):
-    from xpm_train.reclaim import Removal, delete_runs
+    from xpm_train.reclaim.apply import delete_runs
+    from xpm_train.reclaim.plan import Removal
     from xpm_train.tracking import store
     from xpm_train.tracking.identity import JOB_ID_TAG
 
@@ -182,7 +183,7 @@ def test_the_mlflow_runs_of_removed_jobs_are_marked_deleted(tmp_path):
 
 
 def test_a_folder_on_another_file_system_is_deleted_in_place(tmp_path, monkeypatch):
-    from xpm_train import reclaim
+    from xpm_train.reclaim import apply
 
     folder = tmp_path / "prepared" / "abc"
     folder.mkdir(parents=True)
@@ -191,14 +192,14 @@ def test_a_folder_on_another_file_system_is_deleted_in_place(tmp_path, monkeypat
     def cross_device(source, target):
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(reclaim.os, "rename", cross_device)
-    reclaim.discard(folder, tmp_path / "elsewhere")
+    monkeypatch.setattr(apply.os, "rename", cross_device)
+    apply.discard(folder, tmp_path / "elsewhere")
     assert not folder.exists() and not (tmp_path / "elsewhere").exists()
 
 
 @pytest.mark.parametrize("epochs, horizon, removed", [(2, 6, False), (6, 6, True), (2, None, True)])
 def test_a_learn_short_of_its_horizon_keeps_what_a_longer_budget_continues_from(tmp_path, epochs, horizon, removed):
-    from xpm_train.reclaim import heavy_files
+    from xpm_train.reclaim.plan import heavy_files
 
     folder = tmp_path / "jobs" / "xpm_train.learn.learn" / "abc"
     (folder / "checkpoints").mkdir(parents=True)

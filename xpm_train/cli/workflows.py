@@ -56,7 +56,9 @@ def gc_command(jobs, workdir: Path, apply_: bool, keep_best, include_latest: boo
     jobs' resume checkpoints, trials outside the best K, unused prepared data.
     Shows what would go and the bytes freed, by reason; --apply removes it.
     JOBS (IDs, hash prefixes or folders): only these jobs. See docs/operating.md."""
-    from ..reclaim import apply, describe, human, plan
+    from ..reclaim.apply import apply
+    from ..reclaim.describe import describe, human
+    from ..reclaim.plan import plan
 
     reclaim = plan(workdir, keep_best=keep_best, include_latest=include_latest, jobs=jobs)
     click.echo(describe(reclaim, verbose))

@@ -1,7 +1,6 @@
-"""Reclaiming disk (``xpm-train gc``): what a workspace can lose, and losing it.
-
-:func:`plan` lists the removals (path, bytes, reason) without touching
-anything; :func:`apply` removes them. The reasons:
+"""What ``xpm-train gc`` reclaims, and why: :func:`plan` lists the removals
+(path, bytes, reason) and the jobs kept without touching anything
+(:mod:`xpm_train.reclaim.apply` removes them). The reasons:
 
 ``orphan``
     a job that no run of any experiment references, as experimaestro itself
@@ -29,23 +28,20 @@ from ``results`` and runs again when submitted again; a job losing only
 files keeps its state and summary. Never touched: a job that has not ended
 or whose lock is held, the jobs of an experiment whose plan is running (its
 ``lock``), and, unless ``include_latest``, the jobs of each experiment's
-latest run (orphans aside: no run references them). The MLflow runs of the
-removed jobs are marked deleted where their store can be reached.
+latest run (orphans aside: no run references them).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from . import jobfolder
-from .locks import held
+from .. import jobfolder
+from ..locks import held
 
 ORPHAN, TRIAL, RESUME, NOT_BEST, PREPARED = "orphan", "pruned/failed", "resume", "not-best", "prepared"
 REASONS = (ORPHAN, NOT_BEST, TRIAL, RESUME, PREPARED)
@@ -53,10 +49,6 @@ REASONS = (ORPHAN, NOT_BEST, TRIAL, RESUME, PREPARED)
 
 RUNNING, RUNNING_PLAN, LATEST = "not ended", "plan running", "latest run"
 """Why a job that a reason names is kept"""
-
-TRASH = ".gc-trash"
-"""Folder of the workspace where a job folder is moved (one rename: the job
-vanishes at once) before it is deleted"""
 
 
 @dataclass(frozen=True)
@@ -107,19 +99,13 @@ def size_of(path: Path) -> int:
     return total
 
 
-def human(count: int) -> str:
-    """``1.5 MB``: bytes for a person."""
-    power = min(4, max(0, (len(str(int(count))) - 1) // 3))
-    return f"{count} B" if power == 0 else f"{count / 1000 ** power:.1f} {('kB', 'MB', 'GB', 'TB')[power - 1]}"
-
-
 def plan(workspace: Path | str, keep_best: Optional[int] = None, include_latest: bool = False,
          jobs: Iterable[str] = ()) -> Plan:
     """What :func:`apply` would remove from ``workspace``, and why (nothing is
     touched). ``jobs`` (IDs, hash prefixes or folders): only these jobs'
     files (and no prepared data)."""
-    from .analysis import check_workspace, resolve
-    from .errors import InvalidArgument
+    from ..analysis import check_workspace, resolve
+    from ..errors import InvalidArgument
 
     workspace = check_workspace(workspace).resolve()
     if keep_best is not None and keep_best < 1:
@@ -186,14 +172,14 @@ def running_experiments(workspace: Path) -> list[str]:
 
 def jobs_of_runs(workspace: Path, experiments: list[str]) -> set[str]:
     """Hashes of the jobs any run of these experiments submitted."""
-    from .tags import run_tags, runs
+    from ..tags import run_tags, runs
 
     return {job for name in experiments for run in runs(workspace, name) for job in run_tags(run)}
 
 
 def latest_jobs(workspace: Path) -> set[str]:
     """Hashes of the jobs of every experiment's latest (current) run."""
-    from .analysis import experiment_jobs
+    from ..analysis import experiment_jobs
 
     return {job for p in (workspace / "experiments").glob("*") if p.is_dir()
             for job in experiment_jobs(workspace, p.name)}
@@ -213,8 +199,8 @@ def orphans(workspace: Path) -> list[Path]:
 
 def heavy_files(folder: Path) -> tuple[list[Path], str]:
     """The checkpoint files a finished job can lose, and why."""
-    from .budget import continuable
-    from .summary import read
+    from ..budget import continuable
+    from ..summary import read
 
     checkpoints, state = folder / jobfolder.CHECKPOINTS, jobfolder.finished_state(folder)
     if state == "failed" or (state == "done" and read(folder).get("pruned") is True):
@@ -223,7 +209,7 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
     if not checkpoints.is_dir():
         return [], ""
     if state == "done" and not continuable(read(folder)):  # (a Learn short of its horizon keeps them)
-        from .checkpoint import previous_path
+        from ..checkpoint import previous_path
 
         names = [name for last in jobfolder.RESUME for name in (last, previous_path(Path(last)).name)]
         return [checkpoints / n for n in names if (checkpoints / n).is_file()], RESUME
@@ -233,10 +219,10 @@ def heavy_files(folder: Path) -> tuple[list[Path], str]:
 def outside_best(workspace: Path, k: int) -> list[Path]:
     """The trial job folders (Learn and Evaluate) of every study outside its
     best ``k`` complete trials; a job among the best k of any study stays."""
-    from .errors import NotFound
-    from .summary import Direction
-    from .tune.report import load_trials
-    from .tune.storage import journal_path, list_studies, read_description
+    from ..errors import NotFound
+    from ..summary import Direction
+    from ..tune.report import load_trials
+    from ..tune.storage import journal_path, list_studies, read_description
 
     best, rest = set(), set()
     for name in list_studies(workspace):
@@ -256,7 +242,7 @@ def outside_best(workspace: Path, k: int) -> list[Path]:
 
 def tracking_uri(folder: Path) -> Optional[str]:
     """The MLflow store the job reported to (None: no tracking)."""
-    from .tracking.identity import tracking_settings
+    from ..tracking.identity import tracking_settings
 
     try:
         return tracking_settings(folder).get("tracking_uri") or None
@@ -267,8 +253,8 @@ def tracking_uri(folder: Path) -> Optional[str]:
 def recorded_prepared(folder: Path) -> set[Path]:
     """The prepared folders the job streamed from, from its events (also the
     ``records in FOLDER (...)`` reason of the Learns made before the key)."""
-    from .data.stream import PREPARED_KEY
-    from .metrics import read_jsonl
+    from ..data.stream import PREPARED_KEY
+    from ..metrics import read_jsonl
 
     found = set()
     for event in read_jsonl(folder / jobfolder.EVENTS):
@@ -284,7 +270,7 @@ def recorded_prepared(folder: Path) -> set[Path]:
 def unused_prepared(all_folders: list[Path], kept: list[Path]) -> list[Path]:
     """Complete prepared folders, under the prepared root and the roots the
     jobs streamed from, that no kept job streamed from and no preparer holds."""
-    from .data.prepared import HEADER, prepared_root
+    from ..data.prepared import HEADER, prepared_root
 
     recorded = {f: recorded_prepared(f) for f in all_folders}
     used = {p.resolve() for f in kept for p in recorded.get(f, recorded_prepared(f))}
@@ -298,111 +284,4 @@ def unused_prepared(all_folders: list[Path], kept: list[Path]) -> list[Path]:
     return sorted(p for p in candidates - used if not held(p / ".lock"))
 
 
-@dataclass
-class Applied:
-    bytes: int = 0
-    removed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
-def apply(reclaim: Plan) -> Applied:
-    """Remove what ``reclaim`` lists (a job that started meanwhile is kept),
-    then mark the removed jobs' MLflow runs deleted."""
-    done = Applied()
-    trash = reclaim.workspace / TRASH
-    gone: list[Removal] = []
-    for item in reclaim.removals:
-        if not item.path.exists():
-            continue
-        if item.reason != PREPARED and not ended(item.path if item.job else job_of(item.path)):
-            done.notes.append(f"{item.path}: its job started meanwhile: kept")
-            continue
-        if item.job:
-            trash.mkdir(exist_ok=True)
-            discard(item.path, trash / uuid.uuid4().hex)
-        elif item.path.is_dir():  # beside it: a prepared root may be on another file system
-            discard(item.path, item.path.with_name(f".gc-{uuid.uuid4().hex}"))
-        else:
-            item.path.unlink()
-        done.bytes += item.bytes
-        done.removed += 1
-        gone.append(item)
-    if trash.exists() and not any(trash.iterdir()):
-        trash.rmdir()
-    done.notes += delete_runs(reclaim.workspace, [r for r in gone if r.job])
-    return done
-
-
-def discard(folder: Path, target: Path) -> None:
-    """Remove ``folder``: renamed to ``target`` first (one step: it is gone
-    at once, never seen half-deleted), then deleted."""
-    try:
-        os.rename(folder, target)
-    except OSError:  # another file system: deleted in place
-        target = folder
-    shutil.rmtree(target)
-
-
-def job_of(path: Path) -> Path:
-    """The job folder holding ``path`` (``WORKSPACE/jobs/TASK/HASH/...``)."""
-    parts = path.parts
-    index = len(parts) - 1 - parts[::-1].index("jobs")
-    return Path(*parts[:index + 3])
-
-
-def delete_runs(workspace: Path, removed: list[Removal]) -> list[str]:
-    """Mark deleted the MLflow runs of the removed jobs, in each store they
-    may be in (the one each job reported to, and the workspace's); a line per
-    store that could not be reached."""
-    if not removed:
-        return []
-    from .tracking import store
-
-    uris = {r.tracking_uri for r in removed if r.tracking_uri} | {store.workspace_uri(workspace)}
-    notes = []
-    for uri in sorted(uris):
-        path = store.sqlite_path(uri)
-        if path is not None and not path.exists():
-            continue  # no such store: no run to mark
-        try:
-            count = delete_runs_in(store.client(uri), [r.job for r in removed])
-        except Exception as error:  # noqa: BLE001 - any MLflow failure: say it, the files are gone anyway
-            notes.append(f"MLflow at {uri} could not be reached ({str(error).splitlines()[0][:200]}): the runs "
-                         "of the removed jobs are not marked deleted there")
-            continue
-        notes.append(f"MLflow at {uri}: {count} run(s) of removed jobs marked deleted")
-    return notes
-
-
-def delete_runs_in(client, jobs: list[str]) -> int:
-    from .tracking.identity import JOB_ID_TAG
-
-    ids = [e.experiment_id for e in client.search_experiments()]
-    count = 0
-    for job in jobs:
-        if not ids:
-            break
-        for run in client.search_runs(ids, filter_string=f"tags.`{JOB_ID_TAG}` = '{job}'"):
-            client.delete_run(run.info.run_id)
-            count += 1
-    return count
-
-
-def describe(reclaim: Plan, verbose: bool = False) -> str:
-    """The table by reason (count, bytes), the kept jobs and notes; every path with ``verbose``."""
-    lines = [f"{'reason':<14} {'count':>5} {'bytes':>12} {'':>9}"]
-    for reason, (count, size) in reclaim.by_reason().items():
-        lines.append(f"{reason:<14} {count:>5} {size:>12} {human(size):>9}")
-    lines.append(f"{'total':<14} {len(reclaim.removals):>5} {reclaim.bytes:>12} {human(reclaim.bytes):>9}")
-    if verbose:
-        lines += [f"  {r.reason}: {r.path} ({r.bytes})" for r in reclaim.removals]
-    for why, jobs in reclaim.kept.items():
-        hint = " (--include-latest reclaims them too)" if why == LATEST else ""
-        lines.append(f"kept ({why}): {len(jobs)} job(s){hint}")
-        if verbose:
-            lines += [f"  {job}" for job in jobs]
-    lines += reclaim.notes
-    return "\n".join(lines)
-
-
-__all__ = ["Plan", "Removal", "apply", "describe", "plan"]
+__all__ = ["Plan", "Removal", "plan"]
