@@ -62,7 +62,7 @@ _EXPORTS = {
     # your own training function
     "training_function": "xpm_train.custom",
     "report": "xpm_train.reporting",
-    "Result": "xpm_train.custom",
+    "Result": "xpm_train.context",
     # Lightning (optional dependency: imported when used)
     "LightningFit": "xpm_train.lightning",
     "ModuleConfig": "xpm_train.lightning",
@@ -113,7 +113,7 @@ _INTERNAL = {
     "Constant": "xpm_train.optim",  # ConstantRate's old name
     "LoadWeights": "xpm_train.models",
     "Tune": "xpm_train.tune",
-    "Context": "xpm_train.custom",
+    "Context": "xpm_train.context",
     "ImageArrays": "xpm_train.data.base",
     "ImageDataset": "xpm_train.data.base",
     "Dataset": "xpm_train.data.base",

@@ -8,7 +8,8 @@ import pytest
 
 from xpm_train import Result, training_function
 from xpm_train.checks import Positive
-from xpm_train.custom import TrainingFunction, as_result
+from xpm_train.context import as_result
+from xpm_train.custom import TrainingFunction
 
 
 @training_function

@@ -179,7 +179,7 @@ def test_the_local_class_network_is_evaluated(saved):
 
 def test_save_model_without_a_way_to_rebuild_says_how(tmp_path, monkeypatch):
     """A network that neither pickles nor comes from a Model parameter: one-line error at save time."""
-    from xpm_train.custom import Context, SaveModelError
+    from xpm_train.context import Context, SaveModelError
     from xpm_train.extend import DataInfo
 
     monkeypatch.syspath_prepend(str(REPO / "tests" / "workflows"))
