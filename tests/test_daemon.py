@@ -38,6 +38,7 @@ def test_the_daemons_are_started_by_the_helper_only():
     import xpm_train
 
     package = Path(xpm_train.__file__).parent
-    for name in ("warm/forkclient.py", "warm/forkserver.py", "tracking/forwarder.py"):
+    for name in ("warm/forkclient.py", "warm/forkserver.py", "warm/child.py", "warm/freshness.py",
+                 "tracking/forwarder.py"):
         text = (package / name).read_text()
         assert "start_new_session" not in text and "flock" not in text, name

@@ -1,32 +1,29 @@
-"""The warm start: a per-user fork server that has imported torch, once.
+"""The warm start's server: a per-user fork server that has imported torch, once.
 
 ``python -m xpm_train.warm.forkserver KEY`` (started on demand by
 :mod:`.forkclient`, never by hand) imports torch, ``torch._dynamo`` (which
 every ``torch.optim`` optimizer pulls in), experimaestro's job runner and
-xpm_train's tasks, runs one optimizer step on a throw-away model (torch's lazy
-imports) and then waits on a Unix socket. For each job it forks one process
-that runs the job script as ``python JOB_SCRIPT`` would, with the client's
-stdin/stdout/stderr, environment, working folder, ``sys.argv`` and
-``sys.path[0]``; the job's thread count is applied (``torch.set_num_threads``)
-before the script runs, its GPUs are pinned by the script itself (CUDA is
-never initialised in the server: ``CUDA_VISIBLE_DEVICES`` still applies).
+xpm_train's tasks and runs one optimizer step on a throw-away model
+(:func:`.freshness.preload`), then waits on a Unix socket. For each job it
+checks the peer (its uid), the request and its own freshness (stale code,
+fork safety: :mod:`.freshness`), forks one process and reports that job's
+exit. The forked process runs the job script as ``python JOB_SCRIPT`` would
+(:mod:`.child`: the client's stdin/stdout/stderr, environment, working
+folder, ``sys.argv`` and ``sys.path[0]``, the job's thread count, fresh
+random seeds).
 
-What keeps a forked job equivalent to a cold one:
+What keeps a forked job equivalent to a cold one, on the server's side:
 
 * the server never starts a thread or a thread pool (it runs with one
   OpenMP/MKL/OpenBLAS thread and checks that it has a single thread before
-  every fork) and never initialises CUDA; the child seeds torch's, Python's
-  and numpy's generators from the OS, as a cold process does, and reads
-  ``TMPDIR`` and ``TZ`` again (:func:`refresh`);
+  every fork) and never initialises CUDA;
 * what the job cannot reset (variables read when torch, matplotlib,
   experimaestro... are imported, the locale, umask, signal mask, CPU
   affinity, limits, cgroup) is part of the server's key
   (:func:`.forkclient.server_key`): a job of other values gets its own server;
 * it never imports the user's plan modules: a job imports them after the
   fork, from disk;
-* **stale code**: at start the server records the modification time and size
-  of every file it has imported (about 2,500: xpm_train, experimaestro,
-  torch...); before each fork it stats them again (a few ms). Any change (an
+* **stale code** (:mod:`.freshness`): any change to a file it imported (an
   edited xpm_train module, a ``pip install``) and it refuses the job (the
   client starts a fresh server and execs the job normally), stops listening
   and exits once its running jobs have ended.
@@ -41,7 +38,6 @@ its own end of the client's connection and reports its exit code there.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import selectors
@@ -52,79 +48,14 @@ import time
 
 from ..atomic import atomic_write_text
 from . import forkclient
+from .child import become_job, leave, run_job
+from .freshness import changed, fingerprint, fork_safety, preload
 from .messages import Exited, Malformed, Refused, Request, Started, read_frame, send
 
 logger = logging.getLogger("xpm_train.warm.forkserver")
 
-SIGINT_AT_START = signal.getsignal(signal.SIGINT)
-"""SIGINT's disposition when the server started: ignored when its client's was
-(the server's key covers ignored signals), which a cold job would inherit"""
-
-PRELOAD = ("torch", "torch._dynamo", "torch.optim", "experimaestro.run", "xpm_train.learn",
-           "xpm_train.evaluate", "xpm_train.tracking.mlflow_sink", "optuna", "xpm_train.tune.trial",
-           "xpm_train.tune.task", "matplotlib")
-"""Modules imported once by the server (never the user's plan modules): what
-Learn and Evaluate jobs import, and what a study's trials (optuna, to report
-to the study) and its Tune job (optuna, matplotlib) add"""
 IDLE_ENV = "XPM_TRAIN_WARM_IDLE_S"
 DEFAULT_IDLE_S = 600.0
-
-
-# --- In the server
-
-
-def preload() -> None:
-    """Import what every job imports, and warm torch's lazy imports, without
-    leaving a thread, a CUDA context or a used RNG behind."""
-    import importlib
-
-    for name in PRELOAD:
-        importlib.import_module(name)
-    import torch
-
-    state = torch.random.get_rng_state()
-    model = torch.nn.Linear(2, 1)
-    optimizer = torch.optim.Adam(model.parameters())
-    model(torch.zeros(1, 2)).sum().backward()
-    optimizer.step()
-    torch.random.set_rng_state(state)
-
-
-def fingerprint() -> dict[str, tuple[int, int]]:
-    """``{file: (mtime ns, size)}`` of every module file imported so far."""
-    found = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and os.path.isabs(path):
-            try:
-                info = os.stat(path)
-            except OSError:
-                continue
-            found[path] = (info.st_mtime_ns, info.st_size)
-    return found
-
-
-def changed(recorded: dict[str, tuple[int, int]]) -> str | None:
-    """The first imported file that changed since ``recorded`` (None: none)."""
-    for path, (mtime, size) in recorded.items():
-        try:
-            info = os.stat(path)
-        except OSError:
-            return path
-        if (info.st_mtime_ns, info.st_size) != (mtime, size):
-            return path
-    return None
-
-
-def fork_safety() -> str | None:
-    """Why forking now would give a job a broken process (None: safe)."""
-    threads = len(os.listdir("/proc/self/task"))
-    if threads != 1:
-        return f"the server has {threads} threads"
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        return "CUDA is initialised in the server"
-    return None
 
 
 class Server:
@@ -289,14 +220,12 @@ class Server:
         return request
 
     def _become_job(self, conn: socket.socket, fds: list[int]) -> None:
-        """In the forked child: leave everything of the server behind."""
-        os.setsid()
-        for signum in (signal.SIGCHLD, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)
-        # Python installs its KeyboardInterrupt handler at start unless SIGINT
-        # was ignored (a plan started with `&` from a script): as a cold job would.
-        signal.signal(signal.SIGINT, signal.SIG_IGN if SIGINT_AT_START == signal.SIG_IGN
-                      else signal.default_int_handler)
+        """In the forked child: leave everything of the server behind
+        (:func:`.child.become_job`)."""
+        become_job(fds, self._close_in_job)
+
+    def _close_in_job(self) -> None:
+        """Close, in the forked job, the server's copies of what it holds."""
         self.selector.close()
         if self.listener is not None:
             self.listener.close()
@@ -306,13 +235,6 @@ class Server:
         os.close(self.wake_w)
         if self.lock_fd is not None:
             os.close(self.lock_fd)
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        root = logging.getLogger()  # the job script configures logging itself
-        for handler in root.handlers[:]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
 
     def _reap(self) -> None:
         """Report the end of every child that ended (the exit code its client takes)."""
@@ -358,136 +280,25 @@ class Server:
 
 
 def struct_size() -> int:
+    """The size of ``SO_PEERCRED``'s answer (``struct ucred``: pid, uid, gid)."""
     import struct
 
     return struct.calcsize("3i")
 
 
 def unpack_creds(data: bytes) -> tuple[int, int, int]:
+    """``SO_PEERCRED``'s answer: the peer's (pid, uid, gid)."""
     import struct
 
     return struct.unpack("3i", data)
-
-
-# --- In the forked job
-
-
-def run_job(request: Request, conn: socket.socket) -> int:
-    """Run the job script as ``python SCRIPT`` would, its exit code reported
-    on ``conn``; its exit code."""
-    import runpy
-    import threading
-    import traceback
-
-    os.chdir(request.cwd)
-    os.environ.clear()
-    os.environ.update(request.env)
-    apply_threads(request.threads)
-    refresh()
-    script = request.script
-    sys.argv = [script]
-    sys.path[0] = os.path.dirname(script)
-    outcome = {"code": 1}
-
-    def client_gone():  # SIGKILL of the client kills the job: no orphan
-        try:
-            while conn.recv(4096):
-                pass
-        except OSError:
-            pass
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def report():  # last of the exit handlers (registered first)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        try:
-            send(conn, Exited(outcome["code"]))
-        except OSError:
-            pass
-
-    atexit.register(report)
-    threading.Thread(target=client_gone, name="xpm-train-client-watch", daemon=True).start()
-    try:
-        runpy.run_path(script, run_name="__main__")
-        outcome["code"] = 0
-    except SystemExit as stop:
-        outcome["code"] = exit_code(stop.code)
-    except BaseException:  # noqa: BLE001  (as the interpreter would: traceback, code 1)
-        traceback.print_exc()
-        outcome["code"] = 1
-    return outcome["code"]
-
-
-def leave(code: int) -> None:
-    """End the forked job as multiprocessing ends its forked children: wait for
-    its threads, run its exit handlers (logging, experimaestro, the exit code
-    for the client), then ``os._exit`` without tearing the interpreter down
-    (which, in a copy-on-write child of a process holding torch, copies most
-    of its memory and took seconds on a loaded host)."""
-    import threading
-
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
-def apply_threads(reserved: int) -> None:
-    """The job's thread count, as its script would set it before importing torch."""
-    threads = next(filter(None, map(os.environ.get, forkclient.THREAD_VARIABLES)), "") \
-        or str(reserved or len(os.sched_getaffinity(0)))
-    for name in forkclient.THREAD_VARIABLES:
-        os.environ.setdefault(name, threads)
-    import torch
-
-    torch.set_num_threads(int(os.environ[forkclient.THREAD_VARIABLES[0]]))
-
-
-def refresh() -> None:
-    """Draw and read anew what a cold interpreter draws or reads at start and
-    the forked job would otherwise copy from the server: the seeds of torch's
-    CPU generator, of Python's ``random`` and of numpy's global generator
-    (from the OS, as a cold process seeds them: unseeded jobs draw other
-    numbers), the temporary folder (``TMPDIR``) and the time zone (``TZ``).
-    CUDA's generators are seeded from the OS when the job first uses CUDA (the
-    server never initialises it). A job that seeds its generators itself draws
-    what a cold job so seeded draws."""
-    import random
-    import tempfile
-
-    import torch
-
-    torch.default_generator.seed()  # not torch.seed(): it would give CUDA the same seed
-    random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
-    tempfile.tempdir = None
-    time.tzset()
-
-
-def exit_code(code) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
 
 
 # --- Entry point
 
 
 def main(argv: list[str]) -> None:
+    """``python -m xpm_train.warm.forkserver KEY``: serve jobs of ``KEY``
+    until idle or stopped; in a forked job, run it and exit with its code."""
     from ..daemon import claim
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s warm[{os.getpid()}] %(message)s")
