@@ -118,7 +118,7 @@ def test_every_reader_of_metrics_goes_through_it(tmp_path, monkeypatch):
     from xpm_train.analysis import LoadedJob
     from xpm_train.analysis import JobInfo
     from xpm_train.tracking import plots
-    from xpm_train.tune.driver import epoch_values
+    from xpm_train.tune.loop import epoch_values
 
     log_redone_run(tmp_path)
     assert epoch_values(tmp_path / "metrics.jsonl", "val_accuracy") == {1: 0.5, 2: 0.9, 3: 0.95}

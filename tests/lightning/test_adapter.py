@@ -129,7 +129,7 @@ def test_a_study_reads_lightning_jobs_that_log_no_accuracy(tmp_path):
     ``accuracy`` (a module monitoring ``val_loss``) are skipped, not a crash."""
     import json
 
-    from xpm_train.tune.driver import epoch_values
+    from xpm_train.tune.loop import epoch_values
 
     rows = [{"epoch": 0, "step": 9, "split": "val", "loss": 0.9}, {"epoch": 1, "step": 19, "split": "val", "loss": 0.5},
             {"epoch": 1, "step": 19, "split": "val", "accuracy": 0.7}]

@@ -8,7 +8,8 @@ Learn tasks (see ``docs/tune.md``).
 - :mod:`.storage`: the journal file of a study in the workspace;
 - :mod:`.trial`: :class:`OptunaTrial`, the Meta reference a Learn reports to;
 - :mod:`.asha`: :class:`ASHA`, trials trained rung by rung, paused and promoted;
-- :mod:`.driver`: :func:`optimize`, the ask/tell loop run by a plan;
+- :mod:`.driver`: :func:`optimize`, the ask/tell loop run by a plan, and its :class:`TuneResult`;
+- :mod:`.loop`: the trials of one driver: asked, submitted, followed, told to Optuna;
 - :mod:`.task`: :class:`Tune`, the record of a finished study.
 
 Nothing here imports optuna until a study is run.

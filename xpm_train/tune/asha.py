@@ -38,7 +38,7 @@ from .. import jobfolder
 from .study import StudyError
 
 if TYPE_CHECKING:
-    from .driver import Loop
+    from .loop import Loop
 
 logger = logging.getLogger("xpm_train.tune")
 
@@ -245,7 +245,7 @@ class Ladder:
 
     def launch(self, number: int, trial_id: int, values: dict[str, Any], epochs: int) -> None:
         """Submit the trial's Learn at budget ``epochs`` (it continues its shorter rung)."""
-        from .driver import wait_in_thread
+        from .loop import wait_in_thread
 
         learn = self.loop.trial_learn(number, values)
         learn.epochs = epochs
