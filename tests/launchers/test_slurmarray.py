@@ -17,8 +17,8 @@ import pytest
 
 from xpm_train import jobfolder
 from xpm_train.launchers.kinds.slurm import SbatchOptions
-from xpm_train.launchers.slurmarray import ArraySlurmLauncher, max_array_size
-from xpm_train.launchers.slurmstate import array_indices, sacct_states
+from xpm_train.launchers.slurmarray import ArraySlurmLauncher
+from xpm_train.launchers.slurmqueue import array_indices, sacct_states
 
 SPEC = "duration=10m & cpu(cores=1, mem=100M)"
 TASK = "xpm_train.launchers.testing.square"

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from experimaestro.locking import EventLoopThread, JobDependencyLocks
 
-from xpm_train.launchers import slurmstate, tokens
-from xpm_train.launchers.slurmstate import WatchedSlurmLauncher, WatchedSlurmProcess
+from xpm_train.launchers import slurmqueue, tokens
+from xpm_train.launchers.slurmprocess import WatchedSlurmLauncher, WatchedSlurmProcess
 
 
 def held_unit(tmp_path: Path, monkeypatch, squeue: str):
@@ -21,7 +21,7 @@ def held_unit(tmp_path: Path, monkeypatch, squeue: str):
     and the unit's lock, acquired."""
     monkeypatch.setenv(tokens.TOKENS_DIR_ENV, str(tmp_path / "tokens"))
     monkeypatch.setattr(tokens, "_tokens", {})
-    monkeypatch.setattr(slurmstate, "_queued", {})
+    monkeypatch.setattr(slurmqueue, "_queued", {})
     binpath = tmp_path / "bin"
     binpath.mkdir()
     (binpath / "squeue").write_text(f"#!/bin/sh\n[ -e {tmp_path}/queued ] && printf '{squeue}'\nexit 0\n")

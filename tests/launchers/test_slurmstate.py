@@ -14,7 +14,8 @@ from experimaestro.scheduler.interfaces import JobFailureStatus, JobState
 
 from xpm_train import jobfolder
 from xpm_train.launchers import find_launcher
-from xpm_train.launchers.slurmstate import marker_ending, sacct_states
+from xpm_train.launchers.slurmqueue import sacct_states
+from xpm_train.launchers.slurmstate import marker_ending
 from xpm_train.launchers.testing import RecordDevices, Square
 from xpm_train.plan import failure_of
 
@@ -64,7 +65,7 @@ def test_a_slurm_job_sizes_its_thread_pools_to_its_cpus_per_task(monkeypatch):
     task) becomes ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, unless the user set one."""
     import textwrap
 
-    from xpm_train.launchers.slurmstate import WatchedSlurmLauncher
+    from xpm_train.launchers.slurmprocess import WatchedSlurmLauncher
 
     code = textwrap.dedent(WatchedSlurmLauncher("x", binpath="/usr/bin").launcher_info_code())
     code = code.replace("taskglobals.Env.instance().launcher_info =", "_info =")  # not this process's
@@ -112,7 +113,8 @@ def test_a_job_cancelled_by_slurm_fails_with_sacct_state(use_slurm_launcher, fre
 def test_a_refusal_by_a_site_limit_names_it_and_max_submitted(tmp_path):
     """sbatch's refusal (a fake sbatch: no Slurm needed) is one line naming the
     limit and the launchers.yaml field that avoids it."""
-    from xpm_train.launchers.slurmstate import SubmissionRefused, WatchedSlurmLauncher
+    from xpm_train.launchers.slurmprocess import WatchedSlurmLauncher
+    from xpm_train.launchers.slurmsubmit import SubmissionRefused
 
     sbatch = tmp_path / "sbatch"
     sbatch.write_text("#!/bin/sh\necho 'sbatch: error: QOSMaxSubmitJobPerUserLimit' >&2\n"
@@ -248,7 +250,8 @@ def test_a_job_whose_task_failed_is_settled_with_slurm(tmp_path, squeue, sacct, 
 def test_a_submission_waits_for_an_unreachable_controller(tmp_path, monkeypatch, caplog):
     """sbatch's connection refused (slurmctld restarting) submitted nothing: it
     is tried again, and the job is submitted once the controller answers."""
-    from xpm_train.launchers import slurmstate
+    from xpm_train.launchers import slurmsubmit
+    from xpm_train.launchers.slurmprocess import WatchedSlurmLauncher
 
     sbatch = tmp_path / "sbatch"
     sbatch.write_text(f"#!/bin/sh\necho x >> {tmp_path}/tries\n"
@@ -256,8 +259,8 @@ def test_a_submission_waits_for_an_unreachable_controller(tmp_path, monkeypatch,
                       "  echo 'sbatch: error: Batch job submission failed: Unable to contact slurm "
                       "controller (connect failure)' >&2; exit 1\nfi\necho 42\n")
     sbatch.chmod(0o755)
-    monkeypatch.setattr(slurmstate.time, "sleep", lambda seconds: None)
-    builder = slurmstate.WatchedSlurmLauncher("gpu", binpath=str(tmp_path)).processbuilder()
+    monkeypatch.setattr(slurmsubmit.time, "sleep", lambda seconds: None)
+    builder = WatchedSlurmLauncher("gpu", binpath=str(tmp_path)).processbuilder()
     builder.command = [str(tmp_path / "job" / "task.sh")]
     with caplog.at_level("WARNING", logger="xpm_train.launchers"):
         process = builder.start(True)
@@ -275,10 +278,10 @@ def test_a_later_plan_follows_a_queued_job_of_an_earlier_one(tmp_path, monkeypat
     from experimaestro.connectors import Process
     from experimaestro.connectors.local import LocalConnector
 
-    from xpm_train.launchers import slurmstate
-    from xpm_train.launchers.slurmstate import WatchedSlurmLauncher, WatchedSlurmProcess
+    from xpm_train.launchers import slurmqueue
+    from xpm_train.launchers.slurmprocess import WatchedSlurmLauncher, WatchedSlurmProcess
 
-    monkeypatch.setattr(slurmstate, "_queued", {})
+    monkeypatch.setattr(slurmqueue, "_queued", {})
     binpath = fake_slurm(tmp_path / "bin", squeue="7_3\n", sacct="7_[3-4]|PENDING|0:0|None assigned\n")
     folder = tmp_path / "jobs" / "t" / "abc"
     folder.mkdir(parents=True)

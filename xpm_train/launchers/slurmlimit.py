@@ -1,6 +1,6 @@
 """``max_submitted``: a unit of room per submitted Slurm job, given back once Slurm dropped it.
 
-A Slurm launcher with ``max_submitted: N`` (:class:`.slurmstate.WatchedSlurmLauncher`)
+A Slurm launcher with ``max_submitted: N`` (:class:`.slurmprocess.WatchedSlurmLauncher`)
 makes each of its jobs hold one unit of a host-wide counter
 (:func:`.tokens.counter`, shared by every plan of the host) from its
 submission to its end: beyond ``N`` jobs, a job waits for room instead of
@@ -18,7 +18,7 @@ for this counter:
 
 Here the job process leaves the lock file alone (:meth:`SubmissionLock.from_json`),
 and the plan gives the unit back once ``squeue`` no longer lists the job
-(:meth:`.slurmstate.WatchedSlurmProcess.aio_left_queue`, at most
+(:meth:`.slurmprocess.WatchedSlurmProcess.aio_left_queue`, at most
 :data:`LEAVE_WAIT` seconds). A plan that died while its job was submitted
 leaves the lock file behind: experimaestro's next acquisition of the counter
 finds it orphaned (its job has no process any more) and removes it.

@@ -39,15 +39,8 @@ watches the jobs this process's Slurm launchers submitted:
   (:data:`SLURM_FAILURES`: a node lost, out of memory) its marker says so, so
   that the plan's summary names the node failure beside the task's error.
 
-:class:`WatchedSlurmProcessBuilder` submits as experimaestro does and returns
-a :class:`WatchedSlurmProcess`, whose ``aio_wait`` (what the scheduler awaits)
-is answered by the watcher. Its ``.pid`` file names type ``slurm`` (any
-experimaestro reads it) and its folder: a later plan of the workspace that
-finds the job still queued (an array task pending included, which
-experimaestro's own ``sacct`` reading cannot find: ``sacct`` lists pending
-tasks as one row ``123_[4-9]``) follows it with the watcher
-(:meth:`WatchedSlurmProcess.fromspec`, installed as the handler of type
-``slurm`` by :func:`follow_slurm_jobs`) instead of submitting it again.
+What Slurm answers is read in :mod:`.slurmqueue`; the launcher whose jobs this
+watches is :class:`.slurmprocess.WatchedSlurmLauncher`.
 """
 
 from __future__ import annotations
@@ -55,19 +48,15 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-import os
-import re
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experimaestro.launchers.slurm.base import BatchSlurmProcess, SlurmLauncher, SlurmProcessBuilder
-
 from .. import jobfolder
 from ..atomic import atomic_write_json
-from .slurmlimit import hold_a_submission
+from .slurmqueue import SACCT_FORMAT, master_of, queued, sacct_nodes, sacct_states
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -97,7 +86,6 @@ SLURM_FAILURES = ("NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL")
 """``sacct`` states of a job that say more than its task's own ``.failed`` marker"""
 REQUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED")
 """``squeue`` states of a job that Slurm requeued after its task stopped"""
-SACCT_FORMAT = "JobID,State,ExitCode,NodeList"
 RUNNING_STATES = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUE", "RESIZING",
                   "SUSPENDED", "STAGE_OUT", "SIGNALING")
 
@@ -341,25 +329,6 @@ def _set(future: asyncio.Future, result) -> None:
         future.set_result(result)
 
 
-_queued: dict[str, tuple[float, set[str]]] = {}
-"""binpath -> (when, job IDs) of the last :func:`queued` listing"""
-
-
-def queued(binpath, fresh: float = 1.0) -> set[str]:
-    """This user's Slurm jobs in the queue (``squeue -h -r``: one ID per array task,
-    ``123_4``), as listed at most ``fresh`` seconds ago; OSError when Slurm does not answer."""
-    now = time.monotonic()
-    when, listed = _queued.get(str(binpath), (float("-inf"), set()))
-    if now - when > fresh:
-        done = subprocess.run([f"{binpath}/squeue", "-h", "-r", "-o", "%i", "-u", getpass.getuser()],
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise OSError(f"squeue failed (exit {done.returncode}): {done.stderr.strip()}")
-        listed = set(done.stdout.split())
-        _queued[str(binpath)] = (now, listed)
-    return listed
-
-
 def marker_ending(folder: Path) -> Ending | None:
     """The end a job's marker tells (None: no marker yet, or ``.failed`` being written)."""
     state = jobfolder.finished_state(folder)
@@ -367,48 +336,6 @@ def marker_ending(folder: Path) -> Ending | None:
         return None if state is None else Ending(0)
     said = jobfolder.failure(folder)
     return None if said is None else Ending(1, str(said.get("reason", "")))
-
-
-def sacct_states(output: str) -> dict[str, str]:
-    """``JobID -> State`` of ``sacct -X -n -P --format=JobID,State,...`` output;
-    a row of array tasks not started (``123_[0,2-3%2]``) gives each task
-    (``123_0``, ``123_2``, ``123_3``) its state."""
-    states = {}
-    for line in output.splitlines():
-        if "|" not in line:
-            continue
-        jobid, state = line.split("|")[:2]
-        tasks = ARRAY_ROW.fullmatch(jobid)
-        if tasks is None:
-            states[jobid] = state
-            continue
-        for index in array_indices(tasks.group(2)):
-            states.setdefault(f"{tasks.group(1)}_{index}", state)
-    return states
-
-
-ARRAY_ROW = re.compile(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]")
-"""``sacct``'s or ``squeue``'s row of the tasks of an array not started"""
-
-
-def array_indices(ranges: str) -> list[int]:
-    """``0,2-3`` -> ``[0, 2, 3]`` (Slurm's array index set, without ``%K``)."""
-    indices = []
-    for part in filter(None, ranges.split(",")):
-        first, _, last = part.partition("-")
-        indices.extend(range(int(first), int(last or first) + 1))
-    return indices
-
-
-def master_of(jobid: str) -> str:
-    """The job ID of an array task's array (``123_4`` -> ``123``); a job's own ID otherwise."""
-    return jobid.split("_", 1)[0]
-
-
-def sacct_nodes(output: str) -> dict[str, str]:
-    """``JobID -> NodeList`` of ``sacct -X -n -P --format=`` :data:`SACCT_FORMAT` output."""
-    rows = (line.split("|") for line in output.splitlines() if line.count("|") >= 3)
-    return {row[0]: row[3] for row in rows if row[3] and row[3] != "None assigned"}
 
 
 def record_failure(watched: Watched, state: str, nodes: str = "", more: str = "") -> Ending:
@@ -421,184 +348,3 @@ def record_failure(watched: Watched, state: str, nodes: str = "", more: str = ""
     atomic_write_json(jobfolder.marker(watched.folder, "failed"),
                       {"code": 1, "reason": reason, "message": message})
     return Ending(1, reason, state)
-
-
-class WatchedSlurmProcess(BatchSlurmProcess):
-    """experimaestro's Slurm job, whose end :class:`SlurmWatcher` tells."""
-
-    def __init__(self, launcher, jobid: str, folder: Path):
-        super().__init__(launcher, jobid)
-        self.folder = Path(folder)
-        self.ending: Ending | None = None
-
-    async def aio_wait(self) -> int:
-        if self.ending is None:
-            watcher = SlurmWatcher.of(self.launcher.binpath, self.launcher.interval)
-            self.ending = await asyncio.shield(watcher.ending(self.jobid, self.folder))
-        return self.ending.code
-
-    def wait(self) -> int:
-        raise NotImplementedError("WatchedSlurmProcess is awaited (aio_wait), not waited for")
-
-    async def aio_left_queue(self) -> None:
-        """Once ``squeue`` no longer lists the job (Slurm counts it until then)."""
-        if self.jobid:
-            watcher = SlurmWatcher.of(self.launcher.binpath, self.launcher.interval)
-            await asyncio.shield(watcher.left(self.jobid))
-
-    def tospec(self):
-        return {**super().tospec(), "folder": str(self.folder)}
-
-    @classmethod
-    def fromspec(cls, connector, spec: dict):
-        """The job of a ``.pid`` file (type ``slurm``) followed by the watcher while
-        Slurm still queues it (or it has ended, its marker says how); None when it
-        left the queue without a marker, or not yet submitted. A ``.pid`` of
-        experimaestro's own launcher (no folder): experimaestro's reading."""
-        if not spec.get("folder"):
-            return BatchSlurmProcess.fromspec(connector, spec)
-        if not spec.get("pid"):
-            return None
-        launcher = SlurmLauncher(connector=connector, **dict(spec.get("options", ())))
-        process = cls(launcher, spec["pid"], Path(spec["folder"]))
-        if marker_ending(process.folder) is not None:
-            return process
-        try:
-            listed = queued(launcher.binpath)
-        except (OSError, subprocess.SubprocessError) as error:
-            logger.warning("Slurm does not answer (%s): job %s is taken as still queued",
-                           error, process.jobid)
-            return process
-        return process if process.jobid in listed else None
-
-    async def aio_state(self, timeout: float | None = None):
-        from experimaestro.connectors import ProcessState
-
-        if self.ending is None:
-            self.ending = marker_ending(self.folder)
-        if self.ending is None:
-            return ProcessState.RUNNING
-        return ProcessState.DONE if self.ending.code == 0 else ProcessState.ERROR
-
-
-class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
-    """experimaestro's sbatch submission of a job script, returning a
-    :class:`WatchedSlurmProcess`; a refusal names the site limit it hit."""
-
-    launcher: "WatchedSlurmLauncher"
-
-    def start(self, task_mode: bool = False):
-        if not task_mode:
-            return super().start(task_mode)
-        jobid = sbatch(self.launcher, *map(str, self.command))
-        folder = Path(self.command[-1]).parent  # the job script is in the job folder
-        return WatchedSlurmProcess(self.launcher, jobid, folder)
-
-
-def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
-    """``sbatch --parsable ARGUMENTS`` for ``launcher``: the job ID it printed;
-    a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
-    return sbatch_job_id(launcher.binpath, launcher.name, launcher.max_submitted, list(arguments),
-                         env={**os.environ, **(launcher.launcherenv or {})})
-
-
-def sbatch_job_id(binpath: str, name: str, max_submitted: int | None, arguments: list[str], *,
-                  script: str | None = None, env: dict | None = None) -> str:
-    """``sbatch --parsable ARGUMENTS`` (the batch script in ``script``, on its
-    standard input, when given) for the Slurm launcher ``name``: the job ID it
-    printed; a refusal is a :class:`SubmissionRefused` naming the site limit it
-    hit. Every submission of this package (jobs, arrays, pool allocations) goes
-    through here."""
-    command = [f"{binpath}/sbatch", "--parsable", *arguments]
-    logger.info("slurm sbatch command: %s", " ".join(command))
-    done = submit(command, dict(os.environ) if env is None else env, script)
-    if done.returncode != 0:
-        raise SubmissionRefused(refusal(done.stderr, name, max_submitted))
-    jobid = re.match(r"(\d+)", done.stdout.strip())
-    if jobid is None:
-        raise SubmissionRefused(f"sbatch printed no job ID: {done.stdout.strip()!r}")
-    return jobid.group(1)
-
-
-UNREACHABLE_RE = re.compile(r"Unable to contact slurm controller \(connect failure\)|Connection refused")
-"""What sbatch says when the controller is not there (the job was not submitted)"""
-UNREACHABLE_WAIT = 120.0
-"""Seconds a submission waits for an unreachable controller (restarting) before failing"""
-
-
-def submit(command: list[str], env: dict, script: str | None = None) -> subprocess.CompletedProcess:
-    """``sbatch``, tried again every 5 s for up to :data:`UNREACHABLE_WAIT` s while
-    the controller cannot be reached (a refused connection submitted nothing, so
-    trying again never submits a job twice)."""
-    deadline = time.monotonic() + UNREACHABLE_WAIT
-    while True:
-        done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=300, env=env)
-        if done.returncode == 0 or not UNREACHABLE_RE.search(done.stderr) or time.monotonic() > deadline:
-            return done
-        logger.warning("sbatch: Slurm's controller does not answer (%s): trying again in 5 s",
-                       done.stderr.strip().splitlines()[-1])
-        time.sleep(5)
-
-
-class SubmissionRefused(RuntimeError):
-    """sbatch refused a job."""
-
-
-LIMIT_RE = re.compile(r"\b(?:QOS|Assoc)\w*Max\w*Limit\b|\bMaxSubmitJobs?\w*|\bMaxArraySize\b"
-                      r"|Job violates accounting/QOS policy")
-"""What sbatch says when a site limit refuses a job"""
-
-
-def refusal(stderr: str, launcher: str, max_submitted: int | None) -> str:
-    """One line saying why sbatch refused a job of ``launcher``, and the fix
-    when a site limit on submitted jobs is why."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    said = "; ".join(lines) or "no message"
-    limit = LIMIT_RE.search(stderr)
-    if limit is None:
-        return f"sbatch refused the job of Slurm launcher {launcher!r}: {said}"
-    now = f" (now {max_submitted})" if max_submitted else ""
-    return (f"sbatch refused the job of Slurm launcher {launcher!r}: the site's limit "
-            f"{limit.group(0)} was hit ({said}); fix: set max_submitted{now} in launchers.yaml "
-            f"for {launcher!r} below the number of jobs Slurm lets you submit "
-            f"(sacctmgr show assoc/qos: MaxSubmitJobs), so that jobs wait for room")
-
-
-def follow_slurm_jobs() -> None:
-    """Make :class:`WatchedSlurmProcess` the handler of ``.pid`` files of type
-    ``slurm`` in this process (it reads experimaestro's own ones as experimaestro does)."""
-    from experimaestro.connectors import Process
-
-    Process.handler("slurm")  # experimaestro fills its table of handlers at the first call
-    Process.HANDLERS["slurm"] = WatchedSlurmProcess
-
-
-class WatchedSlurmLauncher(SlurmLauncher):
-    """experimaestro's ``SlurmLauncher`` whose jobs :class:`SlurmWatcher`
-    follows, with at most ``max_submitted`` jobs in Slurm's queue at once:
-    each job holds one unit of a host-wide counter (:mod:`.slurmlimit`, shared
-    by every plan of this host) from its submission until Slurm dropped it,
-    and waits for one while none is free."""
-
-    def __init__(self, name: str, max_submitted: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.name = name
-        self.max_submitted = max_submitted
-        if max_submitted:
-            self.addListener(self._hold_a_submission)
-        follow_slurm_jobs()
-
-    def _hold_a_submission(self, job) -> None:
-        hold_a_submission(self, job)
-
-    def launcher_info_code(self) -> str:
-        """experimaestro's lines, then the job's thread pools sized to the CPUs
-        Slurm gave each task (``--cpus-per-task``): torch would otherwise start
-        one thread per core of the node, whatever the job was given."""
-        from .reservation import thread_pool_code
-
-        return super().launcher_info_code() + thread_pool_code(
-            "os.environ.get('SLURM_CPUS_PER_TASK') or 1")
-
-    def processbuilder(self) -> WatchedSlurmProcessBuilder:
-        return WatchedSlurmProcessBuilder(self)

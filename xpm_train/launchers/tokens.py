@@ -2,7 +2,7 @@
 
 One counter per local launcher and resource (cores, memory in MiB, GPUs,
 jobs), and per Slurm launcher with ``max_submitted`` (jobs submitted, see
-:mod:`.slurmstate`). They live in files shared by every experiment of the host, so two
+:mod:`.slurmlimit`). They live in files shared by every experiment of the host, so two
 experiments running at once together never exceed what ``launchers.yaml``
 declares. The folder is ``$XPM_TRAIN_TOKENS_DIR``, by default experimaestro's
 own token folder (``$XPM_WORKDIR/tokens``, i.e. ``~/.local/share/experimaestro/tokens``).

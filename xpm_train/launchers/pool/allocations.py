@@ -188,7 +188,7 @@ def warm_servers(config: "SlurmLauncherConfig", logs: Path) -> str:
 
 def request(config: "SlurmLauncherConfig", logs: Path) -> str:
     """Submit one allocation of ``config``'s pool; its job ID."""
-    from ..slurmstate import sbatch_job_id
+    from ..slurmsubmit import sbatch_job_id
 
     logs.mkdir(parents=True, exist_ok=True)
     return sbatch_job_id(config.binpath, config.name, config.max_submitted, [],

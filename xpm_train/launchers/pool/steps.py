@@ -268,7 +268,8 @@ def record_step_failure(binpath: str, allocation: str, folder: Path, code: int) 
     """The ``.failed`` marker of a job whose step ended (``code``) before it:
     the allocation's end state when Slurm ended it for a reason of its own
     (a lost node), else the step's exit code."""
-    from ..slurmstate import SACCT_FORMAT, SLURM_FAILURES, Watched, record_failure, sacct_nodes, sacct_states
+    from ..slurmqueue import SACCT_FORMAT, sacct_nodes, sacct_states
+    from ..slurmstate import SLURM_FAILURES, Watched, record_failure
 
     deadline = time.monotonic() + ENDED_SETTLE
     state, said = "", ""
