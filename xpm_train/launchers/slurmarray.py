@@ -42,8 +42,8 @@ from pathlib import Path
 
 from .. import jobfolder
 from ..atomic import atomic_write_json, atomic_write_text
-from .slurmprocess import WatchedSlurmLauncher, WatchedSlurmProcess, WatchedSlurmProcessBuilder
-from .slurmsubmit import SubmissionRefused, sbatch
+from .slurmprocess import WatchedSlurmLauncher, WatchedSlurmProcess, WatchedSlurmProcessBuilder, sbatch
+from .slurmsubmit import SubmissionRefused
 
 logger = logging.getLogger("xpm_train.launchers")
 

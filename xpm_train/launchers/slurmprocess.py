@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from experimaestro.launchers.slurm.base import BatchSlurmProcess, SlurmLauncher,
 from .slurmlimit import hold_a_submission
 from .slurmqueue import queued
 from .slurmstate import Ending, SlurmWatcher, marker_ending
-from .slurmsubmit import sbatch
+from .slurmsubmit import sbatch_job_id
 
 logger = logging.getLogger("xpm_train.launchers")
 
@@ -98,6 +99,13 @@ class WatchedSlurmProcessBuilder(SlurmProcessBuilder):
         jobid = sbatch(self.launcher, *map(str, self.command))
         folder = Path(self.command[-1]).parent  # the job script is in the job folder
         return WatchedSlurmProcess(self.launcher, jobid, folder)
+
+
+def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
+    """``sbatch --parsable ARGUMENTS`` for ``launcher``: the job ID it printed;
+    a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
+    return sbatch_job_id(launcher.binpath, launcher.name, launcher.max_submitted, list(arguments),
+                         env={**os.environ, **(launcher.launcherenv or {})})
 
 
 def follow_slurm_jobs() -> None:

@@ -10,19 +10,7 @@ import os
 import re
 import subprocess
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .slurmprocess import WatchedSlurmLauncher
-
 logger = logging.getLogger("xpm_train.launchers")
-
-
-def sbatch(launcher: "WatchedSlurmLauncher", *arguments: str) -> str:
-    """``sbatch --parsable ARGUMENTS`` for ``launcher``: the job ID it printed;
-    a refusal is a :class:`SubmissionRefused` naming the site limit it hit."""
-    return sbatch_job_id(launcher.binpath, launcher.name, launcher.max_submitted, list(arguments),
-                         env={**os.environ, **(launcher.launcherenv or {})})
 
 
 def sbatch_job_id(binpath: str, name: str, max_submitted: int | None, arguments: list[str], *,
