@@ -108,3 +108,33 @@ def test_an_objective_declares_the_direction_of_its_score():
     with pytest.raises(TypeError, match="lacks its score 'f1'"):
         class Undeclared(Objective):
             score: ClassVar[str] = "f1"
+
+
+def test_a_cold_reader_knows_the_declared_directions_without_importing_their_declarers():
+    """summary.known_direction reads xpm_train/directions.py, the table the
+    objectives, distillation and training functions declare from: a process
+    that only reads summaries (a job, watch) knows the same directions as the
+    plan, and importing summary ties no circle through objectives/custom/distill."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from xpm_train.summary import known_direction as d; "
+             "print([str(d(m)) for m in ('best.val_kl', 'objective', 'val_r2', 'eval_top5_accuracy')], "
+             "sorted(m for m in ('xpm_train.objectives', 'xpm_train.custom', 'xpm_train.distill', 'experimaestro', "
+             "'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == "['minimize', 'maximize', 'maximize', 'maximize'] []".split()
+
+
+def test_the_declarers_take_their_directions_from_the_one_table():
+    from xpm_train import directions
+    from xpm_train.custom import TrainingFunction, training_function
+    from xpm_train.distill import Distillation
+    from xpm_train.objectives import Classification, Reconstruction, Regression
+
+    for declaring, table in ((Classification, directions.CLASSIFICATION), (Regression, directions.REGRESSION),
+                             (Reconstruction, directions.RECONSTRUCTION), (Distillation, directions.DISTILLATION)):
+        assert declaring.directions == table
+        assert all(summary.known_direction(f"best.val_{name}") == way for name, way in table.items())
+    assert TrainingFunction.direction == directions.FUNCTION_OBJECTIVE == summary.known_direction("objective")
+    assert __import__("inspect").signature(training_function).parameters["direction"].default == "maximize"

@@ -80,6 +80,7 @@ from experimaestro import Constant, Meta, Param, PathGenerator, ResumableTask, f
 
 from . import context, jobfolder
 from .checks import DeviceName, validated
+from .directions import FUNCTION_OBJECTIVE
 from .hooks import Tracking, Trial
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class TrainingFunction(ResumableTask):
                 f"launcher gives it {world_size} ranks: declare it @training_function(distributed=True) "
                 "(and use ctx.ranks), or submit it with a spec without processes=/nodes=")
 
-    direction: typing.ClassVar[str] = "maximize"
+    direction: typing.ClassVar[str] = FUNCTION_OBJECTIVE
     """Whether a higher objective is better (set by ``@training_function(direction=...)``)"""
 
     def saved_model(self):
@@ -236,7 +237,7 @@ def param_annotation(annotation: Any) -> Any:
 
 
 def training_function(function: Callable | None = None, *, version: str = "1",
-                      distributed: bool = False, direction: str = "maximize", budget: Optional[str] = None):
+                      distributed: bool = False, direction: str = FUNCTION_OBJECTIVE, budget: Optional[str] = None):
     """Decorator: a typed function ``f(ctx, a: T, b: U = default, ...) -> Result``
     becomes a task class named like the function (see the module documentation).
 

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 from experimaestro import Config, Param, field
 
 from .checks import Positive, Range
+from .directions import DISTILLATION
 from .models import Model
-from .summary import MINIMIZE, Direction
+from .summary import Direction
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 class Distillation(Config):
     """Distil a trained ``teacher`` into the model a ``Learn`` trains."""
 
-    directions: ClassVar[dict[str, Direction]] = {"ce": MINIMIZE, "kl": MINIMIZE}
+    directions: ClassVar[dict[str, Direction]] = {name: Direction.of(way) for name, way in DISTILLATION.items()}
     """Which way the parts of the loss it logs are better (as an objective's :attr:`directions`)"""
 
     teacher: Param[Model]

@@ -22,10 +22,10 @@ from .checks import validated
 from .data.base import Dataset
 from .data.stream import Streaming
 from .hooks import Tracking
-from .models import Model
+from .models import Model, check_model_outputs
 from . import jobfolder
 from .jobfolder import done_in_current_workspace
-from .objectives import Classification, Objective, check_model_outputs, objective_of
+from .objectives import Classification, Objective, objective_of
 
 logger = logging.getLogger("xpm_train.evaluate")
 

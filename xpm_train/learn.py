@@ -33,9 +33,9 @@ from .data.base import Dataset
 from .data.stream import Streaming
 from .augment import Augment
 from .distill import Distillation
-from .models import LoadWeights, Model
+from .models import LoadWeights, Model, check_model_outputs
 from .jobfolder import done_in_current_workspace
-from .objectives import Classification, Objective, ObjectiveError, check_model_outputs, objective_of
+from .objectives import Classification, Objective, ObjectiveError, objective_of
 from .optim import Optimizer, Schedule
 from .runtime import PreemptionFlag  # stdlib only: installed first thing in execute()
 from .hooks import Tracking, Trial

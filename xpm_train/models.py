@@ -13,6 +13,8 @@ model config which checkpoint :func:`build` must load.
 
 from __future__ import annotations
 
+import logging
+import os
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.base import DataInfo
+    from .objectives import Objective
+
+logger = logging.getLogger("xpm_train.models")
 
 
 class Model(Config):
@@ -220,3 +225,39 @@ BUILT: "weakref.WeakKeyDictionary[nn.Module, tuple[Model, DataInfo]]" = weakref.
 """The model config and DataInfo each network :func:`build` returned was built from (a
 training function's ``ctx.save_model`` saves its weights and the config's
 name, not the pickled module)"""
+
+
+def check_model_outputs(model: Model, objective: "Objective", data) -> None:
+    """Refuse, when the plan submits a Learn or an Evaluate, a ``model`` whose
+    output size does not fit ``objective`` on ``data``: the network is built
+    and run on PyTorch's ``meta`` device (no memory, no computation) for the
+    data's :meth:`~xpm_train.data.base.Dataset.schema`. Nothing is checked
+    when the data cannot describe itself without loading or the model cannot
+    run on ``meta`` (e.g. it loads a file): the job checks again when it starts."""
+    schema = data.schema()
+    if schema is None:
+        return
+    import torch
+
+    from .objectives import ObjectiveError
+
+    info = objective.describe(schema)
+    environment = dict(os.environ)
+    try:
+        with torch.device("meta"):
+            net = build(model, info).eval()
+            outputs = net(torch.empty((2, *info.shape)))
+    except ObjectiveError:
+        raise
+    except Exception as error:  # noqa: BLE001 - checked for sure when the job starts
+        logger.debug("%s: output size not checked at submit (%s: %s)", config_name(model),
+                     type(error).__name__, error)
+        return
+    finally:
+        # The meta device's first use makes torch's inductor write its default
+        # TORCHINDUCTOR_CACHE_DIR into os.environ: the plan's jobs would inherit
+        # it (and key another warm server than a plan that imported no torch).
+        if os.environ != environment:
+            os.environ.clear()
+            os.environ.update(environment)
+    objective.check_outputs(outputs, info, model)

@@ -23,23 +23,19 @@ kept on the device (no host synchronisation per step) and
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional
 
 from experimaestro import Config, Param, field
 
 from .checks import OneOf
+from .directions import CLASSIFICATION, RECONSTRUCTION, REGRESSION
 from .errors import UserError, config_name
-from .summary import MAXIMIZE, MINIMIZE, Direction
+from .summary import MINIMIZE, Direction
 
 if TYPE_CHECKING:
     import torch
 
     from .data.base import Arrays, DataInfo
-
-logger = logging.getLogger("xpm_train.objectives")
-
 
 
 class ObjectiveError(UserError, ValueError):
@@ -161,8 +157,7 @@ class Classification(Objective):
     """Cross-entropy over ``num_classes`` logits; score: accuracy (higher is better)."""
 
     score: ClassVar[str] = "accuracy"
-    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "accuracy": MAXIMIZE,
-                                                  "top5_accuracy": MAXIMIZE}  # top-5: Evaluate's
+    directions: ClassVar[dict[str, Direction]] = CLASSIFICATION
     targets: ClassVar[str] = "classes"
 
     def describe(self, arrays):
@@ -221,8 +216,7 @@ class Regression(Objective):
     (averaged over target values, as scikit-learn's ``r2_score``); score: mse."""
 
     score: ClassVar[str] = "mse"
-    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "mse": MINIMIZE, "mae": MINIMIZE,
-                                                  "r2": MAXIMIZE}
+    directions: ClassVar[dict[str, Direction]] = REGRESSION
     targets: ClassVar[str] = "values"
 
     criterion: Annotated[Param[str], OneOf("mse", "l1")] = field(default="mse", ignore_default=True)
@@ -270,7 +264,7 @@ class Reconstruction(Objective):
     [0, 1]); metrics loss and mse (of the reconstruction); score: mse."""
 
     score: ClassVar[str] = "mse"
-    directions: ClassVar[dict[str, Direction]] = {"loss": MINIMIZE, "mse": MINIMIZE}
+    directions: ClassVar[dict[str, Direction]] = RECONSTRUCTION
     targets: ClassVar[str] = "any"
 
     criterion: Annotated[Param[str], OneOf("mse", "bce")] = field(default="mse", ignore_default=True)
@@ -318,56 +312,8 @@ class Reconstruction(Objective):
         return f"one per input value, input shape {info.shape}"
 
 
-def check_model_outputs(model, objective: Objective, data) -> None:
-    """Refuse, when the plan submits a Learn or an Evaluate, a ``model`` whose
-    output size does not fit ``objective`` on ``data``: the network is built
-    and run on PyTorch's ``meta`` device (no memory, no computation) for the
-    data's :meth:`~xpm_train.data.base.Dataset.schema`. Nothing is checked
-    when the data cannot describe itself without loading or the model cannot
-    run on ``meta`` (e.g. it loads a file): the job checks again when it starts."""
-    schema = data.schema()
-    if schema is None:
-        return
-    import torch
-
-    from .models import build
-
-    info = objective.describe(schema)
-    environment = dict(os.environ)
-    try:
-        with torch.device("meta"):
-            net = build(model, info).eval()
-            outputs = net(torch.empty((2, *info.shape)))
-    except ObjectiveError:
-        raise
-    except Exception as error:  # noqa: BLE001 - checked for sure when the job starts
-        logger.debug("%s: output size not checked at submit (%s: %s)", config_name(model),
-                     type(error).__name__, error)
-        return
-    finally:
-        # The meta device's first use makes torch's inductor write its default
-        # TORCHINDUCTOR_CACHE_DIR into os.environ: the plan's jobs would inherit
-        # it (and key another warm server than a plan that imported no torch).
-        if os.environ != environment:
-            os.environ.clear()
-            os.environ.update(environment)
-    objective.check_outputs(outputs, info, model)
-
-
 def objective_of(config) -> Objective:
     """The objective of a Learn or Evaluate (Classification when not set)."""
     objective = getattr(config, "objective", None)
     return objective if objective is not None else Classification.C()
 
-
-def declared_directions() -> dict[str, Direction]:
-    """The metrics xpm-train's own objectives, distillation and training
-    functions declare, with their directions (what
-    :func:`xpm_train.summary.known_direction` knows by name)."""
-    from .custom import TrainingFunction
-    from .distill import Distillation
-
-    declared: dict[str, Direction] = {"objective": Direction.of(TrainingFunction.direction)}
-    for declaring in (Classification, Regression, Reconstruction, Distillation):
-        declared.update(declaring.directions)
-    return declared

@@ -284,9 +284,9 @@ def known_direction(metric: str) -> Optional[Direction]:
 
 @functools.cache
 def known_directions() -> dict[str, Direction]:
-    from .objectives import declared_directions
+    from .directions import DECLARED
 
-    return split_directions(declared_directions(), ("", *KNOWN_SPLITS), PARTS)
+    return split_directions(DECLARED, ("", *KNOWN_SPLITS), PARTS)
 
 
 KNOWN_SPLITS = ("train", "val", "eval", "test")
