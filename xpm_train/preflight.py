@@ -203,7 +203,7 @@ def install() -> None:
         cli.ExperimentHelper.run = short_user_errors(cli.ExperimentHelper.run)
     from .provenance import install_hooks
 
-    install_hooks()
+    install_hooks(params_file)
 
 
 install()

@@ -38,7 +38,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 logger = logging.getLogger("xpm_train.provenance")
 
@@ -174,14 +174,13 @@ def git_of(folder: str) -> tuple[str, str]:
 _plan_folder: list[str] = []
 
 
-def plan_folder() -> str:
-    """The folder of the plan's ``params.yaml`` (the working directory outside
-    a plan; :func:`use_plan_folder`'s); first called by the plan's thread,
-    where the command's context is."""
-    from .preflight import params_file
-
+def plan_folder(params_file: Optional[Callable[[], str]] = None) -> str:
+    """The folder of the plan's ``params.yaml`` (the file ``params_file()``
+    names: :func:`xpm_train.preflight.params_file` in a plan; the working
+    directory when it does not exist; :func:`use_plan_folder`'s); first called
+    by the plan's thread, where the command's context is."""
     if not _plan_folder:
-        source = Path(params_file())
+        source = Path(params_file() if params_file is not None else "params.yaml")
         _plan_folder.append(str(source.resolve().parent if source.exists() else Path.cwd()))
     return _plan_folder[0]
 
@@ -295,8 +294,10 @@ def check_reuse(job: Any) -> Optional[str]:
     return message
 
 
-def install_hooks() -> None:
-    """Check every submitted job's code, record every started job's plan part."""
+def install_hooks(params_file: Optional[Callable[[], str]] = None) -> None:
+    """Check every submitted job's code, record every started job's plan part
+    (``params_file``: the plan's YAML file, for :func:`plan_folder`; given by
+    :mod:`xpm_train.preflight`, which owns run-experiment's command line)."""
     from experimaestro.commandline import CommandLineJob
     from experimaestro.scheduler.experiment import experiment
 
@@ -304,7 +305,7 @@ def install_hooks() -> None:
         original_submit = experiment.submit
 
         def submit(self, job):
-            plan_folder()  # here, in the plan's thread; jobs are prepared in the scheduler's
+            plan_folder(params_file)  # here, in the plan's thread; jobs are prepared in the scheduler's
             check_reuse(job)
             return original_submit(self, job)
 
