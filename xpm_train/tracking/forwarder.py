@@ -131,6 +131,24 @@ def process_start(pid: int) -> str | None:
 # --- The forwarder
 
 
+def give_up_event(events_path: Path, uri: str, folder: Path, reason: str) -> None:
+    """The one warning of a job whose MLflow mirror stopped."""
+    from ..jobfolder import METRICS, workspace_of
+    from ..metrics import append_event
+
+    message = (f"MLflow ({uri}) {reason}. Training goes on; metrics are complete in "
+               f"{folder / METRICS}. Push them later with "
+               f"`xpm-train mlflow sync --workdir {workspace_of(folder)}`")
+    logger.warning(message)
+    append_event(events_path, {"event": "warning", "time": time.time(), "source": "mlflow",
+                               "message": message})
+
+
+def first_line(error: BaseException | None) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
 class Job:
     """One entry: its run, what was forwarded, what is pending."""
 
@@ -271,8 +289,6 @@ class Job:
 
     def _attempt(self, what: str, action: Callable[[], Any]) -> Any:
         """``action()`` with retries; on final failure, give MLflow up for this job."""
-        from .mlflow_sink import first_line, give_up_event
-
         error: BaseException | None = None
         attempt = 0
         while True:

@@ -18,7 +18,6 @@ on. ``xpm-train mlflow sync`` later pushes what is missing.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -27,10 +26,9 @@ from typing import Any
 from experimaestro import Meta, field
 
 from ..hooks import Tracking
-from ..jobfolder import EVENTS, METRICS, workspace_of
+from ..jobfolder import EVENTS, workspace_of
 from ..metrics import append_event
 
-logger = logging.getLogger("xpm_train.tracking")
 
 class MLflowTracking(Tracking):
     """Mirror every task's metrics, identity and results to MLflow."""
@@ -136,19 +134,4 @@ class MLflowSink:
 
 SETTINGS = ("tracking_uri", "experiment_id", "experiment_name", "plots", "log_checkpoints")
 """Fields of MLflowTracking the forwarder needs"""
-
-
-def give_up_event(events_path: Path, uri: str, folder: Path, reason: str) -> None:
-    """The one warning of a job whose MLflow mirror stopped."""
-    message = (f"MLflow ({uri}) {reason}. Training goes on; metrics are complete in "
-               f"{folder / METRICS}. Push them later with "
-               f"`xpm-train mlflow sync --workdir {workspace_of(folder)}`")
-    logger.warning(message)
-    append_event(events_path, {"event": "warning", "time": time.time(), "source": "mlflow",
-                               "message": message})
-
-
-def first_line(error: BaseException | None) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else ""
 
