@@ -27,15 +27,7 @@ import xpm_train
 PACKAGE = Path(xpm_train.__file__).parent
 
 KNOWN_CIRCLES: dict[tuple[str, str], str] = {
-    # The circle of the ten core modules (budget, context, custom, distill, models,
-    # objectives, reporting, runtime, summary, trained), fixed by its own item: these
-    # four back edges (the one smallest set whose cut leaves no circle) close it.
-    ("xpm_train.summary", "xpm_train.objectives"):
-        "known_directions() asks objectives for the declared directions of its metrics",
-    ("xpm_train.objectives", "xpm_train.custom"):
-        "declared_directions() reads TrainingFunction.direction",
-    ("xpm_train.models", "xpm_train.objectives"):
-        "image_shape() raises objectives' ObjectiveError",
+    # What remains of the core modules' circle (models <-> trained), fixed by its own item:
     ("xpm_train.models", "xpm_train.trained"):
         "SavedModel.module() loads the network with trained.network and NoTrainedModel",
 }
