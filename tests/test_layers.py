@@ -26,11 +26,7 @@ import xpm_train
 
 PACKAGE = Path(xpm_train.__file__).parent
 
-KNOWN_CIRCLES: dict[tuple[str, str], str] = {
-    # What remains of the core modules' circle (models <-> trained), fixed by its own item:
-    ("xpm_train.models", "xpm_train.trained"):
-        "SavedModel.module() loads the network with trained.network and NoTrainedModel",
-}
+KNOWN_CIRCLES: dict[tuple[str, str], str] = {}
 """Import edges (importer, imported) that close a circle whose fix is another
 item's, with why each exists: cut from the walk (so any other circle fails),
 and :func:`test_the_known_circles_still_exist` fails when one is gone."""

@@ -52,6 +52,13 @@ class Model(Config):
         no result beyond floating-point rounding."""
         return False
 
+    def build(self, data: "DataInfo") -> "nn.Module":
+        """Its network for ``data`` as Learn builds it (:func:`build`: the
+        weights an init task attached, the layout): how
+        :func:`xpm_train.trained.rebuild` rebuilds a trained job's network
+        without knowing the kinds of model config (one method, not overridden)."""
+        return build(self, data)
+
 
 class MLP(Model):
     """A multi-layer perceptron on flattened pixels."""

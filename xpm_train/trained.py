@@ -171,15 +171,15 @@ def load_definition(definition: dict[str, Any], what: str) -> Any:
 
 
 def rebuild(model: Any, info: Optional["DataInfo"], weights: dict[str, Any], what: str) -> "nn.Module":
-    """The network of a model config with ``weights``: a :class:`~xpm_train.models.Model`
-    is built for ``info`` (as Learn builds it); a LightningFit's ModuleConfig
-    builds its LightningModule. A module that ``module()`` imports and Python
-    cannot find is a one-line error starting with ``what``."""
+    """The network of a model config with ``weights``, as the config builds
+    it (its ``build(info)``): a :class:`~xpm_train.models.Model` for ``info``
+    (as Learn builds it), a LightningFit's ModuleConfig its LightningModule.
+    A module that ``module()`` imports and Python cannot find is a one-line
+    error starting with ``what``."""
     from .errors import code_not_found
-    from .models import Model, build
 
     try:
-        net = build(model, info) if isinstance(model, Model) else model.module()
+        net = model.build(info)
     except ModuleNotFoundError as error:
         raise code_not_found(error, what) from None
     net.load_state_dict(weights)

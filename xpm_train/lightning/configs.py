@@ -74,6 +74,12 @@ class ModuleConfig(Config):
         """A freshly built LightningModule (called in the task process)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement module()")
 
+    def build(self, data=None) -> "lightning.LightningModule":
+        """Its LightningModule (:meth:`module`; ``data`` unused), as a model
+        config's :meth:`~xpm_train.models.Model.build`: how
+        :func:`xpm_train.trained.rebuild` rebuilds a LightningFit's network."""
+        return self.module()
+
 
 class DataModuleConfig(Config):
     """A LightningDataModule (interface): declare its constructor arguments as
