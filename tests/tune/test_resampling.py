@@ -70,3 +70,24 @@ def test_a_plan_killed_mid_study_then_run_again_draws_new_configurations(tmp_pat
     assert len(rows) >= 6 and all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
     assert len(configurations(rows)) == len(rows), [r["params"] for r in rows]
     assert set(learn_jobs(workdir).values()) == {1}  # nothing trained twice
+
+
+def test_a_trial_whose_driver_died_before_recording_itself_is_adopted(tmp_path):
+    """A plan killed between Optuna's ``ask()`` and the trial's ``driver``
+    attribute (seen in the chaos test) left a RUNNING trial that no driver
+    adopted: it stayed RUNNING for good. The next run claims and runs it."""
+    import optuna
+
+    from xpm_train.tune.storage import journal_path, list_studies, open_storage
+
+    workdir = tmp_path / "ws"
+    first = run_experiment(write_params(tmp_path, n_trials=2, **RANDOM_PHASE), workdir)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (name,) = list_studies(workdir)
+    orphan = optuna.load_study(study_name=name, storage=open_storage(journal_path(workdir, name))).ask()
+    again = run_experiment(write_params(tmp_path, n_trials=3, **RANDOM_PHASE), workdir)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    rows = trials(workdir)
+    assert len(rows) == 3 and all(r["state"] in ("COMPLETE", "PRUNED") for r in rows), rows
+    assert rows[orphan.number]["job"], rows[orphan.number]  # run by the second run's driver
+    assert set(learn_jobs(workdir).values()) == {1} and len(learn_jobs(workdir)) == 3

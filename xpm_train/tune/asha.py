@@ -192,6 +192,7 @@ class Ladder:
         again; a top rung recorded but not told is told."""
         import optuna
 
+        self.loop.claim_orphans()
         for trial in self.ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if not self.ours(trial):
                 continue
@@ -219,8 +220,7 @@ class Ladder:
             return promoted
         if self.loop.started() >= n_trials:
             return None
-        trial = self.ostudy.ask()
-        trial.set_user_attr("driver", self.loop.lock.id)
+        trial = self.loop.new_trial()
         return trial.number, self.loop.trial_id(trial.number), self.loop.study.space.sample(trial), self.asha.rungs[0]
 
     def promotion(self) -> Optional[tuple[int, int, dict[str, Any], int]]:

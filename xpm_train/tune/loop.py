@@ -97,15 +97,36 @@ class Loop:
         return sum(t.state != waiting for t in self.ostudy.get_trials(deepcopy=False))
 
     def ask(self) -> None:
-        trial = self.ostudy.ask()
-        trial.set_user_attr("driver", self.lock.id)  # first: an interrupted trial can be adopted
+        trial = self.new_trial()
         values = self.study.space.sample(trial)
         self.launch(trial.number, self.trial_id(trial.number), values)
+
+    def new_trial(self):
+        """A new trial, recorded as this driver's before anything else (so that an
+        interrupted trial can be adopted), in one hold of the submit lock: a
+        RUNNING trial that another driver sees without a driver is one whose
+        driver died between the two writes (:meth:`claim_orphans`)."""
+        with self.lock.submitting():
+            trial = self.ostudy.ask()
+            trial.set_user_attr("driver", self.lock.id)
+        return trial
+
+    def claim_orphans(self) -> None:
+        """Make this driver the driver of the RUNNING trials that have none (their
+        driver was killed between asking and recording itself: seen in the chaos
+        test, a trial left RUNNING for good): they are then adopted as interrupted."""
+        import optuna
+
+        with self.lock.submitting():
+            for frozen in self.ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                if "driver" not in frozen.user_attrs:
+                    self.storage.set_trial_user_attr(self.trial_id(frozen.number), "driver", self.lock.id)
 
     def adopt_interrupted(self) -> None:
         """Submit again the RUNNING trials of drivers that no longer run."""
         import optuna
 
+        self.claim_orphans()
         for frozen in self.ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             driver = frozen.user_attrs.get("driver")
             if driver is None or not self.lock.take(driver):
