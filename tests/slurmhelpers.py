@@ -191,20 +191,10 @@ def settle_queue(wait: float = 15, cancelled_wait: float = 30) -> None:
     cluster and holds its node until slurmctld gives up on it (seen in a full
     Slurm run: a 2-rank LightningFit's job held the CI node 4 min after the
     2-node test's restart, and the next test's jobs waited)."""
-    def listed() -> list[str]:
-        out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
-        return out.stdout.split() if out.returncode == 0 else []
-
-    deadline = time.monotonic() + wait
-    while (jobs := listed()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if not jobs:
-        return
-    subprocess.run(["scancel", *jobs], capture_output=True, timeout=30)
-    deadline = time.monotonic() + cancelled_wait
-    while listed() and time.monotonic() < deadline:
-        time.sleep(0.5)
-
+    jobs = [row.split()[0] for row in queue_after(wait)]
+    if jobs:
+        subprocess.run(["scancel", *jobs], capture_output=True, timeout=30)
+        queue_after(cancelled_wait)
 
 
 def left_in_queue(wait: float = 90) -> str:
@@ -214,16 +204,24 @@ def left_in_queue(wait: float = 90) -> str:
     script ended while slurmctld was down stays COMPLETING until its node's slurmd
     tells the restarted controller (seen in CI: 3 time-limit jobs still CG when
     their plan had ended). COMPLETING rows are left out: those jobs have ended."""
+    listed = queue_after(wait)
+    if listed:
+        print("still in the queue after", wait, "s:", listed)
+    return "\n".join(row for row in listed if row.split()[1] != "COMPLETING")
+
+
+def queue_after(wait: float) -> list[str]:
+    """The ``squeue`` rows (ID, state, name, reason) once the queue is empty or
+    ``wait`` s have passed ([] when Slurm does not answer)."""
     def rows() -> list[str]:
-        out = run(["squeue", "-h", "-o", "%i %T %j %R"]).stdout
-        return [line.strip() for line in out.splitlines() if line.strip()]
+        out = subprocess.run(["squeue", "-h", "-o", "%i %T %j %R"], capture_output=True, text=True, timeout=30)
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
     deadline = time.monotonic() + wait
     while (listed := rows()) and time.monotonic() < deadline:
         time.sleep(0.5)
-    if listed:
-        print("still in the queue after", wait, "s:", listed)
-    return "\n".join(row for row in listed if row.split()[1] != "COMPLETING")
+    return listed
+
 
 # --- faults as a cluster delivers them (tests/reliability/test_slurm_faults.py,
 # tests/launchers/test_pool_faults.py)

@@ -46,7 +46,6 @@ watches is :class:`.slurmprocess.WatchedSlurmLauncher`.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import subprocess
 import threading
@@ -283,9 +282,8 @@ class SlurmWatcher(threading.Thread):
         """The jobs of ``jobs`` that left the queue without a marker, with sacct's word on them."""
         if not jobs:
             return {}
-        # -r: one line per array task (123_4), pending ones included
-        queued = set(self.command("squeue", "-h", "-r", "-o", "%i", "-u", getpass.getuser()).split())
-        gone = [w for w in jobs if w.jobid not in queued]
+        listed = queued(self.binpath, fresh=0)  # one line per array task (123_4), pending ones included
+        gone = [w for w in jobs if w.jobid not in listed]
         ended = {w.jobid: e for w in gone if (e := marker_ending(w.folder))}  # ended meanwhile
         gone = [w for w in gone if w.jobid not in ended]
         states, nodes = {}, {}
